@@ -1,0 +1,39 @@
+"""Training losses. Each takes the model, a clean batch and a generator, and returns a scalar."""
+
+from __future__ import annotations
+
+import torch
+
+from .precond import append_dims
+from .schedule import sample_log_normal_sigma
+
+
+def drop_tags(tags: torch.Tensor | None, p_uncond: float, generator: torch.Generator):
+    """Classifier-free-guidance dropout: zero every tag of a row with probability ``p_uncond``."""
+    if tags is None or p_uncond <= 0:
+        return tags
+    keep = torch.rand(tags.shape[0], generator=generator) >= p_uncond  # [B]
+    return tags * keep.to(tags.device)[:, None].long()
+
+
+def edm_loss(model, x0: torch.Tensor, tags: torch.Tensor | None, generator: torch.Generator, *,
+             p_uncond: float = 0.0, p_mean: float = -1.2, p_std: float = 1.2) -> torch.Tensor:
+    """The EDM denoising loss (Karras et al. 2022, eq. 8 with Table 1's choices).
+
+    1. ln(sigma) ~ N(p_mean, p_std^2);  2. x = x0 + sigma z;
+    3. loss = lambda(sigma) ||D(x, sigma) - x0||^2 with lambda = (sigma^2 + sd^2) / (sigma sd)^2.
+
+    Shapes: x0 ``[B, M, T]``, tags ``[B, K]`` or None.
+    """
+    b, device = x0.shape[0], x0.device
+    sd = _unwrap(model).sigma_data
+    sigma = sample_log_normal_sigma(b, p_mean, p_std, generator, device)  # 1.
+    z = torch.randn(x0.shape, generator=generator).to(device)
+    x = x0 + append_dims(sigma, x0.ndim) * z  # 2.
+    d = model(x, sigma, drop_tags(tags, p_uncond, generator))
+    weight = append_dims((sigma**2 + sd**2) / (sigma * sd) ** 2, x0.ndim)  # 3.
+    return (weight * (d - x0) ** 2).mean()
+
+
+def _unwrap(model):
+    return getattr(model, "module", model)
