@@ -1,0 +1,44 @@
+"""Command-line entry points that reproduce the shipped checkpoints.
+
+    python -m ditto2_nb.cli train-teacher --preset laptop            # conditional teacher
+    python -m ditto2_nb.cli train-teacher --preset laptop --uncond   # unconditional teacher
+
+Training resumes from its checkpoint in ``$DITTO2_CACHE/runs`` (default ``~/.cache/ditto2_nb``)
+when interrupted; with ``torchrun --nproc_per_node N -m ditto2_nb.cli ...`` it runs data-parallel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .checkpoints import CheckpointError
+from .config import PRESETS
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m ditto2_nb.cli", description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train-teacher", help="train (or resume) an EDM teacher")
+    t.add_argument("--preset", default="laptop", choices=sorted(PRESETS))
+    t.add_argument("--uncond", action="store_true", help="unconditional-only model")
+    t.add_argument("--steps", type=int, default=None, help="override the preset's step count")
+    t.add_argument("--out", default=None, help="exported file (default: ditto2_nb/assets/...)")
+    t.add_argument("--work-dir", default=None, help="where the resumable checkpoint lives")
+    t.add_argument("--no-progress", action="store_true")
+    a = ap.parse_args(argv)
+    if a.steps is not None and a.steps <= 0:
+        ap.error("--steps must be positive")
+    try:
+        if a.command == "train-teacher":
+            from .teacher import train_teacher
+
+            path = train_teacher(a.preset, a.out, conditional=not a.uncond, steps=a.steps,
+                                 progress=not a.no_progress, work_dir=a.work_dir)
+            print(f"wrote {path}")
+    except (CheckpointError, FloatingPointError, ValueError) as e:
+        sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""Quality metrics: Frechet distance with a named embedder, and an attribute classifier.
+
+Every Frechet distance is reported together with the embedder that produced the features, because
+the number means nothing without it. ``normalised_fd`` puts a model between two references measured
+the same way: real data vs real data (0, the floor) and a trivial baseline (1, the ceiling).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def mel_stats_embedding(mels: torch.Tensor) -> torch.Tensor:
+    """The "mel-stats" embedder: per-bin mean and std over time. ``[B, M, T] -> [B, 2M]``."""
+    return torch.cat([mels.mean(-1), mels.std(-1)], dim=1)
+
+
+EMBEDDERS = {"mel-stats": mel_stats_embedding}
+
+
+def frechet_distance(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:
+    """Frechet distance between Gaussians fitted to two feature sets ``[N, D]``.
+
+    FD = |mu_a - mu_b|^2 + tr(C_a + C_b - 2 (C_a C_b)^(1/2)).
+    """
+    a, b = feats_a.double().cpu().numpy(), feats_b.double().cpu().numpy()
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError("Frechet distance needs at least 2 examples per set")
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    c_a, c_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = scipy.linalg.sqrtm(c_a @ c_b)
+    if np.iscomplexobj(covmean):
+        covmean = covmean.real
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(c_a + c_b - 2 * covmean))
+
+
+def trivial_baseline(mels: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
+    """The ceiling: the data's average spectrum (per bin and frame) plus Gaussian noise of the
+    data's per-bin std. ``[N, M, T] -> [n, M, T]``."""
+    gen = torch.Generator().manual_seed(seed)
+    mean = mels.mean(0, keepdim=True)
+    std = mels.std(dim=(0, 2), keepdim=True)
+    return (mean + std * torch.randn((n,) + mels.shape[1:], generator=gen)).clamp(-1, 1)
+
+
+@dataclass
+class FDReport:
+    """A model's FD next to the floor and ceiling, all with the same embedder."""
+
+    embedder: str
+    model: float
+    floor: float  # data half A vs half B
+    ceiling: float  # trivial baseline vs held-out
+
+    @property
+    def normalised(self) -> float:
+        return (self.model - self.floor) / (self.ceiling - self.floor)
+
+    def as_dict(self) -> dict:
+        return {"embedder": self.embedder, "fd_model": self.model, "fd_floor": self.floor,
+                "fd_ceiling": self.ceiling, "fd_norm": self.normalised}
+
+
+def fd_report(samples: torch.Tensor, heldout: torch.Tensor, reference: torch.Tensor,
+              embedder: str = "mel-stats") -> FDReport:
+    """FD of ``samples`` to ``heldout``; floor = ``reference`` (another real set of the same size)
+    vs ``heldout``; ceiling = trivial baseline (from ``reference``) vs ``heldout``."""
+    embed = EMBEDDERS[embedder]
+    n = len(samples)
+    h = embed(heldout)
+    return FDReport(
+        embedder,
+        frechet_distance(embed(samples), h),
+        frechet_distance(embed(reference[:n]), h),
+        frechet_distance(embed(trivial_baseline(reference, n)), h),
+    )
+
+
+# ----------------------------------------------------------------------------- attribute classifier
+
+
+class AttributeClassifier(nn.Module):
+    """A small conv net that predicts every tag field of a mel ``[B, M, T]``."""
+
+    def __init__(self, n_mels: int, vocab: tuple[int, ...], width: int = 96):
+        super().__init__()
+        self.vocab = tuple(vocab)
+        self.body = nn.Sequential(
+            nn.Conv1d(n_mels, width, 5, padding=2), nn.GELU(),
+            nn.Conv1d(width, width, 5, stride=2, padding=2), nn.GELU(),
+            nn.Conv1d(width, width, 5, stride=2, padding=2), nn.GELU(),
+        )
+        self.heads = nn.ModuleList(nn.Linear(2 * width, n) for n in self.vocab)
+
+    def forward(self, mels: torch.Tensor) -> list[torch.Tensor]:
+        h = self.body(mels)
+        pooled = torch.cat([h.mean(-1), h.amax(-1)], dim=1)
+        return [head(pooled) for head in self.heads]
+
+
+def train_attribute_classifier(mels: torch.Tensor, tags: torch.Tensor, vocab: tuple[int, ...], *,
+                               steps: int = 400, batch: int = 64, seed: int = 0,
+                               lr: float = 2e-3) -> AttributeClassifier:
+    """Fit the classifier on real data (tags ``[N, K]``, values in 1..vocab-1)."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    clf = AttributeClassifier(mels.shape[1], vocab)
+    opt = torch.optim.Adam(clf.parameters(), lr=lr)
+    for _ in range(steps):
+        idx = torch.randint(len(mels), (batch,), generator=gen)
+        logits = clf(mels[idx])
+        loss = sum(F.cross_entropy(lg, tags[idx, k]) for k, lg in enumerate(logits))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return clf.eval()
+
+
+@torch.no_grad()
+def attribute_accuracy(clf: AttributeClassifier, mels: torch.Tensor,
+                       tags: torch.Tensor) -> list[float]:
+    """Per-field accuracy of ``clf`` on ``mels`` against ``tags`` ``[N, K]``."""
+    logits = clf(mels)
+    return [float((lg.argmax(-1) == tags[:, k]).float().mean()) for k, lg in enumerate(logits)]

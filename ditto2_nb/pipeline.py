@@ -1,0 +1,208 @@
+"""The notebook pipeline: run the chapters with papermill, render HTML, collect numbers.
+
+``python -m ditto2_nb.pipeline --preset laptop --out build`` executes every notebook of the tour in
+dependency order into ``build/``, renders each to HTML, and writes ``build/summary.md`` with the
+numbers each notebook recorded (``record``) and the WAV files it wrote. The tests run the same
+pipeline on the ``ci`` preset and read the numbers back.
+
+Inside a notebook::
+
+    ctx = setup(PRESET, SEED, DEVICE, ARTIFACTS_DIR)   # checks parameters, seeds, plotly renderer
+    record("teacher_fd_norm", 0.08, ctx)              # a number the tests and summary read back
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import Preset, get_preset, resolve_device
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# The tour, in dependency order (later notebooks may use artifacts of earlier ones).
+TOUR = [
+    "notebooks/01_audio_and_data.ipynb",
+]
+
+
+class ParameterError(ValueError):
+    """A notebook parameter with a wrong value; the message says which and what is allowed."""
+
+
+@dataclass
+class Context:
+    """What a notebook's setup cell returns."""
+
+    preset: Preset
+    seed: int
+    device: torch.device
+    artifacts: Path
+    ci: bool
+
+    def path(self, name: str) -> Path:
+        """A file in this notebook's artifacts folder (created on demand)."""
+        self.artifacts.mkdir(parents=True, exist_ok=True)
+        return self.artifacts / name
+
+
+def setup(preset: str = "laptop", seed: int = 0, device: str = "auto",
+          artifacts_dir: str = "artifacts", **knobs) -> Context:
+    """Validate the standard notebook parameters, seed everything, configure headless output.
+
+    Extra keyword arguments are task knobs; any that is None or negative is reported clearly.
+    """
+    try:
+        p = get_preset(str(preset))
+    except ValueError as e:
+        raise ParameterError(f"PRESET: {e}") from None
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ParameterError(f"SEED must be a non-negative integer, got {seed!r}")
+    try:
+        dev = resolve_device(device)
+    except RuntimeError as e:
+        raise ParameterError(f"DEVICE {device!r} is not a valid torch device ({e}); use 'auto', "
+                             "'cpu' or 'cuda'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ParameterError("DEVICE='cuda' but no CUDA device is available; use 'auto' or 'cpu'")
+    for name, value in knobs.items():
+        if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)
+                             and value < 0):
+            raise ParameterError(f"{name} must be a non-negative number, got {value!r}")
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    _headless_plotly()
+    return Context(p, seed, dev, Path(artifacts_dir), ci=_in_ci())
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _headless_plotly() -> None:
+    import plotly.io as pio
+
+    renderer = os.environ.get("PLOTLY_RENDERER")
+    if renderer:
+        pio.renderers.default = renderer
+    elif "ipykernel" in sys.modules:
+        pio.renderers.default = "notebook_connected+plotly_mimetype"
+
+
+def record(key: str, value, ctx: Context) -> None:
+    """Store a number (or short string/list) in the notebook's ``metrics.json``."""
+    path = ctx.path("metrics.json")
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data[key] = value
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def read_metrics(artifacts: str | Path) -> dict:
+    path = Path(artifacts) / "metrics.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def artifacts_dir(out: Path, notebook: str) -> Path:
+    return out / "artifacts" / Path(notebook).stem
+
+
+def run_notebook(notebook: str, preset: str, out: str | Path, *, parameters: dict | None = None,
+                 html: bool = True, root: Path = ROOT) -> Path:
+    """Execute one notebook with papermill into ``out`` (and render HTML); returns its path."""
+    import papermill as pm
+
+    out = Path(out).resolve()
+    src = root / notebook
+    if not src.is_file():
+        raise FileNotFoundError(f"no notebook {src}")
+    dst = out / Path(notebook).name
+    params = {"PRESET": preset, "ARTIFACTS_DIR": str(artifacts_dir(out, notebook))}
+    params |= parameters or {}
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        pm.execute_notebook(str(src), str(dst), parameters=params, kernel_name="python3",
+                            cwd=str(src.parent), progress_bar=False, log_output=False)
+    except pm.PapermillExecutionError as e:
+        raise RuntimeError(f"{notebook} failed in cell {e.exec_count}: {e.ename}: {e.evalue}. "
+                           f"The executed notebook with the traceback is {dst}") from None
+    if html:
+        render_html(dst)
+    return dst
+
+
+def render_html(ipynb: Path) -> Path:
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(str(ipynb), as_version=4))
+    target = ipynb.with_suffix(".html")
+    target.write_text(body, encoding="utf-8")
+    return target
+
+
+def run_tour(preset: str, out: str | Path, notebooks: list[str] | None = None,
+             parameters: dict | None = None) -> Path:
+    """Run ``notebooks`` (default: the tour) in order and write ``summary.md``."""
+    out = Path(out).resolve()
+    rows = []
+    for nb in notebooks or TOUR:
+        t0 = time.perf_counter()
+        print(f"[ditto2_nb] running {nb} on preset {preset!r} ...", flush=True)
+        run_notebook(nb, preset, out, parameters=parameters)
+        rows.append((nb, time.perf_counter() - t0, read_metrics(artifacts_dir(out, nb))))
+    return write_summary(out, preset, rows)
+
+
+def write_summary(out: Path, preset: str, rows) -> Path:
+    lines = [f"# ditto2_nb tour, preset `{preset}`", "",
+             f"Machine: {os.cpu_count()} CPU cores, "
+             f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU'}",
+             "", "| notebook | seconds | recorded numbers |", "|---|---|---|"]
+    for nb, secs, metrics in rows:
+        shown = ", ".join(f"{k}={_fmt(v)}" for k, v in metrics.items() if not isinstance(v, list))
+        lines.append(f"| {Path(nb).stem} | {secs:.0f} | {shown} |")
+    wavs = sorted(p.relative_to(out) for p in out.rglob("*.wav"))
+    lines += ["", f"WAV files ({len(wavs)}):", ""] + [f"- {w}" for w in wavs]
+    path = out / "summary.md"
+    path.write_text("\n".join(lines) + "\n")
+    print(f"[ditto2_nb] wrote {path}")
+    return path
+
+
+def _fmt(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--preset", default="laptop", help="ci, laptop (default) or gpu")
+    ap.add_argument("--out", default="build", help="output folder")
+    ap.add_argument("notebooks", nargs="*", help="subset of the tour (default: all)")
+    a = ap.parse_args(argv)
+    try:
+        get_preset(a.preset)
+    except ValueError as e:
+        ap.error(str(e))
+    try:
+        run_tour(a.preset, a.out, a.notebooks or None)
+    except (RuntimeError, FileNotFoundError) as e:
+        sys.exit(f"[ditto2_nb] {e}")
+
+
+if __name__ == "__main__":
+    main()

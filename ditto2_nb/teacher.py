@@ -1,0 +1,129 @@
+"""The teacher: an EDM diffusion model on mels, trained on the procedural music.
+
+One line loads the shipped model::
+
+    teacher = load_teacher()            # laptop preset, conditional, from ditto2_nb/assets/
+
+and one command reproduces it (about 15 minutes on 2 CPU cores)::
+
+    python -m ditto2_nb.cli train-teacher --preset laptop
+
+Conditioning: a few tags per clip (instrument, tempo, mode, drums, dynamics), each an index with 0
+meaning "no tag", dropped together with probability ``p_uncond`` so that one network is both
+conditional and unconditional (classifier-free guidance).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from . import checkpoints as ckpt
+from . import data
+from .config import NetConfig, Preset, from_dict, get_preset, to_dict
+from .losses import edm_loss
+from .networks import Denoiser, count_parameters
+from .train import fit, export_ema
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+
+
+def cache_dir() -> Path:
+    """Where models trained on the fly (ci preset, retrains) are kept."""
+    return Path(os.environ.get("DITTO2_CACHE", Path.home() / ".cache" / "ditto2_nb"))
+
+
+def shipped_path(kind: str, preset: str = "laptop") -> Path:
+    return ASSETS / f"{kind}_{preset}.safetensors"
+
+
+def tag_vocab() -> tuple[int, ...]:
+    """Classes per tag field, each including index 0 = "no tag"."""
+    return tuple(len(v) + 1 for v in data.TAG_FIELDS.values())
+
+
+def teacher_net_config(preset: Preset, conditional: bool = True) -> NetConfig:
+    return dataclasses.replace(preset.net, n_mels=preset.mel.n_mels,
+                               tag_vocab=tag_vocab() if conditional else ())
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> Denoiser:
+    """Rebuild a :class:`Denoiser` from a shipped/exported file alone (EMA weights, float32)."""
+    tensors, meta = ckpt.read(path)
+    if "net" not in meta:
+        raise ckpt.CheckpointError(f"{path} has no network config in its metadata; it is not a "
+                                   "ditto2_nb model file")
+    model = Denoiser(from_dict(NetConfig, meta["net"]))
+    ckpt.load_state(model, tensors, path)
+    model.meta = meta
+    return model.to(device).eval().requires_grad_(False)
+
+
+def load_teacher(preset: str = "laptop", conditional: bool = True, *, device="cpu",
+                 retrain: bool = False, progress: bool = False) -> Denoiser:
+    """The teacher for ``preset``: the shipped file when there is one, else trained and cached."""
+    kind = "teacher" if conditional else "teacher_uncond"
+    path = shipped_path(kind, preset)
+    if retrain or not path.exists():
+        path = cache_dir() / f"{kind}_{preset}.safetensors"
+        if retrain or not path.exists():
+            train_teacher(preset, path, conditional=conditional, progress=progress)
+    return load_model(path, device)
+
+
+def training_data(preset: Preset) -> data.MelDataset:
+    return data.procedural_dataset(preset.mel, preset.data.n_train, preset.data.seed)
+
+
+def heldout_data(preset: Preset) -> data.MelDataset:
+    """Held-out clips: seeds far from the training range."""
+    return data.procedural_dataset(preset.mel, preset.data.n_heldout, 10_000_000 + preset.data.seed)
+
+
+def train_teacher(preset: str | Preset = "laptop", out: str | Path | None = None, *,
+                  conditional: bool = True, steps: int | None = None, progress: bool = True,
+                  work_dir: str | Path | None = None) -> Path:
+    """Train a teacher on the preset's procedural data; resumable; returns the exported file.
+
+    The training checkpoint (weights, EMA, optimiser, loss history) lives in ``work_dir`` and is
+    resumed from when it exists, so an interrupted run continues where it stopped.
+    """
+    p = get_preset(preset) if isinstance(preset, str) else preset
+    kind = "teacher" if conditional else "teacher_uncond"
+    out = Path(out) if out else shipped_path(kind, p.name)
+    tcfg = p.train if steps is None else dataclasses.replace(p.train, steps=steps)
+    net_cfg = teacher_net_config(p, conditional)
+    ds = training_data(p)
+    mels = ds.mels
+    tags = data.tags_tensor(ds.labels) if conditional else None
+    torch.manual_seed(tcfg.seed)
+    model = Denoiser(net_cfg)
+
+    def loss_fn(model, gen, step):
+        idx = torch.randint(len(mels), (tcfg.batch_size,), generator=gen)
+        return edm_loss(model, mels[idx], None if tags is None else tags[idx], gen,
+                        p_uncond=tcfg.p_uncond)
+
+    meta = {"kind": kind, "preset": p.name, "net": to_dict(net_cfg), "train": to_dict(tcfg),
+            "mel": to_dict(p.mel), "data": to_dict(p.data)}
+    work = Path(work_dir) if work_dir else cache_dir() / "runs"
+    t0 = time.time()
+    ema, hist = fit(model, loss_fn, tcfg, work / f"{kind}_{p.name}.train.safetensors",
+                    meta=meta, progress=progress)
+    card = {**meta, "steps": tcfg.steps, "train_seconds": round(hist.seconds, 1),
+            "parameters": count_parameters(model), "machine": machine(),
+            "data_description": f"{len(mels)} procedural clips (seed {p.data.seed}), "
+                                f"{p.mel.frames} frames of {p.mel.n_mels} mels",
+            "history": hist.to_dict(), "wall_seconds_this_call": round(time.time() - t0, 1)}
+    export_ema(out, ema.model, card)
+    return out
+
+
+def machine() -> str:
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
+    return f"{os.cpu_count()} CPU cores ({platform.machine()}), {gpu}, torch {torch.__version__}"
