@@ -17,7 +17,8 @@ def drop_tags(tags: torch.Tensor | None, p_uncond: float, generator: torch.Gener
 
 
 def edm_loss(model, x0: torch.Tensor, tags: torch.Tensor | None, generator: torch.Generator, *,
-             p_uncond: float = 0.0, p_mean: float = -1.2, p_std: float = 1.2) -> torch.Tensor:
+             p_uncond: float = 0.0, p_mean: float = -1.2, p_std: float = 1.2,
+             sigma_data: float | None = None) -> torch.Tensor:
     """The EDM denoising loss (Karras et al. 2022, eq. 8 with Table 1's choices).
 
     1. ln(sigma) ~ N(p_mean, p_std^2);  2. x = x0 + sigma z;
@@ -26,7 +27,7 @@ def edm_loss(model, x0: torch.Tensor, tags: torch.Tensor | None, generator: torc
     Shapes: x0 ``[B, M, T]``, tags ``[B, K]`` or None.
     """
     b, device = x0.shape[0], x0.device
-    sd = _unwrap(model).sigma_data
+    sd = _unwrap(model).sigma_data if sigma_data is None else sigma_data
     sigma = sample_log_normal_sigma(b, p_mean, p_std, generator, device)  # 1.
     z = torch.randn(x0.shape, generator=generator).to(device)
     x = x0 + append_dims(sigma, x0.ndim) * z  # 2.

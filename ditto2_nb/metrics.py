@@ -108,6 +108,11 @@ def train_attribute_classifier(mels: torch.Tensor, tags: torch.Tensor, vocab: tu
                                steps: int = 400, batch: int = 64, seed: int = 0,
                                lr: float = 2e-3) -> AttributeClassifier:
     """Fit the classifier on real data (tags ``[N, K]``, values in 1..vocab-1)."""
+    with torch.enable_grad():
+        return _fit_classifier(mels, tags, vocab, steps, batch, seed, lr)
+
+
+def _fit_classifier(mels, tags, vocab, steps, batch, seed, lr) -> AttributeClassifier:
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     clf = AttributeClassifier(mels.shape[1], vocab)
@@ -128,3 +133,27 @@ def attribute_accuracy(clf: AttributeClassifier, mels: torch.Tensor,
     """Per-field accuracy of ``clf`` on ``mels`` against ``tags`` ``[N, K]``."""
     logits = clf(mels)
     return [float((lg.argmax(-1) == tags[:, k]).float().mean()) for k, lg in enumerate(logits)]
+
+
+# ----------------------------------------------------------------------------- timing and memory
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (MB; Linux ru_maxrss is in kB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def time_call(fn, repeats: int = 5, warmup: int = 1) -> float:
+    """Median wall time of ``fn()`` in seconds."""
+    import time
+
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))

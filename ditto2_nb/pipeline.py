@@ -32,6 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # The tour, in dependency order (later notebooks may use artifacts of earlier ones).
 TOUR = [
     "notebooks/01_audio_and_data.ipynb",
+    "notebooks/02_edm_diffusion.ipynb",
+    "notebooks/03_sampling_the_teacher.ipynb",
 ]
 
 

@@ -42,9 +42,43 @@ def shipped_path(kind: str, preset: str = "laptop") -> Path:
     return ASSETS / f"{kind}_{preset}.safetensors"
 
 
+# The conditioning tags: field -> its classes (tag index = position + 1; 0 = "no tag").
+TAG_FIELDS: dict[str, tuple[str, ...]] = {
+    "instrument": data.INSTRUMENTS,
+    "tempo": tuple(data.TEMPO_CLASSES),
+    "mode": data.MODES,
+    "drums": ("no drums", "drums"),
+    "dynamics": data.DYNAMICS,
+}
+
+
 def tag_vocab() -> tuple[int, ...]:
     """Classes per tag field, each including index 0 = "no tag"."""
-    return tuple(len(v) + 1 for v in data.TAG_FIELDS.values())
+    return tuple(len(v) + 1 for v in TAG_FIELDS.values())
+
+
+def tag_values(labels: data.ClipLabels) -> dict[str, str]:
+    return {"instrument": labels.instrument, "tempo": labels.tempo, "mode": labels.mode,
+            "drums": "drums" if labels.has_drums else "no drums", "dynamics": labels.dynamics}
+
+
+def encode_tags(values: dict[str, str | None]) -> torch.Tensor:
+    """``{"instrument": "square", ...}`` -> long ``[K]``; a missing field or None is 0 (no tag)."""
+    unknown = set(values) - set(TAG_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown tag field(s) {sorted(unknown)}; fields are {list(TAG_FIELDS)}")
+    out = []
+    for field_name, classes in TAG_FIELDS.items():
+        v = values.get(field_name)
+        if v is not None and v not in classes:
+            raise ValueError(f"{field_name}={v!r} is not one of {classes}")
+        out.append(0 if v is None else classes.index(v) + 1)
+    return torch.tensor(out, dtype=torch.long)
+
+
+def tags_tensor(labels: list[data.ClipLabels]) -> torch.Tensor:
+    """Tags of labelled clips, ``[N, K]``."""
+    return torch.stack([encode_tags(tag_values(x)) for x in labels])
 
 
 def teacher_net_config(preset: Preset, conditional: bool = True) -> NetConfig:
@@ -77,12 +111,12 @@ def load_teacher(preset: str = "laptop", conditional: bool = True, *, device="cp
 
 
 def training_data(preset: Preset) -> data.MelDataset:
-    return data.procedural_dataset(preset.mel, preset.data.n_train, preset.data.seed)
+    return data.procedural_splits(preset.mel, preset.data)[0]
 
 
 def heldout_data(preset: Preset) -> data.MelDataset:
-    """Held-out clips: seeds far from the training range."""
-    return data.procedural_dataset(preset.mel, preset.data.n_heldout, 10_000_000 + preset.data.seed)
+    """Held-out clips: a seed range disjoint from training."""
+    return data.procedural_splits(preset.mel, preset.data)[1]
 
 
 def train_teacher(preset: str | Preset = "laptop", out: str | Path | None = None, *,
@@ -100,7 +134,7 @@ def train_teacher(preset: str | Preset = "laptop", out: str | Path | None = None
     net_cfg = teacher_net_config(p, conditional)
     ds = training_data(p)
     mels = ds.mels
-    tags = data.tags_tensor(ds.labels) if conditional else None
+    tags = tags_tensor(ds.labels) if conditional else None
     torch.manual_seed(tcfg.seed)
     model = Denoiser(net_cfg)
 

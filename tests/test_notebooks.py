@@ -1,0 +1,72 @@
+"""Every notebook: committed clean, runs on the ci preset with papermill, records sane numbers,
+and passes nbval (cells marked ``# NBVAL_CHECK_OUTPUT`` must reproduce their outputs)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from ditto2_nb.pipeline import TOUR, artifacts_dir, read_metrics, run_tour
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCES = sorted(ROOT.glob("notebooks/*.ipynb")) + sorted(ROOT.glob("tutorials/*.ipynb"))
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
+def test_source_notebook_is_clean(path):
+    nb = nbformat.read(str(path), as_version=4)
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3", "kernelspec must be python3"
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert not cell.outputs and cell.execution_count is None, "commit without outputs"
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
+
+
+def test_tour_lists_every_notebook():
+    assert {str(p.relative_to(ROOT)) for p in ROOT.glob("notebooks/*.ipynb")} == set(TOUR)
+
+
+@pytest.fixture(scope="session")
+def ci_build(tmp_path_factory):
+    out = tmp_path_factory.mktemp("build_ci")
+    run_tour("ci", out)
+    return out
+
+
+# What each notebook must have recorded on the ci preset: key -> (low, high).
+EXPECTED = {
+    "02_edm_diffusion": {"toy_gaussian_std": (0.47, 0.53), "denoise_mse_ratio_sigma1": (0, 1.0)},
+    "03_sampling_the_teacher": {"fd_norm_best": (-1.0, 3.0), "tag_chance": (0.1, 0.6)},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook", TOUR)
+def test_notebook_runs_and_records(ci_build, notebook):
+    stem = Path(notebook).stem
+    assert (ci_build / f"{stem}.ipynb").exists() and (ci_build / f"{stem}.html").exists()
+    metrics = read_metrics(artifacts_dir(ci_build, notebook))
+    for key, (lo, hi) in EXPECTED.get(stem, {}).items():
+        assert key in metrics, f"{stem} did not record {key}"
+        assert lo <= metrics[key] <= hi, f"{stem}: {key}={metrics[key]} not in [{lo}, {hi}]"
+
+
+@pytest.mark.slow
+def test_loss_went_down_in_the_teacher_notebook(ci_build):
+    m = read_metrics(artifacts_dir(ci_build, "notebooks/02_edm_diffusion.ipynb"))
+    assert m["loss_last"] < m["loss_first"]
+
+
+@pytest.mark.slow
+def test_nbval_on_executed_notebooks(ci_build):
+    executed = [str(ci_build / Path(nb).name) for nb in TOUR]
+    res = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
+         "--nbval-sanitize-with", str(ROOT / "tests" / "nbval_sanitize.cfg"), *executed],
+        capture_output=True, text=True, cwd=ci_build, env=os.environ.copy(), timeout=1800)
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
