@@ -33,6 +33,7 @@ def save(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict) -> 
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=meta)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; checkpoints are ordinary files
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

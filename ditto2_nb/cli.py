@@ -2,6 +2,8 @@
 
     python -m ditto2_nb.cli train-teacher --preset laptop            # conditional teacher
     python -m ditto2_nb.cli train-teacher --preset laptop --uncond   # unconditional teacher
+    python -m ditto2_nb.cli distill --kind cm --preset laptop        # CM student of the teacher
+    python -m ditto2_nb.cli distill --kind ctm --preset laptop       # CTM student
 
 Training resumes from its checkpoint in ``$DITTO2_CACHE/runs`` (default ``~/.cache/ditto2_nb``)
 when interrupted; with ``torchrun --nproc_per_node N -m ditto2_nb.cli ...`` it runs data-parallel.
@@ -26,6 +28,16 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--out", default=None, help="exported file (default: ditto2_nb/assets/...)")
     t.add_argument("--work-dir", default=None, help="where the resumable checkpoint lives")
     t.add_argument("--no-progress", action="store_true")
+    d = sub.add_parser("distill", help="distil a CM or CTM student from the preset's teacher")
+    d.add_argument("--kind", required=True, choices=["cm", "ctm"])
+    d.add_argument("--preset", default="laptop", choices=sorted(PRESETS))
+    d.add_argument("--uncond", action="store_true", help="distil the unconditional teacher")
+    d.add_argument("--steps", type=int, default=None)
+    d.add_argument("--teacher", default=None, help="teacher file (default: the preset's)")
+    d.add_argument("--out", default=None)
+    d.add_argument("--work-dir", default=None)
+    d.add_argument("--snapshots", type=int, default=8, help="EMA snapshots for consistency plots")
+    d.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
     if a.steps is not None and a.steps <= 0:
         ap.error("--steps must be positive")
@@ -35,6 +47,13 @@ def main(argv: list[str] | None = None) -> None:
 
             path = train_teacher(a.preset, a.out, conditional=not a.uncond, steps=a.steps,
                                  progress=not a.no_progress, work_dir=a.work_dir)
+            print(f"wrote {path}")
+        elif a.command == "distill":
+            from .distill import train_student
+
+            path = train_student(a.kind, a.preset, a.out, conditional=not a.uncond,
+                                 teacher_path=a.teacher, steps=a.steps, progress=not a.no_progress,
+                                 work_dir=a.work_dir, snapshots=a.snapshots)
             print(f"wrote {path}")
     except (CheckpointError, FloatingPointError, ValueError) as e:
         sys.exit(f"error: {e}")

@@ -107,6 +107,18 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class DistillConfig:
+    """Knobs of the efficient, modified distillation (defaults justified in notebooks 04/05)."""
+
+    n_grid: int = 40  # N points of the Karras discretisation
+    w: float = 2.0  # CFG scale distilled into the student (conditional teachers)
+    distance: str = "pseudo_huber"
+    k_max: int = 4  # CTM: at most k teacher Heun steps per target (original CTM: ~N)
+    dsm_weight: float = 1.0  # CTM: weight of the denoising term on g(x, t, t)
+    target_ema: float = 0.95  # EMA of the student used as the target network (mu)
+
+
+@dataclass(frozen=True)
 class Preset:
     """A named bundle of configs."""
 
@@ -115,6 +127,8 @@ class Preset:
     data: DataConfig = field(default_factory=DataConfig)
     net: NetConfig = field(default_factory=NetConfig)  # teacher network
     train: TrainConfig = field(default_factory=TrainConfig)  # teacher training
+    distill: DistillConfig = field(default_factory=DistillConfig)  # CM / CTM recipe
+    distill_train: TrainConfig = field(default_factory=TrainConfig)  # CM / CTM optimisation
 
 
 PRESETS: dict[str, Preset] = {
@@ -124,13 +138,18 @@ PRESETS: dict[str, Preset] = {
         DataConfig(n_train=96, n_heldout=32),
         NetConfig(channels=(32, 48, 64), blocks=1, emb_dim=64, attn_heads=2),
         TrainConfig(steps=40, batch_size=16, warmup=5, ckpt_every=20, ema_decay=0.9),
+        DistillConfig(n_grid=18, k_max=2),
+        TrainConfig(steps=20, batch_size=8, lr=1e-4, warmup=2, ckpt_every=10, ema_decay=0.9),
     ),
     "laptop": Preset(
         "laptop",
         MelConfig(frames=128),
         DataConfig(n_train=2000, n_heldout=256),
         NetConfig(channels=(96, 160, 256), blocks=2),
-        TrainConfig(steps=2400, batch_size=32),
+        TrainConfig(steps=6000, batch_size=32),
+        DistillConfig(n_grid=40, k_max=2),
+        TrainConfig(steps=2000, batch_size=24, lr=5e-5, warmup=50, ckpt_every=200,
+                    ema_decay=0.995),
     ),
     "gpu": Preset(
         "gpu",
@@ -138,6 +157,8 @@ PRESETS: dict[str, Preset] = {
         DataConfig(n_train=8000, n_heldout=512, n_chorales=300),
         NetConfig(channels=(192, 320, 512), blocks=3, emb_dim=512, attn_heads=8),
         TrainConfig(steps=30000, batch_size=64, lr=2e-4),
+        DistillConfig(n_grid=40, k_max=4),
+        TrainConfig(steps=20000, batch_size=64, lr=4e-5, ema_decay=0.999),
     ),
 }
 

@@ -1324,7 +1324,8 @@ def load_audio_folder(folder: str | os.PathLike, cfg: MelConfig, *, recursive: b
         try:
             wave = audio.load_audio(path, sr).numpy()
         except Exception as e:  # noqa: BLE001 - AudioError, decoder errors...: skip the file
-            summary.skipped[name] = ("unreadable", f"{type(e).__name__}: {e}"[:160])
+            detail = str(e).replace(str(path), path.name)  # the key already names the file
+            summary.skipped[name] = ("unreadable", f"{type(e).__name__}: {detail}"[:160])
             continue
         level = audio.rms_db(torch.from_numpy(wave))
         if len(wave) < min_len:

@@ -14,13 +14,12 @@ Samplers: ``cm_multistep`` and ``ctm_gamma_sample``; their injected noise comes 
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-from dataclasses import dataclass
-
+from pathlib import Path
 import torch
 from torch import nn
 
+from .config import DistillConfig, NetConfig, Preset
 from .losses import edm_loss
 from .networks import Denoiser, UNet1d
 from .precond import append_dims, consistency_scalings, ctm_jump, edm_scalings
@@ -34,12 +33,16 @@ from .schedule import karras_sigmas
 class ConsistencyModel(nn.Module):
     """f(x, t) with boundary scalings around a :class:`UNet1d` (student of a teacher)."""
 
-    def __init__(self, teacher: Denoiser):
+    def __init__(self, cfg: NetConfig):
         super().__init__()
-        self.cfg = teacher.cfg
-        self.net: UNet1d = copy.deepcopy(teacher.net).requires_grad_(True).train()
-        self.sigma_data, self.sigma_min, self.sigma_max = (teacher.sigma_data, teacher.sigma_min,
-                                                           teacher.sigma_max)
+        self.cfg, self.net = cfg, UNet1d(cfg)
+        self.sigma_data, self.sigma_min, self.sigma_max = cfg.sigma_data, cfg.sigma_min, cfg.sigma_max
+
+    @classmethod
+    def from_teacher(cls, teacher: Denoiser) -> ConsistencyModel:
+        student = cls(teacher.cfg)
+        student.net.load_state_dict(teacher.net.state_dict())
+        return student
 
     def forward(self, x, t, tags=None) -> torch.Tensor:
         t = torch.as_tensor(t, dtype=x.dtype, device=x.device).expand(x.shape[0])  # [B]
@@ -52,14 +55,20 @@ class ConsistencyModel(nn.Module):
 class CTMModel(nn.Module):
     """G(x_t, t, s) = (s/t) x_t + (1 - s/t) g(x_t, t, s); g(x, t, t) is a denoiser."""
 
-    def __init__(self, teacher: Denoiser):
+    def __init__(self, cfg: NetConfig):
         super().__init__()
-        self.cfg = dataclasses.replace(teacher.cfg, two_time=True)
+        self.cfg = dataclasses.replace(cfg, two_time=True)
         self.g = Denoiser(self.cfg)
-        missing = self.g.load_state_dict(teacher.state_dict(), strict=False).missing_keys
-        assert all(k.startswith("net.emb_s") for k in missing), missing
-        self.sigma_data, self.sigma_min, self.sigma_max = (teacher.sigma_data, teacher.sigma_min,
-                                                           teacher.sigma_max)
+        self.sigma_data, self.sigma_min, self.sigma_max = cfg.sigma_data, cfg.sigma_min, cfg.sigma_max
+
+    @classmethod
+    def from_teacher(cls, teacher: Denoiser) -> CTMModel:
+        """Copy the teacher; only the new s-branch (zero-initialised) is not in it."""
+        student = cls(teacher.cfg)
+        missing = student.g.load_state_dict(teacher.state_dict(), strict=False).missing_keys
+        if not all(k.startswith("net.emb_s") for k in missing):
+            raise ValueError(f"teacher weights do not fit the CTM student: missing {missing[:4]}")
+        return student
 
     def denoise(self, x, t, s, tags=None) -> torch.Tensor:
         return self.g(x, t, tags, sigma_s=s)
@@ -90,18 +99,6 @@ DISTANCES = {"pseudo_huber": pseudo_huber, "l2": l2}
 
 
 # ----------------------------------------------------------------------------- losses
-
-
-@dataclass(frozen=True)
-class DistillConfig:
-    """Knobs of the efficient, modified distillation (defaults justified in notebooks 04/05)."""
-
-    n_grid: int = 40  # N points of the Karras discretisation
-    w: float = 2.0  # CFG scale distilled into the student (conditional teachers)
-    distance: str = "pseudo_huber"
-    k_max: int = 4  # CTM: at most k teacher Heun steps per target (original CTM: ~N)
-    dsm_weight: float = 1.0  # CTM: weight of the denoising term on g(x, t, t)
-    target_ema: float = 0.95  # EMA of the student used as the target network (mu)
 
 
 def _grid(model, cfg: DistillConfig, device) -> torch.Tensor:
@@ -238,3 +235,156 @@ def ctm_gamma_sample(model: CTMModel, x_T: torch.Tensor, ts, tags=None, *, gamma
         if t_next > 0 and t_next**2 > s**2:
             x = x + (t_next**2 - s**2) ** 0.5 * noise_fn(x)
     return x
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def make_student(kind: str, teacher: Denoiser) -> nn.Module:
+    if kind == "cm":
+        return ConsistencyModel.from_teacher(teacher)
+    if kind == "ctm":
+        return CTMModel.from_teacher(teacher)
+    raise ValueError(f"unknown student kind {kind!r}; choose 'cm' or 'ctm'")
+
+
+def student_loss(kind: str):
+    return {"cm": cd_loss, "ctm": ctm_loss}[kind]
+
+
+def train_student(kind: str, preset: str | Preset = "laptop", out=None, *,
+                  conditional: bool = True, teacher_path=None, steps: int | None = None,
+                  progress: bool = True, work_dir=None, snapshots: int = 0):
+    """Distil the preset's teacher into a ``kind`` ("cm" or "ctm") student; resumable.
+
+    ``snapshots`` > 0 also exports that many evenly spaced EMA snapshots (with their wall time)
+    to ``<work_dir>/<name>_<preset>_snapshots/``, for consistency-vs-distillation-time plots.
+    Returns the exported file (EMA weights, float16, with the recipe and history in metadata).
+    """
+    import time
+    from . import teacher as T
+    from .config import get_preset, to_dict
+    from .train import export_ema, fit
+
+    p = get_preset(preset) if isinstance(preset, str) else preset
+    tcfg = p.distill_train if steps is None else dataclasses.replace(p.distill_train, steps=steps)
+    dcfg = p.distill
+    teacher = (T.load_model(teacher_path) if teacher_path
+               else T.load_teacher(p.name, conditional, progress=progress))
+    ds = T.training_data(p)
+    mels = ds.mels
+    tags = T.tags_tensor(ds.labels) if conditional else None
+    torch.manual_seed(tcfg.seed)
+    student = make_student(kind, teacher)
+    target = copy_module(student)
+    fn = student_loss(kind)
+
+    def loss_fn(model, gen, step):
+        idx = torch.randint(len(mels), (tcfg.batch_size,), generator=gen)
+        return fn(model, target, teacher, mels[idx], None if tags is None else tags[idx], gen, dcfg)
+
+    ema_ref: list = []
+    t0 = time.perf_counter()
+    every = max(tcfg.steps // snapshots, 1) if snapshots else 0
+
+    @torch.no_grad()
+    def update_target(step):
+        for pt, ps in zip(target.parameters(), student.parameters()):
+            pt.lerp_(ps, 1.0 - dcfg.target_ema)
+        if every and (step + 1) % every == 0 and ema_ref:
+            snap = work / f"{name}_{p.name}_snapshots" / f"step{step + 1:06d}.safetensors"
+            export_ema(snap, ema_ref[0].model, {**meta, "steps": step + 1,
+                                                "train_seconds": time.perf_counter() - t0})
+
+    name = f"{kind}{'' if conditional else '_uncond'}"
+    meta = {"kind": name, "student": kind, "preset": p.name, "net": to_dict(student.cfg),
+            "distill": to_dict(dcfg), "train": to_dict(tcfg), "mel": to_dict(p.mel),
+            "teacher": teacher.meta.get("kind", "teacher") if hasattr(teacher, "meta") else "?"}
+    work = Path(work_dir) if work_dir else T.cache_dir() / "runs"
+    ema, hist = fit(student, loss_fn, tcfg, work / f"{name}_{p.name}.train.safetensors",
+                    meta=meta, extra={"target": target}, after_step=update_target,
+                    progress=progress, ema_out=ema_ref)
+    out = Path(out) if out else T.shipped_path(name, p.name)
+    card = {**meta, "steps": tcfg.steps, "train_seconds": round(hist.seconds, 1),
+            "machine": T.machine(), "history": hist.to_dict()}
+    export_ema(out, ema.model, card)
+    return out
+
+
+def copy_module(m: nn.Module) -> nn.Module:
+    import copy
+
+    return copy.deepcopy(m).requires_grad_(False)
+
+
+def load_student(path, device="cpu") -> nn.Module:
+    """Rebuild a CM or CTM student from its exported file alone."""
+    from . import checkpoints as ckpt
+    from .config import from_dict
+
+    tensors, meta = ckpt.read(path)
+    kind = meta.get("student")
+    if kind not in ("cm", "ctm") or "net" not in meta:
+        raise ckpt.CheckpointError(f"{path} is not a ditto2_nb CM/CTM student file")
+    cfg = from_dict(NetConfig, meta["net"])
+    model = ConsistencyModel(cfg) if kind == "cm" else CTMModel(cfg)
+    ckpt.load_state(model, tensors, path)
+    model.meta = meta
+    return model.to(device).eval().requires_grad_(False)
+
+
+# ----------------------------------------------------------------------------- evaluation helpers
+
+
+def student_times(model, steps: int, sigma_mid: float | None = None) -> list[float]:
+    """Decode times [T, ..., 0] for ``steps`` student steps: Karras-spaced, or with one given
+    intermediate sigma when ``steps == 2``."""
+    if steps == 2 and sigma_mid is not None:
+        return [model.sigma_max, float(sigma_mid), 0.0]
+    grid = karras_sigmas(steps + 1, model.sigma_min, model.sigma_max, append_zero=False).tolist()
+    return grid[:-1] + [0.0]  # M + 1 times: T, M - 1 intermediate sigmas, then clean
+
+
+def student_decode(model, x_T: torch.Tensor, steps: int, tags=None, *, gamma: float = 0.0,
+                   sigma_mid: float | None = None, seed: int = 0) -> torch.Tensor:
+    """Decode x_T with ``steps`` student evaluations (CM multistep or CTM gamma-sampling).
+
+    Injected noise is drawn from a generator seeded by ``seed``, so the decode is a deterministic
+    function of x_T (what DITTO-2's final decode needs).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    noise_fn = lambda x: torch.randn(x.shape, generator=gen).to(x.device)  # noqa: E731
+    ts = student_times(model, steps, sigma_mid)
+    if isinstance(model, ConsistencyModel):
+        return cm_multistep(model, x_T, ts[1:-1], tags, noise_fn=noise_fn)
+    return ctm_gamma_sample(model, x_T, ts, tags, gamma=gamma, noise_fn=noise_fn)
+
+
+def trajectory_gap(model, x_T: torch.Tensor, mel_cfg, steps: int, tags=None, **decode_kw) -> dict:
+    """How far the ``steps``-step decode lands from the 1-step jump, for the same x_T.
+
+    Returns mel MSE, intensity MSE (dB^2) and top-1 chroma agreement between the two outputs.
+    """
+    from .controls import chroma_agreement, intensity
+
+    with torch.no_grad():
+        one = student_decode(model, x_T, 1, tags)
+        many = student_decode(model, x_T, steps, tags, **decode_kw)
+    return {"mel_mse": float((one - many).pow(2).mean()),
+            "intensity_mse_db2": float((intensity(one, mel_cfg) - intensity(many, mel_cfg))
+                                       .pow(2).mean()),
+            "chroma_agreement": chroma_agreement(one, many, mel_cfg)}
+
+
+def load_distilled(kind: str, preset: str = "laptop", conditional: bool = True, *, device="cpu",
+                   retrain: bool = False, progress: bool = False) -> nn.Module:
+    """The ``kind`` ("cm"/"ctm") student for ``preset``: shipped file, else trained and cached."""
+    from .teacher import cache_dir, shipped_path
+
+    name = f"{kind}{'' if conditional else '_uncond'}"
+    path = shipped_path(name, preset)
+    if retrain or not path.exists():
+        path = cache_dir() / f"{name}_{preset}.safetensors"
+        if retrain or not path.exists():
+            train_student(kind, preset, path, conditional=conditional, progress=progress)
+    return load_student(path, device)

@@ -34,6 +34,8 @@ TOUR = [
     "notebooks/01_audio_and_data.ipynb",
     "notebooks/02_edm_diffusion.ipynb",
     "notebooks/03_sampling_the_teacher.ipynb",
+    "notebooks/04_consistency_distillation.ipynb",
+    "notebooks/05_ctm_distillation.ipynb",
 ]
 
 

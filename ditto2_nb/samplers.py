@@ -104,6 +104,9 @@ def guided(model, tags: torch.Tensor | None = None, w: float = 1.0) -> Denoise:
         return lambda x, sigma: model(x, sigma, tags)
 
     def denoise(x, sigma):
+        sigma = torch.as_tensor(sigma, device=x.device)
+        if sigma.ndim > 0 and sigma.numel() > 1:  # per-example noise levels [B] -> [2B]
+            sigma = torch.cat([sigma, sigma])
         both = model(torch.cat([x, x]), sigma, torch.cat([tags, torch.zeros_like(tags)]))
         d_cond, d_uncond = both.chunk(2)
         return d_uncond + w * (d_cond - d_uncond)

@@ -100,7 +100,7 @@ def _restore(path, model, ema, opt, extra) -> tuple[int, History]:
 
 def fit(model: nn.Module, loss_fn: LossFn, cfg: TrainConfig, ckpt_path, *, meta: dict,
         extra: dict[str, nn.Module] | None = None, after_step: Callable | None = None,
-        progress: bool = True) -> tuple[EMA, History]:
+        progress: bool = True, ema_out: list | None = None) -> tuple[EMA, History]:
     """Train ``model`` on ``loss_fn(model, generator, step)`` and return (EMA, history).
 
     Args:
@@ -111,14 +111,17 @@ def fit(model: nn.Module, loss_fn: LossFn, cfg: TrainConfig, ckpt_path, *, meta:
         meta: JSON-safe description (configs) stored in the checkpoint's metadata.
         extra: further modules saved and restored with the checkpoint (e.g. a CM target net).
         after_step: called as ``after_step(step)`` after each optimizer step (e.g. target EMA).
+        ema_out: if given, the EMA object is appended to it as soon as it exists (for hooks).
     """
     rank, world = _dist_setup()
     extra = extra or {}
     ema = EMA(model, cfg.ema_decay)
+    if ema_out is not None:
+        ema_out.append(ema)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
     start, hist = 0, History()
     if ckpt_path is not None and os.path.exists(ckpt_path):
-        if json.loads(json.dumps(meta)) != _meta_of(ckpt_path):
+        if _comparable(json.loads(json.dumps(meta))) != _comparable(_meta_of(ckpt_path)):
             raise ckpt.CheckpointError(
                 f"{ckpt_path} was written for a different configuration; delete it or choose "
                 "another checkpoint path to start afresh")
@@ -151,6 +154,14 @@ def fit(model: nn.Module, loss_fn: LossFn, cfg: TrainConfig, ckpt_path, *, meta:
                       {**meta, "step": done, "history": hist.to_dict()})
     hist.seconds = time.perf_counter() - t0
     return ema, hist
+
+
+def _comparable(meta: dict) -> dict:
+    """Metadata that must match to resume; the step count may grow (extending a run)."""
+    m = dict(meta)
+    if isinstance(m.get("train"), dict):
+        m["train"] = {k: v for k, v in m["train"].items() if k != "steps"}
+    return m
 
 
 def _meta_of(path) -> dict:

@@ -1,0 +1,79 @@
+"""Render benchmarks/results/*.json into README.md's results section (between the markers).
+
+    python benchmarks/report.py
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def _load(name: str) -> dict | None:
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def teacher_section(r: dict) -> list[str]:
+    out = ["### Teacher (EDM, laptop preset)", "",
+           f"Measured on {r['machine']}; {r['n']} generated clips, {r['sampler']}, Frechet distance "
+           f"with the **{r['embedder']}** embedder (per-bin mean and std over time). Normalised FD: "
+           "0 = real data vs real data, 1 = average spectrum plus noise.", "",
+           "| samples | FD | normalised FD |", "|---|---|---|",
+           f"| real data vs held-out (floor) | {r['fd_uncond']['fd_floor']:.2f} | 0 |",
+           f"| average spectrum + noise (ceiling) | {r['fd_uncond']['fd_ceiling']:.2f} | 1 |",
+           f"| teacher, unconditional | {r['fd_uncond']['fd_model']:.2f} | "
+           f"{r['fd_uncond']['fd_norm']:.3f} |"]
+    for key in sorted(k for k in r if k.startswith("fd_cond_w")):
+        w = key.removeprefix("fd_cond_w")
+        out.append(f"| teacher, held-out tags, CFG w = {w} | {r[key]['fd_model']:.2f} | "
+                   f"{r[key]['fd_norm']:.3f} |")
+    if "tag_fields" in r:
+        fields = r["tag_fields"]
+        out += ["", "Tag accuracy of an attribute classifier trained on real clips:", "",
+                "| | " + " | ".join(fields) + " |", "|---" * (len(fields) + 1) + "|",
+                "| chance | " + " | ".join(f"{c:.2f}" for c in r["chance"]) + " |",
+                "| real held-out clips | " + " | ".join(f"{a:.2f}" for a in r["acc_real_heldout"])
+                + " |"]
+        for key in sorted(k for k in r if k.startswith("acc_cond_w")):
+            out.append(f"| teacher, CFG w = {key.removeprefix('acc_cond_w')} | "
+                       + " | ".join(f"{a:.2f}" for a in r[key]) + " |")
+    out += ["", f"Speed: training {r.get('train_samples_per_s', float('nan')):.0f} clips/s "
+            f"({r.get('train_seconds', 0) / 60:.1f} min in all); one network evaluation "
+            f"{r['ms_per_eval_b1']:.1f} ms at batch 1, {r['ms_per_eval_b16']:.1f} ms at batch 16; "
+            f"sampling {1000 * r['sample_seconds_per_clip']:.0f} ms per clip (batched); peak memory "
+            f"{r['peak_rss_mb']:.0f} MB (evaluation process)."]
+    return out
+
+
+def data_section(r: dict) -> list[str]:
+    return ["### Data generation", "", "```", json.dumps(r, indent=1)[:1500], "```"]
+
+
+def render() -> str:
+    lines = ["## Results", ""]
+    if (r := _load("teacher_laptop.json")) is not None:
+        lines += teacher_section(r) + [""]
+    if (RESULTS / "distill_laptop.md").exists():
+        lines += ["### Distillation (laptop preset)", "",
+                  (RESULTS / "distill_laptop.md").read_text(), ""]
+    if (r := _load("data.json")) is not None:
+        lines += data_section(r) + [""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(head + START + "\n" + render() + "\n" + END + tail)
+    print("README results section updated")
+
+
+if __name__ == "__main__":
+    main()
