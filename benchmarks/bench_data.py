@@ -96,6 +96,7 @@ def main() -> None:
         print(f"{name:>10}: {args.n} x {cfg.seconds:.2f} s clips in {med:.2f} s (median of "
               f"{args.repeats}: {', '.join(f'{t:.2f}' for t in runs)}) = "
               f"{args.n / med:.0f} clips/s")
+    info["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print(f"machine: {info}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")

@@ -137,7 +137,7 @@ PRESETS: dict[str, Preset] = {
         MelConfig(frames=64),
         DataConfig(n_train=96, n_heldout=32),
         NetConfig(channels=(32, 48, 64), blocks=1, emb_dim=64, attn_heads=2),
-        TrainConfig(steps=40, batch_size=16, warmup=5, ckpt_every=20, ema_decay=0.9),
+        TrainConfig(steps=200, batch_size=16, lr=2e-3, warmup=10, ckpt_every=100, ema_decay=0.95),
         DistillConfig(n_grid=18, k_max=2),
         TrainConfig(steps=20, batch_size=8, lr=1e-4, warmup=2, ckpt_every=10, ema_decay=0.9),
     ),
@@ -148,7 +148,7 @@ PRESETS: dict[str, Preset] = {
         NetConfig(channels=(96, 160, 256), blocks=2),
         TrainConfig(steps=6000, batch_size=32),
         DistillConfig(n_grid=40, k_max=2),
-        TrainConfig(steps=2000, batch_size=24, lr=5e-5, warmup=50, ckpt_every=200,
+        TrainConfig(steps=2000, batch_size=24, lr=1e-4, warmup=50, ckpt_every=200,
                     ema_decay=0.995),
     ),
     "gpu": Preset(

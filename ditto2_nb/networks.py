@@ -118,9 +118,21 @@ class UNet1d(nn.Module):
         if self.cfg.two_time:
             s = c_noise if c_noise_s is None else c_noise_s
             emb = emb + self.emb_s(noise_embedding(s, self.cfg.emb_dim))
-        if self.cfg.conditional and tags is not None:
+        if self.cfg.conditional:  # no tags = every field "no tag" (index 0), as in CFG dropout
+            if tags is None:
+                tags = torch.zeros(c_noise.shape[0], len(self.tag_emb), dtype=torch.long,
+                                   device=c_noise.device)
+            self._check_tags(tags)
             emb = emb + sum(table(tags[:, k]) for k, table in enumerate(self.tag_emb))
         return emb
+
+    def _check_tags(self, tags: torch.Tensor) -> None:
+        vocab = self.cfg.tag_vocab
+        if tags.ndim != 2 or tags.shape[1] != len(vocab):
+            raise ValueError(f"tags must be [B, {len(vocab)}] long, got {tuple(tags.shape)}")
+        bad = (tags < 0) | (tags >= torch.tensor(vocab, device=tags.device))
+        if bad.any():
+            raise ValueError(f"tag index out of range; field sizes (with 0 = no tag) are {vocab}")
 
     def forward(self, x, c_noise, tags=None, c_noise_s=None) -> torch.Tensor:
         emb = F.silu(self.embed(c_noise, tags, c_noise_s))

@@ -99,8 +99,8 @@ def _headless_plotly() -> None:
     renderer = os.environ.get("PLOTLY_RENDERER")
     if renderer:
         pio.renderers.default = renderer
-    elif "ipykernel" in sys.modules:
-        pio.renderers.default = "notebook_connected+plotly_mimetype"
+    elif "ipykernel" in sys.modules:  # JupyterLab and an offline-viewable HTML export
+        pio.renderers.default = "plotly_mimetype+notebook"
 
 
 def record(key: str, value, ctx: Context) -> None:
@@ -180,7 +180,7 @@ def write_summary(out: Path, preset: str, rows) -> Path:
     for nb, secs, metrics in rows:
         shown = ", ".join(f"{k}={_fmt(v)}" for k, v in metrics.items() if not isinstance(v, list))
         lines.append(f"| {Path(nb).stem} | {secs:.0f} | {shown} |")
-    wavs = sorted(p.relative_to(out) for p in out.rglob("*.wav"))
+    wavs = sorted(p.relative_to(out) for p in out.rglob("*.wav") if "demo_folder" not in str(p))
     lines += ["", f"WAV files ({len(wavs)}):", ""] + [f"- {w}" for w in wavs]
     path = out / "summary.md"
     path.write_text("\n".join(lines) + "\n")

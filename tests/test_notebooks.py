@@ -40,8 +40,13 @@ def ci_build(tmp_path_factory):
 
 # What each notebook must have recorded on the ci preset: key -> (low, high).
 EXPECTED = {
-    "02_edm_diffusion": {"toy_gaussian_std": (0.47, 0.53), "denoise_mse_ratio_sigma1": (0, 1.0)},
+    "01_audio_and_data": {"griffin_lim_sc": (0.0, 0.25), "n_train": (96, 96),
+                          "n_chorale_clips": (1, 10_000)},
+    # even the ci teacher (200 steps, seconds) must denoise better than the dataset mean
+    "02_edm_diffusion": {"toy_gaussian_std": (0.47, 0.53), "denoise_mse_ratio_sigma1": (0, 0.95)},
     "03_sampling_the_teacher": {"fd_norm_best": (-1.0, 3.0), "tag_chance": (0.1, 0.6)},
+    "04_consistency_distillation": {"boundary_exact": (True, True)},
+    "05_ctm_distillation": {"ctm_identity_err": (0.0, 1e-6)},
 }
 
 
