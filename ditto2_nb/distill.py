@@ -306,7 +306,9 @@ def train_student(kind: str, preset: str | Preset = "laptop", out=None, *,
                     progress=progress, ema_out=ema_ref)
     out = Path(out) if out else T.shipped_path(name, p.name)
     card = {**meta, "steps": tcfg.steps, "train_seconds": round(hist.seconds, 1),
-            "machine": T.machine(), "history": hist.to_dict()}
+            "machine": T.machine(), "history": hist.to_dict(),
+            "reproduce": f"python -m ditto2_nb.cli distill --kind {kind} --preset {p.name}"
+                         + ("" if conditional else " --uncond") + f" --steps {tcfg.steps}"}
     export_ema(out, ema.model, card)
     return out
 

@@ -153,7 +153,9 @@ def train_teacher(preset: str | Preset = "laptop", out: str | Path | None = None
             "parameters": count_parameters(model), "machine": machine(),
             "data_description": f"{len(mels)} procedural clips (seed {p.data.seed}), "
                                 f"{p.mel.frames} frames of {p.mel.n_mels} mels",
-            "history": hist.to_dict(), "wall_seconds_this_call": round(time.time() - t0, 1)}
+            "history": hist.to_dict(), "wall_seconds_this_call": round(time.time() - t0, 1),
+            "reproduce": f"python -m ditto2_nb.cli train-teacher --preset {p.name}"
+                         + ("" if conditional else " --uncond") + f" --steps {tcfg.steps}"}
     export_ema(out, ema.model, card)
     return out
 

@@ -1,0 +1,39 @@
+"""The notebook runner: parameter checks, recorded numbers, clear failures."""
+
+import pytest
+
+from ditto2_nb.pipeline import ParameterError, read_metrics, record, run_notebook, setup
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"preset": "huge"}, "PRESET: unknown preset"),
+    ({"seed": -1}, "SEED must be a non-negative integer"),
+    ({"seed": 1.5}, "SEED must be a non-negative integer"),
+    ({"device": "quantum"}, "DEVICE"),
+    ({"N_EVAL": -4}, "N_EVAL must be a non-negative number"),
+    ({"N_EVAL": None}, "N_EVAL must be a non-negative number"),
+])
+def test_bad_parameters_are_named(kwargs, match, tmp_path):
+    with pytest.raises(ParameterError, match=match):
+        setup(artifacts_dir=str(tmp_path), **kwargs)
+
+
+def test_cuda_requested_without_cuda(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    with pytest.raises(ParameterError, match="no CUDA device"):
+        setup(device="cuda", artifacts_dir=str(tmp_path))
+
+
+def test_record_and_read_back(tmp_path):
+    ctx = setup("ci", 0, "cpu", str(tmp_path / "a"))
+    record("x", 1.5, ctx)
+    record("y", [1, 2], ctx)
+    assert read_metrics(tmp_path / "a") == {"x": 1.5, "y": [1, 2]}
+
+
+def test_a_failing_notebook_says_which_cell_and_why(tmp_path):
+    with pytest.raises(RuntimeError, match=r"02_edm_diffusion.ipynb failed in cell .*PRESET"):
+        run_notebook("notebooks/02_edm_diffusion.ipynb", "no-such-preset", tmp_path, html=False)

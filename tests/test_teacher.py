@@ -1,0 +1,72 @@
+"""The shipped teacher and students load in one line; bad files and bad tags give clear errors."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from ditto2_nb import checkpoints as ckpt
+from ditto2_nb.samplers import generate
+from ditto2_nb.teacher import (TAG_FIELDS, encode_tags, load_model, load_teacher, shipped_path,
+                               tag_vocab)
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    return load_teacher()  # the shipped laptop teacher
+
+
+def test_shipped_teacher_loads_in_one_line(teacher):
+    assert shipped_path("teacher").exists()
+    assert teacher.cfg.conditional and teacher.cfg.tag_vocab == tag_vocab()
+    assert teacher.meta["kind"] == "teacher" and teacher.meta["steps"] >= 1000
+    assert not any(p.requires_grad for p in teacher.parameters())
+
+
+def test_shipped_teacher_samples_music_not_noise(teacher):
+    tags = encode_tags({"instrument": "square", "drums": "no drums", "dynamics": "loud"})[None]
+    x = generate(teacher, 2, 128, steps=8, tags=tags.expand(2, -1), w=2.0, seed=3)
+    assert x.shape == (2, 64, 128) and torch.isfinite(x).all()
+    # real clips are mostly quiet background with bright harmonic lines: the sample must be too,
+    # unlike noise (whose frames are all alike and symmetric around its mean)
+    assert -0.9 < x.mean().item() < -0.1
+    assert (x > 0).float().mean().item() < 0.4
+
+
+def test_loud_tag_gives_louder_clips_than_soft(teacher):
+    def level(dyn):
+        tags = encode_tags({"dynamics": dyn})[None].expand(4, -1)
+        return generate(teacher, 4, 128, steps=8, tags=tags, w=2.0, seed=11).mean().item()
+
+    assert level("loud") > level("soft") + 0.05
+
+
+def test_tag_errors_are_clear(teacher):
+    with pytest.raises(ValueError, match="unknown tag field"):
+        encode_tags({"genre": "jazz"})
+    with pytest.raises(ValueError, match="is not one of"):
+        encode_tags({"instrument": "kazoo"})
+    with pytest.raises(ValueError, match=r"tags must be \[B, 5\]"):
+        teacher(torch.zeros(1, 64, 128), 1.0, torch.zeros(1, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match="out of range"):
+        teacher(torch.zeros(1, 64, 128), 1.0, torch.full((1, len(TAG_FIELDS)), 99))
+
+
+def test_bad_model_files(tmp_path):
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\x00" * 100)
+    with pytest.raises(ckpt.CheckpointError, match="corrupt"):
+        load_model(junk)
+    other = ckpt.save(tmp_path / "other.safetensors", {"w": torch.ones(2)}, {"hello": "world"})
+    with pytest.raises(ckpt.CheckpointError, match="not a ditto2_nb model"):
+        load_model(other)
+
+
+def test_cli_rejects_bad_arguments():
+    res = subprocess.run([sys.executable, "-m", "ditto2_nb.cli", "train-teacher", "--steps", "-3"],
+                         capture_output=True, text=True)
+    assert res.returncode != 0 and "--steps must be positive" in res.stderr
+    res = subprocess.run([sys.executable, "-m", "ditto2_nb.cli", "train-teacher", "--preset", "x"],
+                         capture_output=True, text=True)
+    assert res.returncode != 0 and "invalid choice" in res.stderr
