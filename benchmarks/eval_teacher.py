@@ -18,8 +18,16 @@ import torch
 from ditto2_nb import metrics
 from ditto2_nb.config import get_preset
 from ditto2_nb.samplers import generate
-from ditto2_nb.teacher import (TAG_FIELDS, heldout_data, load_model, load_teacher, machine,
-                               tag_vocab, tags_tensor, training_data)
+from ditto2_nb.teacher import (
+    TAG_FIELDS,
+    heldout_data,
+    load_model,
+    load_teacher,
+    machine,
+    tag_vocab,
+    tags_tensor,
+    training_data,
+)
 
 OUT = Path(__file__).parent / "results"
 
@@ -55,7 +63,7 @@ def speed(model, frames: int) -> dict:
     for b in (1, 16):
         x = torch.randn(b, model.cfg.n_mels, frames)
         with torch.no_grad():
-            out[f"ms_per_eval_b{b}"] = 1000 * metrics.time_call(lambda: model(x, 1.0), repeats=7)
+            out[f"ms_per_eval_b{b}"] = 1000 * metrics.time_call(lambda x=x: model(x, 1.0), repeats=7)
     meta = getattr(model, "meta", {})
     if "train_seconds" in meta:
         tr = meta["train"]

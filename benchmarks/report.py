@@ -51,7 +51,16 @@ def teacher_section(r: dict) -> list[str]:
 
 
 def data_section(r: dict) -> list[str]:
-    return ["### Data generation", "", "```", json.dumps(r, indent=1)[:1500], "```"]
+    m = r["machine"]
+    return ["### Procedural data generation (benchmarks/bench_data.py)", "",
+            f"{r['n_clips']} clips of {r['seconds_per_clip']:g} s at {r['sample_rate']} Hz, median "
+            f"of {r['repeats']} runs on {m['cpu_count']} CPU cores ({m['processor']}), "
+            f"{'GPU ' + str(m['gpu']) if m.get('gpu') else 'no GPU'}, {m['torch_threads']} torch "
+            f"threads (load average at start {m['load_average_at_start'][0]:.2f}):", "",
+            "| what | median | clips/s |", "|---|---|---|",
+            f"| waveforms | {r['waves']['median_s']:.1f} s | {r['waves']['clips_per_s']:.0f} |",
+            f"| waveforms + mels | {r['waves_mels']['median_s']:.1f} s | "
+            f"{r['waves_mels']['clips_per_s']:.0f} |"]
 
 
 def render() -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -25,7 +26,6 @@ from .networks import Denoiser, UNet1d
 from .precond import append_dims, consistency_scalings, ctm_jump, edm_scalings
 from .samplers import guided
 from .schedule import karras_sigmas
-
 
 # ----------------------------------------------------------------------------- models
 
@@ -262,6 +262,7 @@ def train_student(kind: str, preset: str | Preset = "laptop", out=None, *,
     Returns the exported file (EMA weights, float16, with the recipe and history in metadata).
     """
     import time
+
     from . import teacher as T
     from .config import get_preset, to_dict
     from .train import export_ema, fit

@@ -11,6 +11,7 @@ with it starts as exactly the model without it.
 from __future__ import annotations
 
 import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn

@@ -28,7 +28,7 @@ from . import data
 from .config import NetConfig, Preset, from_dict, get_preset, to_dict
 from .losses import edm_loss
 from .networks import Denoiser, count_parameters
-from .train import fit, export_ema
+from .train import export_ema, fit
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 

@@ -5,8 +5,15 @@ import pytest
 import torch
 
 from ditto2_nb.config import NetConfig
-from ditto2_nb.distill import (ConsistencyModel, CTMModel, DistillConfig, cd_loss, cm_multistep,
-                               ctm_gamma_sample, ctm_loss)
+from ditto2_nb.distill import (
+    ConsistencyModel,
+    CTMModel,
+    DistillConfig,
+    cd_loss,
+    cm_multistep,
+    ctm_gamma_sample,
+    ctm_loss,
+)
 from ditto2_nb.networks import Denoiser
 
 TINY = NetConfig(n_mels=8, channels=(8, 16), blocks=1, emb_dim=16, attn_heads=2, tag_vocab=(3,))

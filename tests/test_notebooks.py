@@ -1,7 +1,6 @@
 """Every notebook: committed clean, runs on the ci preset with papermill, records sane numbers,
 and passes nbval (cells marked ``# NBVAL_CHECK_OUTPUT`` must reproduce their outputs)."""
 
-import json
 import os
 import subprocess
 import sys

@@ -8,8 +8,14 @@ import torch
 
 from ditto2_nb import checkpoints as ckpt
 from ditto2_nb.samplers import generate
-from ditto2_nb.teacher import (TAG_FIELDS, encode_tags, load_model, load_teacher, shipped_path,
-                               tag_vocab)
+from ditto2_nb.teacher import (
+    TAG_FIELDS,
+    encode_tags,
+    load_model,
+    load_teacher,
+    shipped_path,
+    tag_vocab,
+)
 
 
 @pytest.fixture(scope="module")
