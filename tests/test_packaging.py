@@ -58,3 +58,14 @@ def test_no_unpickling_anywhere():
         text = path.read_text()
         assert not re.search(r"^\s*import pickle|pickle\.load|allow_pickle=True", text, re.M), path
         assert "torch.load(" not in text or "weights_only=True" in text, path
+
+
+def test_ruff_is_clean():
+    import shutil
+    import subprocess
+    import sys
+
+    ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
+    res = subprocess.run([ruff, "check", "ditto2_nb", "tests", "benchmarks"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout[-3000:]
