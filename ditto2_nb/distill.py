@@ -264,6 +264,7 @@ def train_student(kind: str, preset: str | Preset = "laptop", out=None, *,
     import time
 
     from . import teacher as T
+    from .metrics import peak_rss_mb
     from .config import get_preset, to_dict
     from .train import export_ema, fit
 
@@ -307,6 +308,7 @@ def train_student(kind: str, preset: str | Preset = "laptop", out=None, *,
                     progress=progress, ema_out=ema_ref)
     out = Path(out) if out else T.shipped_path(name, p.name)
     card = {**meta, "steps": tcfg.steps, "train_seconds": round(hist.seconds, 1),
+            "peak_rss_mb": round(peak_rss_mb()),
             "machine": T.machine(), "history": hist.to_dict(),
             "reproduce": f"python -m ditto2_nb.cli distill --kind {kind} --preset {p.name}"
                          + ("" if conditional else " --uncond") + f" --steps {tcfg.steps}"}

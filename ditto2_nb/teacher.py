@@ -27,6 +27,7 @@ from . import checkpoints as ckpt
 from . import data
 from .config import NetConfig, Preset, from_dict, get_preset, to_dict
 from .losses import edm_loss
+from .metrics import peak_rss_mb
 from .networks import Denoiser, count_parameters
 from .train import export_ema, fit
 
@@ -150,6 +151,7 @@ def train_teacher(preset: str | Preset = "laptop", out: str | Path | None = None
     ema, hist = fit(model, loss_fn, tcfg, work / f"{kind}_{p.name}.train.safetensors",
                     meta=meta, progress=progress)
     card = {**meta, "steps": tcfg.steps, "train_seconds": round(hist.seconds, 1),
+            "peak_rss_mb": round(peak_rss_mb()),
             "parameters": count_parameters(model), "machine": machine(),
             "data_description": f"{len(mels)} procedural clips (seed {p.data.seed}), "
                                 f"{p.mel.frames} frames of {p.mel.n_mels} mels",

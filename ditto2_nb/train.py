@@ -189,7 +189,8 @@ def model_card(name: str, meta: dict) -> str:
              f"* data: {meta.get('data_description', 'the preset procedural training set')}",
              f"* training: {meta.get('steps')} steps of batch {tr.get('batch_size')}, Adam lr "
              f"{tr.get('lr')}, EMA {tr.get('ema_decay')}, seed {tr.get('seed')}",
-             f"* time: {float(meta.get('train_seconds', 0)) / 60:.1f} min on {meta.get('machine')}",
+             f"* time: {float(meta.get('train_seconds', 0)) / 60:.1f} min on {meta.get('machine')}"
+             + (f"; peak memory {meta['peak_rss_mb']} MB" if "peak_rss_mb" in meta else ""),
              f"* loss: {sum(loss[:k]) / k:.4f} (first 5% of steps) -> "
              f"{sum(loss[-k:]) / k:.4f} (last 5%)" if loss else "* loss: -",
              "* weights: EMA, float16 (cast to float32 on load); config in the safetensors "

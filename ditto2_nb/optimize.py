@@ -1,0 +1,209 @@
+"""Inference-time optimisation of the initial noise: DITTO and DITTO-2.
+
+Both optimise a unit-scale noise z (x_T = sigma_max z) with Adam so that a control loss of the
+generated mel goes down, the models frozen:
+
+* :func:`ditto`  -- x_0 from the teacher's full deterministic S-step sampler (with CFG), gradients
+  through every step, each network evaluation gradient-checkpointed (memory O(1) in S).
+* :func:`ditto2` -- x_0 from the distilled student's 1-step jump (the surrogate); after the
+  iterations, one decode with M student steps (injected noise fixed by a seed). The last
+  ``refine_last`` (R) iterations may backpropagate through the M-step decode itself
+  (decode-aware refinement), which closes the surrogate/decode gap of a weakly distilled student.
+
+``loss_fn(mel [B, M, T]) -> [B]`` is any per-example control loss (see :mod:`ditto2_nb.controls`),
+so a batch of different targets is optimised at once. Both return an :class:`OptResult` with a
+:class:`Trace` (loss per iteration, wall time, network evaluations, snapshots).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch.utils.checkpoint import checkpoint
+from tqdm.auto import tqdm
+
+from .distill import student_decode
+from .samplers import get_sampler, guided, karras_for
+
+LossFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    iterations: int = 70  # Adam steps (the paper: 70 for intensity, 150 for melody/structure)
+    lr: float = 0.05  # Adam learning rate on the unit-scale noise z
+    snapshot_every: int = 10  # keep z and the output every this many iterations (0 = never)
+    patience: int = 0  # early stop after this many iterations without improvement (0 = off)
+    min_improvement: float = 1e-4  # relative improvement that resets the patience counter
+    reg_weight: float = 0.0  # typical-set penalty: reg * (|z| / sqrt(D) - 1)^2 per example
+    refine_last: int = 0  # DITTO-2 only: last R iterations backpropagate through the M-step decode
+
+
+@dataclass
+class Trace:
+    """What happened during one optimisation run (per iteration, cumulative where stated)."""
+
+    loss: list = field(default_factory=list)  # mean control loss (without the penalty)
+    loss_per_example: list = field(default_factory=list)  # [iterations][B]
+    seconds: list = field(default_factory=list)  # cumulative wall time
+    nfe: list = field(default_factory=list)  # cumulative forward passes (incl. checkpoint recompute)
+    through_decode: list = field(default_factory=list)  # True where the gradient went via decode
+    snapshots: list = field(default_factory=list)  # (iteration, z [B,M,T], output mel [B,M,T])
+    stopped_early: bool = False
+
+    @property
+    def wall(self) -> float:
+        return self.seconds[-1] if self.seconds else 0.0
+
+
+@dataclass
+class OptResult:
+    z: torch.Tensor  # optimised unit-scale noise [B, M, T]
+    x0: torch.Tensor  # the final output mel [B, M, T] (DITTO-2: the M-step decode)
+    trace: Trace
+    x0_surrogate: torch.Tensor | None = None  # DITTO-2: the 1-step output at the optimised z
+    seconds_total: float = 0.0  # including the final decode
+
+
+class _Counter:
+    """Wraps a denoiser and counts forward evaluations (per example)."""
+
+    def __init__(self, fn):
+        self.fn, self.calls = fn, 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self.fn(*args, **kwargs)
+
+
+def checkpointed(denoise):
+    """Gradient checkpointing around each denoiser call: activations are recomputed in the
+    backward pass instead of stored, so memory does not grow with the number of steps."""
+
+    def run(x, sigma):
+        if not torch.is_grad_enabled():
+            return denoise(x, sigma)
+        return checkpoint(denoise, x, torch.as_tensor(sigma), use_reentrant=False)
+
+    return run
+
+
+def typical_set_penalty(z: torch.Tensor) -> torch.Tensor:
+    """(|z| / sqrt(D) - 1)^2 per example: zero when z has the norm of a typical Gaussian draw."""
+    d = z[0].numel()
+    return (z.flatten(1).norm(dim=1) / d**0.5 - 1.0) ** 2
+
+
+def _check_z(z0: torch.Tensor) -> torch.Tensor:
+    if z0.ndim != 3:
+        raise ValueError(f"initial noise must be [B, M, T], got shape {tuple(z0.shape)}")
+    if not torch.isfinite(z0).all():
+        raise ValueError("initial noise contains NaN or infinite values")
+    return z0.detach().clone().requires_grad_(True)
+
+
+def _optimise(z0: torch.Tensor, generate_fn, loss_fn: LossFn, cfg: OptimConfig, counter: _Counter,
+              progress: bool, desc: str) -> tuple[torch.Tensor, Trace]:
+    """The shared Adam loop. ``generate_fn(z, it) -> (mel, through_decode)``."""
+    z = _check_z(z0)
+    opt = torch.optim.Adam([z], lr=cfg.lr)
+    trace, best, waited = Trace(), float("inf"), 0
+    t0 = time.perf_counter()
+    for it in tqdm(range(cfg.iterations), disable=not progress, desc=desc, leave=False):
+        mel, via_decode = generate_fn(z, it)
+        per_example = loss_fn(mel)
+        if per_example.ndim != 1 or per_example.shape[0] != z.shape[0]:
+            raise ValueError(f"loss_fn must return one loss per example [B]={z.shape[0]}, "
+                             f"got shape {tuple(per_example.shape)}")
+        if not torch.isfinite(per_example).all():
+            raise FloatingPointError(
+                f"control loss became NaN/inf at iteration {it}; lower the learning rate "
+                f"(now {cfg.lr}) or check the target for NaNs")
+        total = per_example.sum()
+        if cfg.reg_weight > 0:
+            total = total + cfg.reg_weight * typical_set_penalty(z).sum()
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        opt.step()
+        mean = per_example.mean().item()
+        trace.loss.append(mean)
+        trace.loss_per_example.append(per_example.detach().cpu().tolist())
+        trace.seconds.append(time.perf_counter() - t0)
+        trace.nfe.append(counter.calls)
+        trace.through_decode.append(via_decode)
+        if cfg.snapshot_every and (it % cfg.snapshot_every == 0 or it == cfg.iterations - 1):
+            trace.snapshots.append((it, z.detach().cpu().clone(), mel.detach().cpu()))
+        if cfg.patience:
+            if mean < best * (1 - cfg.min_improvement):
+                best, waited = mean, 0
+            else:
+                waited += 1
+                if waited >= cfg.patience:
+                    trace.stopped_early = True
+                    break
+    return z.detach(), trace
+
+
+def ditto(teacher, loss_fn: LossFn, z0: torch.Tensor, tags: torch.Tensor | None = None, *,
+          steps: int = 20, w: float = 2.0, sampler: str = "euler", grad_checkpoint: bool = True,
+          cfg: OptimConfig = OptimConfig(), progress: bool = False) -> OptResult:
+    """DITTO: optimise z through the teacher's full S-step deterministic sampler.
+
+    Shapes: z0 ``[B, M, T]`` (unit scale), tags ``[B, K]`` or None. Reference: Novack et al. 2024
+    (DITTO), with gradient checkpointing per sampler step.
+    """
+    if sampler == "ancestral":
+        raise ValueError("DITTO needs a deterministic sampler: use 'euler' or 'heun'")
+    sigmas = karras_for(teacher, steps).to(z0.device)
+    counter = _Counter(guided(teacher, tags, w))
+    denoise = checkpointed(counter) if grad_checkpoint else counter
+    sample = get_sampler(sampler)
+
+    def generate(z, it):
+        return sample(denoise, z * sigmas[0], sigmas), False
+
+    z, trace = _optimise(z0, generate, loss_fn, cfg, counter, progress, "DITTO")
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        x0 = sample(counter, z * sigmas[0], sigmas)
+    return OptResult(z, x0, trace, seconds_total=trace.wall + time.perf_counter() - t0)
+
+
+def ditto2(student, loss_fn: LossFn, z0: torch.Tensor, tags: torch.Tensor | None = None, *,
+           decode_steps: int = 2, gamma: float = 0.0, sigma_mid: float | None = None,
+           decode_seed: int = 0, cfg: OptimConfig = OptimConfig(),
+           progress: bool = False) -> OptResult:
+    """DITTO-2: optimise z through the student's 1-step jump, then decode with M steps.
+
+    The last ``cfg.refine_last`` iterations backpropagate through the M-step decode instead of
+    the surrogate. The decode's injected noise comes from ``decode_seed`` and is the same in every
+    refinement iteration and in the final decode, so the output is a function of z.
+    Reference: Novack et al. 2024 (DITTO-2); decode-aware refinement is this project's addition.
+    """
+    if not 0 <= cfg.refine_last <= cfg.iterations:
+        raise ValueError(f"refine_last must be in [0, iterations={cfg.iterations}]")
+    counter = _Counter(None)  # counts the student's forward calls through a hook
+    hook = student.register_forward_hook(lambda *_: setattr(counter, "calls", counter.calls + 1))
+    decode_kw = dict(gamma=gamma, sigma_mid=sigma_mid, seed=decode_seed)
+
+    def decode(z, m):
+        return student_decode(student, z * student.sigma_max, m, tags, **decode_kw)
+
+    def generate(z, it):
+        if it >= cfg.iterations - cfg.refine_last:
+            return decode(z, decode_steps), True
+        return decode(z, 1), False
+
+    try:
+        z, trace = _optimise(z0, generate, loss_fn, cfg, counter, progress, "DITTO-2")
+    finally:
+        hook.remove()
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        x0 = decode(z, decode_steps)
+        x0_surrogate = decode(z, 1)
+    return OptResult(z, x0, trace, x0_surrogate,
+                     seconds_total=trace.wall + time.perf_counter() - t0)
