@@ -264,8 +264,8 @@ def train_student(kind: str, preset: str | Preset = "laptop", out=None, *,
     import time
 
     from . import teacher as T
-    from .metrics import peak_rss_mb
     from .config import get_preset, to_dict
+    from .metrics import peak_rss_mb
     from .train import export_ema, fit
 
     p = get_preset(preset) if isinstance(preset, str) else preset
