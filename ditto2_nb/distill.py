@@ -384,12 +384,12 @@ def trajectory_gap(model, x_T: torch.Tensor, mel_cfg, steps: int, tags=None, **d
 def load_distilled(kind: str, preset: str = "laptop", conditional: bool = True, *, device="cpu",
                    retrain: bool = False, progress: bool = False) -> nn.Module:
     """The ``kind`` ("cm"/"ctm") student for ``preset``: shipped file, else trained and cached."""
-    from .teacher import cache_dir, shipped_path
+    from .teacher import resolve_model_file
 
     name = f"{kind}{'' if conditional else '_uncond'}"
-    path = shipped_path(name, preset)
+    path = resolve_model_file(name, preset, retrain,
+                              f"python -m ditto2_nb.cli distill --kind {kind} --preset {preset}"
+                              + ("" if conditional else " --uncond"))
     if retrain or not path.exists():
-        path = cache_dir() / f"{name}_{preset}.safetensors"
-        if retrain or not path.exists():
-            train_student(kind, preset, path, conditional=conditional, progress=progress)
+        train_student(kind, preset, path, conditional=conditional, progress=progress)
     return load_student(path, device)

@@ -103,12 +103,30 @@ def load_teacher(preset: str = "laptop", conditional: bool = True, *, device="cp
                  retrain: bool = False, progress: bool = False) -> Denoiser:
     """The teacher for ``preset``: the shipped file when there is one, else trained and cached."""
     kind = "teacher" if conditional else "teacher_uncond"
-    path = shipped_path(kind, preset)
+    path = resolve_model_file(kind, preset, retrain,
+                              f"python -m ditto2_nb.cli train-teacher --preset {preset}"
+                              + ("" if conditional else " --uncond"))
     if retrain or not path.exists():
-        path = cache_dir() / f"{kind}_{preset}.safetensors"
-        if retrain or not path.exists():
-            train_teacher(preset, path, conditional=conditional, progress=progress)
+        train_teacher(preset, path, conditional=conditional, progress=progress)
     return load_model(path, device)
+
+
+def resolve_model_file(kind: str, preset: str, retrain: bool, command: str) -> Path:
+    """The file to load for ``kind`` on ``preset``: the shipped one, else the cached one.
+
+    Only the ``ci`` preset (seconds) is trained on the fly when neither exists; for the others a
+    missing model is an error that names the command (minutes to hours) rather than a silent
+    long training. ``retrain=True`` always returns the cache path (to be trained).
+    """
+    shipped = shipped_path(kind, preset)
+    if shipped.exists() and not retrain:
+        return shipped
+    cached = cache_dir() / f"{kind}_{preset}.safetensors"
+    if retrain or cached.exists() or preset == "ci":
+        return cached
+    raise ckpt.CheckpointError(
+        f"no {kind} model for preset {preset!r} is shipped or cached. Train it with `{command}` "
+        f"(it is written to {cached}), or pass retrain=True / RETRAIN=True.")
 
 
 def training_data(preset: Preset) -> data.MelDataset:

@@ -76,3 +76,14 @@ def test_cli_rejects_bad_arguments():
     res = subprocess.run([sys.executable, "-m", "ditto2_nb.cli", "train-teacher", "--preset", "x"],
                          capture_output=True, text=True)
     assert res.returncode != 0 and "invalid choice" in res.stderr
+
+
+def test_missing_laptop_model_is_an_error_not_a_silent_training(tmp_path, monkeypatch):
+    from ditto2_nb import distill, teacher
+
+    monkeypatch.setattr(teacher, "ASSETS", tmp_path / "no_assets")
+    monkeypatch.setenv("DITTO2_CACHE", str(tmp_path / "empty_cache"))
+    with pytest.raises(ckpt.CheckpointError, match="train-teacher --preset laptop"):
+        teacher.load_teacher("laptop")
+    with pytest.raises(ckpt.CheckpointError, match="distill --kind ctm --preset laptop"):
+        distill.load_distilled("ctm", "laptop")
