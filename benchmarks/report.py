@@ -108,13 +108,44 @@ def render() -> str:
     if (RESULTS / "distill_laptop.md").exists():
         lines += ["### Distillation (laptop preset, benchmarks/eval_distill.py)", ""]
         if (r := _load("distill_laptop.json")) is not None:
-            lines += [distill_summary(r), ""]
+            distill_plot(r)
+            lines += [distill_summary(r), "", "![distillation](benchmarks/results/distill_laptop.png)", ""]
         lines += [(RESULTS / "distill_laptop.md").read_text(), ""]
     if (r := _load("ditto_laptop.json")) is not None:
         lines += ditto_section(r) + [""]
     if (r := _load("data.json")) is not None:
         lines += data_section(r) + [""]
     return "\n".join(lines)
+
+
+def distill_plot(r: dict) -> Path:
+    """FD vs NFE, and the 2-step gap vs distillation steps: benchmarks/results/distill_laptop.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    curves: dict[str, list] = {}
+    for x in r["fd_vs_nfe"]:
+        if x["fd_norm"] < 2:  # the 2- and 4-step Heun blow-ups are off the chart
+            curves.setdefault(f"{x['model']} {x['sampler']}", []).append((x["nfe"], x["fd_norm"]))
+    for name, pts in curves.items():
+        a.plot(*zip(*sorted(pts)), marker="o", label=name)
+    a.set(xscale="log", xlabel="network evaluations", ylabel="normalised FD (mel-stats)",
+          title="quality vs NFE")
+    a.legend(fontsize=7)
+    for kind in ("cm", "ctm"):
+        pts = [(x["steps_trained"], x["intensity_mse_db2"]) for x in r.get(f"snapshots_{kind}", [])]
+        if pts:
+            b.plot(*zip(*pts), marker="o", label=kind)
+    b.set(xlabel="distillation steps", ylabel="intensity MSE (dB^2)",
+          title="2-step decode vs 1-step jump (sigma_mid 2.5)")
+    b.legend()
+    fig.tight_layout()
+    path = RESULTS / "distill_laptop.png"
+    fig.savefig(path, dpi=80)
+    return path
 
 
 def main() -> None:
