@@ -88,14 +88,14 @@ def consistency(model, preset: str, n: int = 32, seed: int = 2) -> list[dict]:
 
 def snapshots_consistency(kind: str, preset: str) -> list[dict]:
     folder = cache_dir() / "runs" / f"{kind}_{preset}_snapshots"
+    p = get_preset(preset)
+    tags = tags_tensor(heldout_data(p).labels[:16])
+    x_T = p.net.sigma_max * torch.randn(16, p.mel.n_mels, p.mel.frames,
+                                        generator=torch.Generator().manual_seed(2))
+    gamma = {"gamma": 0.0} if kind == "ctm" else {}
     rows = []
     for path in sorted(folder.glob("step*.safetensors")):
         m = load_student(path)
-        gamma = {"gamma": 0.0} if kind == "ctm" else {}
-        p = get_preset(preset)
-        x_T = m.sigma_max * torch.randn(16, p.mel.n_mels, p.mel.frames,
-                                        generator=torch.Generator().manual_seed(2))
-        tags = tags_tensor(heldout_data(p).labels[:16])
         gap = trajectory_gap(m, x_T, p.mel, 2, tags, sigma_mid=2.5, **gamma)  # M = 2 via 2.5
         rows.append({"steps_trained": m.meta["steps"], "seconds": m.meta["train_seconds"], **gap})
     return rows

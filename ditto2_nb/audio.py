@@ -116,6 +116,11 @@ def norm_to_db(x: torch.Tensor, cfg: MelConfig) -> torch.Tensor:
     return (x + 1.0) * 0.5 * (cfg.db_max - cfg.db_min) + cfg.db_min
 
 
+def norm_to_power(x: torch.Tensor, cfg: MelConfig) -> torch.Tensor:
+    """Normalised mel -> mel power (linear)."""
+    return 10.0 ** (norm_to_db(x, cfg) / 10.0)
+
+
 def wave_to_mel(wave: torch.Tensor | np.ndarray, cfg: MelConfig,
                 sample_rate: int | None = None) -> torch.Tensor:
     """Waveform ``[L]`` or ``[B, L]`` -> normalised log-mel ``[B, M, T]``.
@@ -171,7 +176,7 @@ class GriffinLimVocoder:
 
     def linear_magnitude(self, mel: torch.Tensor) -> torch.Tensor:
         """Normalised mel ``[B, M, T]`` -> scaled linear magnitude ``[B, F, T]``."""
-        power = 10.0 ** (norm_to_db(mel, self.cfg) / 10.0)  # [B, M, T]
+        power = norm_to_power(mel, self.cfg)  # [B, M, T]
         fb_pinv = self._fb_pinv.to(mel.device)
         lin = torch.einsum("fm,bmt->bft", fb_pinv, power).clamp_min(0.0)
         # A few multiplicative NNLS updates sharpen the pseudo-inverse (keeps lin >= 0).
@@ -198,8 +203,7 @@ class GriffinLimVocoder:
 
 def spectral_convergence(mel_ref: torch.Tensor, mel_est: torch.Tensor, cfg: MelConfig) -> float:
     """``||S - S_hat||_F / ||S||_F`` on mel magnitudes (sqrt of mel power), from normalised mels."""
-    s = (10.0 ** (norm_to_db(mel_ref, cfg) / 20.0))
-    s_hat = (10.0 ** (norm_to_db(mel_est, cfg) / 20.0))
+    s, s_hat = norm_to_power(mel_ref, cfg).sqrt(), norm_to_power(mel_est, cfg).sqrt()
     return float(torch.linalg.norm(s - s_hat) / torch.linalg.norm(s))
 
 

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .audio import as_waveform, check_mel, db_to_norm, mel_filterbank, norm_to_db, power_to_db
+from .audio import as_waveform, check_mel, db_to_norm, mel_filterbank, norm_to_power, power_to_db
 from .config import MelConfig
 from .data import ClipLabels
 
@@ -86,7 +86,7 @@ MIDDLE_C_HZ = 261.63
 
 def frame_energy_db(mel: torch.Tensor, cfg: MelConfig) -> torch.Tensor:
     """Total mel power per frame in dB: ``[B, M, T] -> [B, T]``."""
-    power = 10.0 ** (norm_to_db(mel, cfg) / 10.0)
+    power = norm_to_power(mel, cfg)
     return 10.0 * torch.log10(power.sum(1) + 1e-10)
 
 
@@ -156,14 +156,14 @@ def chroma_matrix(cfg: MelConfig, f_low: float = MIDDLE_C_HZ, f_high: float = 21
 
 def _chroma_energy(mel: torch.Tensor, cfg: MelConfig) -> torch.Tensor:
     """Mel power gathered into pitch classes ``[B, M, T] -> [B, 12, T]``."""
-    power = 10.0 ** (norm_to_db(mel, cfg) / 10.0)
+    power = norm_to_power(mel, cfg)
     matrix = _chroma_matrix(cfg, MIDDLE_C_HZ, 2100.0, 0.75).to(mel.device, power.dtype)
     return torch.einsum("cm,bmt->bct", matrix, power)
 
 
 def _chroma_logits(mel: torch.Tensor, cfg: MelConfig, temperature: float = 1.0) -> torch.Tensor:
     """Logits of :func:`chroma`: ``log10(energy) / temperature`` ``[B, 12, T]``."""
-    return 10 * torch.log10(_chroma_energy(mel, cfg) + 1e-10) / (10 * temperature)
+    return torch.log10(_chroma_energy(mel, cfg) + 1e-10) / temperature
 
 
 def chroma(mel: torch.Tensor, cfg: MelConfig, temperature: float = 1.0) -> torch.Tensor:

@@ -14,18 +14,24 @@ Samplers: ``cm_multistep`` and ``ctm_gamma_sample``; their injected noise comes 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import time
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from .config import DistillConfig, NetConfig, Preset
+from . import checkpoints as ckpt
+from . import teacher as T
+from .config import DistillConfig, NetConfig, Preset, from_dict, get_preset, to_dict
+from .controls import chroma_agreement, intensity
 from .losses import edm_loss
 from .networks import Denoiser, UNet1d
 from .precond import append_dims, consistency_scalings, ctm_jump, edm_scalings
 from .samplers import guided
 from .schedule import karras_sigmas
+from .train import export_ema, fit
 
 # ----------------------------------------------------------------------------- models
 
@@ -107,14 +113,21 @@ def _grid(model, cfg: DistillConfig, device) -> torch.Tensor:
 
 @torch.no_grad()
 def teacher_solve(teacher: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, tags, w: float):
-    """Per-example Heun integration of the guided teacher along rows of ``sigmas`` ``[B, k+1]``."""
+    """Per-example Heun integration of the guided teacher along the rows of ``sigmas`` ``[B, k+1]``.
+
+    A row may repeat its last sigma (fewer steps than the others): those steps leave it unchanged.
+    """
     denoise = guided(teacher, tags, w)
     for j in range(sigmas.shape[1] - 1):
-        s_now, s_next = append_dims(sigmas[:, j], x.ndim), append_dims(sigmas[:, j + 1], x.ndim)
-        d = (x - denoise(x, sigmas[:, j])) / s_now
-        x_euler = x + d * (s_next - s_now)
-        d_next = (x_euler - denoise(x_euler, sigmas[:, j + 1])) / s_next
-        x = x + 0.5 * (d + d_next) * (s_next - s_now)
+        s_now, s_next = sigmas[:, j], sigmas[:, j + 1]
+        active = s_next < s_now
+        if not active.any():
+            break
+        sn, sx = append_dims(s_now, x.ndim), append_dims(s_next, x.ndim)
+        d = (x - denoise(x, s_now)) / sn  # slope at sigma
+        x_euler = x + d * (sx - sn)
+        d_next = (x_euler - denoise(x_euler, s_next)) / sx  # slope at sigma_next
+        x = torch.where(append_dims(active, x.ndim), x + 0.5 * (d + d_next) * (sx - sn), x)
     return x
 
 
@@ -157,7 +170,7 @@ def ctm_loss(student: CTMModel, target: CTMModel, teacher: Denoiser, x0: torch.T
     z = torch.randn(x0.shape, generator=gen).to(x0.device)
     x_t = x0 + append_dims(t, x0.ndim) * z  # 2.
     steps = torch.stack([grid[torch.minimum(i_t + j, i_u)] for j in range(cfg.k_max + 1)], 1)
-    x_u = teacher_solve_ragged(teacher, x_t, steps, tags, cfg.w)  # 3.
+    x_u = teacher_solve(teacher, x_t, steps, tags, cfg.w)  # 3.
     zero = torch.zeros_like(s)
     est = target(student(x_t, t, s, tags), s, zero, tags)  # 4.
     with torch.no_grad():
@@ -166,23 +179,6 @@ def ctm_loss(student: CTMModel, target: CTMModel, teacher: Denoiser, x0: torch.T
     if cfg.dsm_weight > 0:
         loss = loss + cfg.dsm_weight * dsm_loss(student, x0, tags, gen)  # 6.
     return loss
-
-
-@torch.no_grad()
-def teacher_solve_ragged(teacher, x, steps: torch.Tensor, tags, w: float):
-    """Heun along ``steps`` ``[B, k_max+1]`` where rows may repeat their last sigma (no-op)."""
-    denoise = guided(teacher, tags, w)
-    for j in range(steps.shape[1] - 1):
-        s_now, s_next = steps[:, j], steps[:, j + 1]
-        active = s_next < s_now
-        if not active.any():
-            break
-        sn, sx = append_dims(s_now, x.ndim), append_dims(s_next, x.ndim)
-        d = (x - denoise(x, s_now)) / sn
-        x_euler = x + d * (sx - sn)
-        d_next = (x_euler - denoise(x_euler, s_next)) / sx
-        x = torch.where(append_dims(active, x.ndim), x + 0.5 * (d + d_next) * (sx - sn), x)
-    return x
 
 
 def dsm_loss(student: CTMModel, x0, tags, gen) -> torch.Tensor:
@@ -261,13 +257,6 @@ def train_student(kind: str, preset: str | Preset = "laptop", out=None, *,
     to ``<work_dir>/<name>_<preset>_snapshots/``, for consistency-vs-distillation-time plots.
     Returns the exported file (EMA weights, float16, with the recipe and history in metadata).
     """
-    import time
-
-    from . import teacher as T
-    from .config import get_preset, to_dict
-    from .metrics import peak_rss_mb
-    from .train import export_ema, fit
-
     p = get_preset(preset) if isinstance(preset, str) else preset
     tcfg = p.distill_train if steps is None else dataclasses.replace(p.distill_train, steps=steps)
     dcfg = p.distill
@@ -278,25 +267,24 @@ def train_student(kind: str, preset: str | Preset = "laptop", out=None, *,
     tags = T.tags_tensor(ds.labels) if conditional else None
     torch.manual_seed(tcfg.seed)
     student = make_student(kind, teacher)
-    target = copy_module(student)
+    target = copy.deepcopy(student).requires_grad_(False)
     fn = student_loss(kind)
 
     def loss_fn(model, gen, step):
         idx = torch.randint(len(mels), (tcfg.batch_size,), generator=gen)
         return fn(model, target, teacher, mels[idx], None if tags is None else tags[idx], gen, dcfg)
 
-    ema_ref: list = []
     t0 = time.perf_counter()
     every = max(tcfg.steps // snapshots, 1) if snapshots else 0
 
     @torch.no_grad()
-    def update_target(step):
+    def update_target(step, ema):
         for pt, ps in zip(target.parameters(), student.parameters()):
             pt.lerp_(ps, 1.0 - dcfg.target_ema)
-        if every and (step + 1) % every == 0 and ema_ref:
+        if every and (step + 1) % every == 0:
             snap = work / f"{name}_{p.name}_snapshots" / f"step{step + 1:06d}.safetensors"
-            export_ema(snap, ema_ref[0].model, {**meta, "steps": step + 1,
-                                                "train_seconds": time.perf_counter() - t0})
+            export_ema(snap, ema.model, {**meta, "steps": step + 1,
+                                         "train_seconds": time.perf_counter() - t0})
 
     name = f"{kind}{'' if conditional else '_uncond'}"
     meta = {"kind": name, "student": kind, "preset": p.name, "net": to_dict(student.cfg),
@@ -305,28 +293,14 @@ def train_student(kind: str, preset: str | Preset = "laptop", out=None, *,
     work = Path(work_dir) if work_dir else T.cache_dir() / "runs"
     ema, hist = fit(student, loss_fn, tcfg, work / f"{name}_{p.name}.train.safetensors",
                     meta=meta, extra={"target": target}, after_step=update_target,
-                    progress=progress, ema_out=ema_ref)
+                    progress=progress)
     out = Path(out) if out else T.shipped_path(name, p.name)
-    card = {**meta, "steps": tcfg.steps, "train_seconds": round(hist.seconds, 1),
-            "peak_rss_mb": round(peak_rss_mb()),
-            "machine": T.machine(), "history": hist.to_dict(),
-            "reproduce": f"python -m ditto2_nb.cli distill --kind {kind} --preset {p.name}"
-                         + ("" if conditional else " --uncond") + f" --steps {tcfg.steps}"}
-    export_ema(out, ema.model, card)
+    export_ema(out, ema.model, T.training_card(meta, kind, conditional, tcfg, hist))
     return out
-
-
-def copy_module(m: nn.Module) -> nn.Module:
-    import copy
-
-    return copy.deepcopy(m).requires_grad_(False)
 
 
 def load_student(path, device="cpu") -> nn.Module:
     """Rebuild a CM or CTM student from its exported file alone."""
-    from . import checkpoints as ckpt
-    from .config import from_dict
-
     tensors, meta = ckpt.read(path)
     kind = meta.get("student")
     if kind not in ("cm", "ctm") or "net" not in meta:
@@ -370,8 +344,6 @@ def trajectory_gap(model, x_T: torch.Tensor, mel_cfg, steps: int, tags=None, **d
 
     Returns mel MSE, intensity MSE (dB^2) and top-1 chroma agreement between the two outputs.
     """
-    from .controls import chroma_agreement, intensity
-
     with torch.no_grad():
         one = student_decode(model, x_T, 1, tags)
         many = student_decode(model, x_T, steps, tags, **decode_kw)
@@ -384,12 +356,8 @@ def trajectory_gap(model, x_T: torch.Tensor, mel_cfg, steps: int, tags=None, **d
 def load_distilled(kind: str, preset: str = "laptop", conditional: bool = True, *, device="cpu",
                    retrain: bool = False, progress: bool = False) -> nn.Module:
     """The ``kind`` ("cm"/"ctm") student for ``preset``: shipped file, else trained and cached."""
-    from .teacher import resolve_model_file
-
     name = f"{kind}{'' if conditional else '_uncond'}"
-    path = resolve_model_file(name, preset, retrain,
-                              f"python -m ditto2_nb.cli distill --kind {kind} --preset {preset}"
-                              + ("" if conditional else " --uncond"))
+    path = T.resolve_model_file(name, preset, retrain, T.reproduce_command(kind, preset, conditional))
     if retrain or not path.exists():
         train_student(kind, preset, path, conditional=conditional, progress=progress)
     return load_student(path, device)

@@ -104,15 +104,12 @@ class AttributeClassifier(nn.Module):
         return [head(pooled) for head in self.heads]
 
 
+@torch.enable_grad()
 def train_attribute_classifier(mels: torch.Tensor, tags: torch.Tensor, vocab: tuple[int, ...], *,
                                steps: int = 400, batch: int = 64, seed: int = 0,
                                lr: float = 2e-3) -> AttributeClassifier:
-    """Fit the classifier on real data (tags ``[N, K]``, values in 1..vocab-1)."""
-    with torch.enable_grad():
-        return _fit_classifier(mels, tags, vocab, steps, batch, seed, lr)
-
-
-def _fit_classifier(mels, tags, vocab, steps, batch, seed, lr) -> AttributeClassifier:
+    """Fit the classifier on real data (tags ``[N, K]``, values in 1..vocab-1); trains even when
+    called under ``torch.no_grad``."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     clf = AttributeClassifier(mels.shape[1], vocab)

@@ -68,15 +68,22 @@ class OptResult:
     seconds_total: float = 0.0  # including the final decode
 
 
-class _Counter:
-    """Wraps a denoiser and counts forward evaluations (per example)."""
+class _CallCounter:
+    """Counts a module's forward calls until :meth:`remove`.
 
-    def __init__(self, fn):
-        self.fn, self.calls = fn, 0
+    A *pre*-hook, so that the recomputations of gradient checkpointing count too (non-reentrant
+    checkpointing stops a recomputation early, before a post-forward hook would fire).
+    """
 
-    def __call__(self, *args, **kwargs):
+    def __init__(self, module: torch.nn.Module):
+        self.calls = 0
+        self._hook = module.register_forward_pre_hook(self._hit)
+
+    def _hit(self, *_) -> None:
         self.calls += 1
-        return self.fn(*args, **kwargs)
+
+    def remove(self) -> None:
+        self._hook.remove()
 
 
 def checkpointed(denoise):
@@ -105,7 +112,7 @@ def _check_z(z0: torch.Tensor) -> torch.Tensor:
     return z0.detach().clone().requires_grad_(True)
 
 
-def _optimise(z0: torch.Tensor, generate_fn, loss_fn: LossFn, cfg: OptimConfig, counter: _Counter,
+def _optimise(z0: torch.Tensor, generate_fn, loss_fn: LossFn, cfg: OptimConfig, counter: _CallCounter,
               progress: bool, desc: str) -> tuple[torch.Tensor, Trace]:
     """The shared Adam loop. ``generate_fn(z, it) -> (mel, through_decode)``."""
     z = _check_z(z0)
@@ -158,17 +165,21 @@ def ditto(teacher, loss_fn: LossFn, z0: torch.Tensor, tags: torch.Tensor | None 
     if sampler == "ancestral":
         raise ValueError("DITTO needs a deterministic sampler: use 'euler' or 'heun'")
     sigmas = karras_for(teacher, steps).to(z0.device)
-    counter = _Counter(guided(teacher, tags, w))
-    denoise = checkpointed(counter) if grad_checkpoint else counter
+    denoise = guided(teacher, tags, w)
     sample = get_sampler(sampler)
+    step_fn = checkpointed(denoise) if grad_checkpoint else denoise
 
     def generate(z, it):
-        return sample(denoise, z * sigmas[0], sigmas), False
+        return sample(step_fn, z * sigmas[0], sigmas), False
 
-    z, trace = _optimise(z0, generate, loss_fn, cfg, counter, progress, "DITTO")
+    counter = _CallCounter(teacher)
+    try:
+        z, trace = _optimise(z0, generate, loss_fn, cfg, counter, progress, "DITTO")
+    finally:
+        counter.remove()
     t0 = time.perf_counter()
     with torch.no_grad():
-        x0 = sample(counter, z * sigmas[0], sigmas)
+        x0 = sample(denoise, z * sigmas[0], sigmas)
     return OptResult(z, x0, trace, seconds_total=trace.wall + time.perf_counter() - t0)
 
 
@@ -185,8 +196,6 @@ def ditto2(student, loss_fn: LossFn, z0: torch.Tensor, tags: torch.Tensor | None
     """
     if not 0 <= cfg.refine_last <= cfg.iterations:
         raise ValueError(f"refine_last must be in [0, iterations={cfg.iterations}]")
-    counter = _Counter(None)  # counts the student's forward calls through a hook
-    hook = student.register_forward_hook(lambda *_: setattr(counter, "calls", counter.calls + 1))
     decode_kw = dict(gamma=gamma, sigma_mid=sigma_mid, seed=decode_seed)
 
     def decode(z, m):
@@ -197,10 +206,11 @@ def ditto2(student, loss_fn: LossFn, z0: torch.Tensor, tags: torch.Tensor | None
             return decode(z, decode_steps), True
         return decode(z, 1), False
 
+    counter = _CallCounter(student)
     try:
         z, trace = _optimise(z0, generate, loss_fn, cfg, counter, progress, "DITTO-2")
     finally:
-        hook.remove()
+        counter.remove()
     t0 = time.perf_counter()
     with torch.no_grad():
         x0 = decode(z, decode_steps)

@@ -4,9 +4,9 @@ One line loads the shipped model::
 
     teacher = load_teacher()            # laptop preset, conditional, from ditto2_nb/assets/
 
-and one command reproduces it (about 15 minutes on 2 CPU cores)::
+and one command reproduces it (about 35 minutes on 2 CPU cores)::
 
-    python -m ditto2_nb.cli train-teacher --preset laptop
+    python -m ditto2_nb.cli train-teacher --preset laptop --steps 6000
 
 Conditioning: a few tags per clip (instrument, tempo, mode, drums, dynamics), each an index with 0
 meaning "no tag", dropped together with probability ``p_uncond`` so that one network is both
@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import platform
-import time
 from pathlib import Path
 
 import torch
@@ -103,12 +102,26 @@ def load_teacher(preset: str = "laptop", conditional: bool = True, *, device="cp
                  retrain: bool = False, progress: bool = False) -> Denoiser:
     """The teacher for ``preset``: the shipped file when there is one, else trained and cached."""
     kind = "teacher" if conditional else "teacher_uncond"
-    path = resolve_model_file(kind, preset, retrain,
-                              f"python -m ditto2_nb.cli train-teacher --preset {preset}"
-                              + ("" if conditional else " --uncond"))
+    path = resolve_model_file(kind, preset, retrain, reproduce_command("teacher", preset, conditional))
     if retrain or not path.exists():
         train_teacher(preset, path, conditional=conditional, progress=progress)
     return load_model(path, device)
+
+
+def reproduce_command(kind: str, preset: str, conditional: bool = True,
+                      steps: int | None = None) -> str:
+    """The CLI command that trains ``kind`` ("teacher", "cm" or "ctm") for ``preset``."""
+    what = "train-teacher" if kind == "teacher" else f"distill --kind {kind}"
+    return (f"python -m ditto2_nb.cli {what} --preset {preset}" + ("" if conditional else " --uncond")
+            + (f" --steps {steps}" if steps else ""))
+
+
+def training_card(meta: dict, kind: str, conditional: bool, tcfg, hist, **extra) -> dict:
+    """Metadata of an exported model: its configs plus steps, time, memory, machine, history and
+    the command that reproduces it."""
+    return {**meta, **extra, "steps": tcfg.steps, "train_seconds": round(hist.seconds, 1),
+            "peak_rss_mb": round(peak_rss_mb()), "machine": machine(), "history": hist.to_dict(),
+            "reproduce": reproduce_command(kind, meta["preset"], conditional, tcfg.steps)}
 
 
 def resolve_model_file(kind: str, preset: str, retrain: bool, command: str) -> Path:
@@ -130,12 +143,15 @@ def resolve_model_file(kind: str, preset: str, retrain: bool, command: str) -> P
 
 
 def training_data(preset: Preset) -> data.MelDataset:
-    return data.procedural_splits(preset.mel, preset.data)[0]
+    """The preset's training clips (seeds ``data.seed ...``); loads only this split's cache."""
+    return data.procedural_dataset(preset.mel, preset.data.n_train, preset.data.seed)
 
 
 def heldout_data(preset: Preset) -> data.MelDataset:
-    """Held-out clips: a seed range disjoint from training."""
-    return data.procedural_splits(preset.mel, preset.data)[1]
+    """Held-out clips: the seed range of :func:`ditto2_nb.data.procedural_splits`, disjoint from
+    training."""
+    return data.procedural_dataset(preset.mel, preset.data.n_heldout,
+                                   preset.data.seed + data.HELDOUT_SEED_OFFSET)
 
 
 def train_teacher(preset: str | Preset = "laptop", out: str | Path | None = None, *,
@@ -165,17 +181,12 @@ def train_teacher(preset: str | Preset = "laptop", out: str | Path | None = None
     meta = {"kind": kind, "preset": p.name, "net": to_dict(net_cfg), "train": to_dict(tcfg),
             "mel": to_dict(p.mel), "data": to_dict(p.data)}
     work = Path(work_dir) if work_dir else cache_dir() / "runs"
-    t0 = time.time()
     ema, hist = fit(model, loss_fn, tcfg, work / f"{kind}_{p.name}.train.safetensors",
                     meta=meta, progress=progress)
-    card = {**meta, "steps": tcfg.steps, "train_seconds": round(hist.seconds, 1),
-            "peak_rss_mb": round(peak_rss_mb()),
-            "parameters": count_parameters(model), "machine": machine(),
-            "data_description": f"{len(mels)} procedural clips (seed {p.data.seed}), "
-                                f"{p.mel.frames} frames of {p.mel.n_mels} mels",
-            "history": hist.to_dict(), "wall_seconds_this_call": round(time.time() - t0, 1),
-            "reproduce": f"python -m ditto2_nb.cli train-teacher --preset {p.name}"
-                         + ("" if conditional else " --uncond") + f" --steps {tcfg.steps}"}
+    card = training_card(meta, "teacher", conditional, tcfg, hist,
+                         parameters=count_parameters(model),
+                         data_description=f"{len(mels)} procedural clips (seed {p.data.seed}), "
+                                          f"{p.mel.frames} frames of {p.mel.n_mels} mels")
     export_ema(out, ema.model, card)
     return out
 

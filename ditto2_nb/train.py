@@ -101,7 +101,7 @@ def _restore(path, model, ema, opt, extra) -> tuple[int, History]:
 
 def fit(model: nn.Module, loss_fn: LossFn, cfg: TrainConfig, ckpt_path, *, meta: dict,
         extra: dict[str, nn.Module] | None = None, after_step: Callable | None = None,
-        progress: bool = True, ema_out: list | None = None) -> tuple[EMA, History]:
+        progress: bool = True) -> tuple[EMA, History]:
     """Train ``model`` on ``loss_fn(model, generator, step)`` and return (EMA, history).
 
     Args:
@@ -111,14 +111,12 @@ def fit(model: nn.Module, loss_fn: LossFn, cfg: TrainConfig, ckpt_path, *, meta:
         ckpt_path: training checkpoint (resumed from when it exists and matches ``meta``).
         meta: JSON-safe description (configs) stored in the checkpoint's metadata.
         extra: further modules saved and restored with the checkpoint (e.g. a CM target net).
-        after_step: called as ``after_step(step)`` after each optimizer step (e.g. target EMA).
-        ema_out: if given, the EMA object is appended to it as soon as it exists (for hooks).
+        after_step: called as ``after_step(step, ema)`` after each optimizer step (e.g. a
+            target-network update or a snapshot of the EMA).
     """
     rank, world = _dist_setup()
     extra = extra or {}
     ema = EMA(model, cfg.ema_decay)
-    if ema_out is not None:
-        ema_out.append(ema)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
     start, hist = 0, History()
     if ckpt_path is not None and os.path.exists(ckpt_path):
@@ -144,7 +142,7 @@ def fit(model: nn.Module, loss_fn: LossFn, cfg: TrainConfig, ckpt_path, *, meta:
         opt.step()
         ema.update(model)
         if after_step is not None:
-            after_step(step)
+            after_step(step, ema)
         hist.step.append(step)
         hist.loss.append(loss.item())
         bar.set_postfix(loss=f"{loss.item():.4f}")

@@ -44,7 +44,7 @@ def test_resume_is_exact(tmp_path):
     ema_full, hist_full = fit(make_model(), loss_fn, CFG, tmp_path / "a.safetensors", meta={"x": 1},
                               progress=False)
 
-    def stop(step):
+    def stop(step, ema):
         if step == 4:
             raise Interrupt
 
