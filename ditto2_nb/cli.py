@@ -1,7 +1,7 @@
 """Command-line entry points that reproduce the shipped checkpoints.
 
     python -m ditto2_nb.cli train-teacher --preset laptop            # conditional teacher
-    python -m ditto2_nb.cli train-teacher --preset laptop --uncond   # unconditional teacher
+    python -m ditto2_nb.cli train-teacher --preset laptop --uncond --from-conditional  # unconditional
     python -m ditto2_nb.cli distill --kind cm --preset laptop        # CM student of the teacher
     python -m ditto2_nb.cli distill --kind ctm --preset laptop       # CTM student
 
@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> None:
     t = sub.add_parser("train-teacher", help="train (or resume) an EDM teacher")
     t.add_argument("--preset", default="laptop", choices=sorted(PRESETS))
     t.add_argument("--uncond", action="store_true", help="unconditional-only model")
+    t.add_argument("--from-conditional", action="store_true",
+                   help="with --uncond: start from the conditional teacher, tags dropped")
     t.add_argument("--steps", type=int, default=None, help="override the preset's step count")
     t.add_argument("--out", default=None, help="exported file (default: ditto2_nb/assets/...)")
     t.add_argument("--work-dir", default=None, help="where the resumable checkpoint lives")
@@ -46,7 +48,8 @@ def main(argv: list[str] | None = None) -> None:
             from .teacher import train_teacher
 
             path = train_teacher(a.preset, a.out, conditional=not a.uncond, steps=a.steps,
-                                 progress=not a.no_progress, work_dir=a.work_dir)
+                                 progress=not a.no_progress, work_dir=a.work_dir,
+                                 from_conditional=a.from_conditional)
             print(f"wrote {path}")
         elif a.command == "distill":
             from .distill import train_student

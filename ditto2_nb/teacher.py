@@ -109,11 +109,11 @@ def load_teacher(preset: str = "laptop", conditional: bool = True, *, device="cp
 
 
 def reproduce_command(kind: str, preset: str, conditional: bool = True,
-                      steps: int | None = None) -> str:
+                      steps: int | None = None, from_conditional: bool = False) -> str:
     """The CLI command that trains ``kind`` ("teacher", "cm" or "ctm") for ``preset``."""
     what = "train-teacher" if kind == "teacher" else f"distill --kind {kind}"
     return (f"python -m ditto2_nb.cli {what} --preset {preset}" + ("" if conditional else " --uncond")
-            + (f" --steps {steps}" if steps else ""))
+            + (" --from-conditional" if from_conditional else "") + (f" --steps {steps}" if steps else ""))
 
 
 def training_card(meta: dict, kind: str, conditional: bool, tcfg, hist, **extra) -> dict:
@@ -121,7 +121,22 @@ def training_card(meta: dict, kind: str, conditional: bool, tcfg, hist, **extra)
     the command that reproduces it."""
     return {**meta, **extra, "steps": tcfg.steps, "train_seconds": round(hist.seconds, 1),
             "peak_rss_mb": round(peak_rss_mb()), "machine": machine(), "history": hist.to_dict(),
-            "reproduce": reproduce_command(kind, meta["preset"], conditional, tcfg.steps)}
+            "reproduce": reproduce_command(kind, meta["preset"], conditional, tcfg.steps,
+                                           bool(meta.get("init_from")))}
+
+
+def unconditional_from(conditional: Denoiser) -> Denoiser:
+    """An unconditional network (no tag input at all) equal to ``conditional`` with every tag
+    dropped: the tag tables are removed and their constant "no tag" rows folded into the bias of
+    the time embedding's last layer, which they were added to. A warm start for fine-tuning an
+    unconditional teacher on all the data (its null-tag mode saw only ``p_uncond`` of it)."""
+    cfg = dataclasses.replace(conditional.cfg, tag_vocab=())
+    model = Denoiser(cfg)
+    state = {k: v for k, v in conditional.state_dict().items() if ".tag_emb." not in k}
+    null = sum(table.weight[0] for table in conditional.net.tag_emb)
+    state["net.emb_t.2.bias"] = state["net.emb_t.2.bias"] + null
+    model.load_state_dict(state)
+    return model
 
 
 def resolve_model_file(kind: str, preset: str, retrain: bool, command: str) -> Path:
@@ -156,12 +171,16 @@ def heldout_data(preset: Preset) -> data.MelDataset:
 
 def train_teacher(preset: str | Preset = "laptop", out: str | Path | None = None, *,
                   conditional: bool = True, steps: int | None = None, progress: bool = True,
-                  work_dir: str | Path | None = None) -> Path:
+                  work_dir: str | Path | None = None, from_conditional: bool = False) -> Path:
     """Train a teacher on the preset's procedural data; resumable; returns the exported file.
 
     The training checkpoint (weights, EMA, optimiser, loss history) lives in ``work_dir`` and is
     resumed from when it exists, so an interrupted run continues where it stopped.
+    ``from_conditional`` (unconditional only): start from the preset's conditional teacher with
+    its tags dropped (:func:`unconditional_from`) instead of from random weights.
     """
+    if from_conditional and conditional:
+        raise ValueError("from_conditional is for the unconditional teacher (conditional=False)")
     p = get_preset(preset) if isinstance(preset, str) else preset
     kind = "teacher" if conditional else "teacher_uncond"
     out = Path(out) if out else shipped_path(kind, p.name)
@@ -172,6 +191,8 @@ def train_teacher(preset: str | Preset = "laptop", out: str | Path | None = None
     tags = tags_tensor(ds.labels) if conditional else None
     torch.manual_seed(tcfg.seed)
     model = Denoiser(net_cfg)
+    if from_conditional:
+        model = unconditional_from(load_teacher(p.name, True, progress=progress))
 
     def loss_fn(model, gen, step):
         idx = torch.randint(len(mels), (tcfg.batch_size,), generator=gen)
@@ -180,6 +201,8 @@ def train_teacher(preset: str | Preset = "laptop", out: str | Path | None = None
 
     meta = {"kind": kind, "preset": p.name, "net": to_dict(net_cfg), "train": to_dict(tcfg),
             "mel": to_dict(p.mel), "data": to_dict(p.data)}
+    if from_conditional:
+        meta["init_from"] = "conditional teacher, tags dropped"
     work = Path(work_dir) if work_dir else cache_dir() / "runs"
     ema, hist = fit(model, loss_fn, tcfg, work / f"{kind}_{p.name}.train.safetensors",
                     meta=meta, progress=progress)

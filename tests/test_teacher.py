@@ -87,3 +87,24 @@ def test_missing_laptop_model_is_an_error_not_a_silent_training(tmp_path, monkey
         teacher.load_teacher("laptop")
     with pytest.raises(ckpt.CheckpointError, match="distill --kind ctm --preset laptop"):
         distill.load_distilled("ctm", "laptop")
+
+
+def test_unconditional_from_conditional_is_the_null_tag_mode():
+    """Dropping the tag tables and folding their "no tag" rows into the time embedding's bias
+    gives a tag-free network equal to the conditional one with every tag dropped."""
+    from ditto2_nb.config import get_preset
+    from ditto2_nb.networks import Denoiser
+    from ditto2_nb.teacher import teacher_net_config, unconditional_from
+
+    torch.manual_seed(0)
+    cond = Denoiser(teacher_net_config(get_preset("ci"), conditional=True)).eval()
+    for table in cond.net.tag_emb:  # make the null rows matter
+        torch.nn.init.normal_(table.weight)
+    torch.nn.init.normal_(cond.net.out[-1].weight, std=0.1)  # the zero-init output would hide them
+    uncond = unconditional_from(cond).eval()
+    assert not uncond.cfg.conditional and not hasattr(uncond.net.tag_emb, "0")
+    x, sigma = torch.randn(2, cond.cfg.n_mels, 64), torch.tensor([0.5, 8.0])
+    with torch.no_grad():
+        torch.testing.assert_close(uncond(x, sigma), cond(x, sigma, None), atol=1e-5, rtol=1e-5)
+        assert (cond(x, sigma, torch.ones(2, len(cond.cfg.tag_vocab), dtype=torch.long))
+                - uncond(x, sigma)).abs().max() > 1e-3
