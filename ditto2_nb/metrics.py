@@ -135,6 +135,23 @@ def attribute_accuracy(clf: AttributeClassifier, mels: torch.Tensor,
 # ----------------------------------------------------------------------------- timing and memory
 
 
+def saved_for_backward_mb(fn) -> tuple[float, object]:
+    """Run ``fn()`` and measure what autograd keeps for the backward pass (MB, each storage once).
+
+    Deterministic and device-independent, unlike process memory: the activation memory that
+    gradient checkpointing saves. Returns ``(megabytes, fn's result)``.
+    """
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    return sum(seen.values()) / 2**20, out
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far (MB; Linux ru_maxrss is in kB)."""
     import resource

@@ -112,9 +112,13 @@ def _check_z(z0: torch.Tensor) -> torch.Tensor:
     return z0.detach().clone().requires_grad_(True)
 
 
+Callback = Callable[[int, Trace, torch.Tensor], None]
+
+
 def _optimise(z0: torch.Tensor, generate_fn, loss_fn: LossFn, cfg: OptimConfig, counter: _CallCounter,
-              progress: bool, desc: str) -> tuple[torch.Tensor, Trace]:
-    """The shared Adam loop. ``generate_fn(z, it) -> (mel, through_decode)``."""
+              progress: bool, desc: str, callback: Callback | None = None) -> tuple[torch.Tensor, Trace]:
+    """The shared Adam loop. ``generate_fn(z, it) -> (mel, through_decode)``; ``callback(it, trace,
+    mel)`` after every iteration (live plots), with the iteration's output mel detached."""
     z = _check_z(z0)
     opt = torch.optim.Adam([z], lr=cfg.lr)
     trace, best, waited = Trace(), float("inf"), 0
@@ -143,6 +147,8 @@ def _optimise(z0: torch.Tensor, generate_fn, loss_fn: LossFn, cfg: OptimConfig, 
         trace.through_decode.append(via_decode)
         if cfg.snapshot_every and (it % cfg.snapshot_every == 0 or it == cfg.iterations - 1):
             trace.snapshots.append((it, z.detach().cpu().clone(), mel.detach().cpu()))
+        if callback is not None:
+            callback(it, trace, mel.detach())
         if cfg.patience:
             if mean < best * (1 - cfg.min_improvement):
                 best, waited = mean, 0
@@ -156,7 +162,8 @@ def _optimise(z0: torch.Tensor, generate_fn, loss_fn: LossFn, cfg: OptimConfig, 
 
 def ditto(teacher, loss_fn: LossFn, z0: torch.Tensor, tags: torch.Tensor | None = None, *,
           steps: int = 20, w: float = 2.0, sampler: str = "euler", grad_checkpoint: bool = True,
-          cfg: OptimConfig = OptimConfig(), progress: bool = False) -> OptResult:
+          cfg: OptimConfig = OptimConfig(), progress: bool = False,
+          callback: Callback | None = None) -> OptResult:
     """DITTO: optimise z through the teacher's full S-step deterministic sampler.
 
     Shapes: z0 ``[B, M, T]`` (unit scale), tags ``[B, K]`` or None. Reference: Novack et al. 2024
@@ -174,7 +181,7 @@ def ditto(teacher, loss_fn: LossFn, z0: torch.Tensor, tags: torch.Tensor | None 
 
     counter = _CallCounter(teacher)
     try:
-        z, trace = _optimise(z0, generate, loss_fn, cfg, counter, progress, "DITTO")
+        z, trace = _optimise(z0, generate, loss_fn, cfg, counter, progress, "DITTO", callback)
     finally:
         counter.remove()
     t0 = time.perf_counter()
@@ -186,7 +193,7 @@ def ditto(teacher, loss_fn: LossFn, z0: torch.Tensor, tags: torch.Tensor | None 
 def ditto2(student, loss_fn: LossFn, z0: torch.Tensor, tags: torch.Tensor | None = None, *,
            decode_steps: int = 2, gamma: float = 0.0, sigma_mid: float | None = None,
            decode_seed: int = 0, cfg: OptimConfig = OptimConfig(),
-           progress: bool = False) -> OptResult:
+           progress: bool = False, callback: Callback | None = None) -> OptResult:
     """DITTO-2: optimise z through the student's 1-step jump, then decode with M steps.
 
     The last ``cfg.refine_last`` iterations backpropagate through the M-step decode instead of
@@ -208,7 +215,7 @@ def ditto2(student, loss_fn: LossFn, z0: torch.Tensor, tags: torch.Tensor | None
 
     counter = _CallCounter(student)
     try:
-        z, trace = _optimise(z0, generate, loss_fn, cfg, counter, progress, "DITTO-2")
+        z, trace = _optimise(z0, generate, loss_fn, cfg, counter, progress, "DITTO-2", callback)
     finally:
         counter.remove()
     t0 = time.perf_counter()

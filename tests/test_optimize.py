@@ -95,3 +95,31 @@ def test_bad_inputs_are_reported():
         ditto(t, lambda m: m.mean(), torch.zeros(2, 8, 16), steps=2, cfg=OptimConfig(iterations=1))
     with pytest.raises(ValueError, match="deterministic"):
         ditto(t, brightness_loss(0), torch.zeros(1, 8, 16), sampler="ancestral")
+
+
+def test_checkpointing_keeps_activation_memory_flat_in_steps():
+    """Autograd's saved tensors grow with S without checkpointing; with it, only the per-step
+    inputs are kept (a small fraction)."""
+    from ditto2_nb.metrics import saved_for_backward_mb
+
+    t = teacher()
+    z = torch.randn(2, 8, 16, requires_grad=True)
+
+    def saved(steps, ckpt):
+        sigmas = karras_sigmas(steps, t.sigma_min, t.sigma_max)
+        denoise = guided(t, torch.ones(2, 1, dtype=torch.long), 2.0)
+        fn = checkpointed(denoise) if ckpt else denoise
+        return saved_for_backward_mb(lambda: get_sampler("euler")(fn, z * sigmas[0], sigmas))[0]
+
+    plain = [saved(s, False) for s in (4, 8, 16)]
+    ckpt = [saved(s, True) for s in (4, 8, 16)]
+    assert plain[2] > 1.5 * plain[0]  # grows with S
+    assert all(c < 0.25 * p for c, p in zip(ckpt, plain))
+
+
+def test_callback_sees_every_iteration():
+    t, seen = teacher(), []
+    ditto(t, brightness_loss(0.2), torch.randn(1, 8, 16), steps=3,
+          cfg=OptimConfig(iterations=4, snapshot_every=0),
+          callback=lambda it, trace, mel: seen.append((it, len(trace.loss), tuple(mel.shape))))
+    assert seen == [(i, i + 1, (1, 8, 16)) for i in range(4)]
