@@ -36,6 +36,7 @@ TOUR = [
     "notebooks/03_sampling_the_teacher.ipynb",
     "notebooks/04_consistency_distillation.ipynb",
     "notebooks/05_ctm_distillation.ipynb",
+    "notebooks/06_ditto_baseline.ipynb",
 ]
 
 

@@ -46,6 +46,8 @@ EXPECTED = {
     "03_sampling_the_teacher": {"fd_norm_best": (-1.0, 3.0), "tag_chance": (0.1, 0.6)},
     "04_consistency_distillation": {"boundary_exact": (True, True)},
     "05_ctm_distillation": {"ctm_identity_err": (0.0, 1e-6)},
+    "06_ditto_baseline": {"ditto_by_hand_matches": (True, True), "ckpt_grad_rel_diff": (0.0, 1e-5),
+                          "saved_mb_ratio_at_max_steps": (0.0, 0.25), "ditto_decoded_ratio": (0.0, 0.8)},
 }
 
 

@@ -1,0 +1,135 @@
+"""The control panel: the headless ``run`` for every control and method, the button and its live
+figure, parameter checks with clear messages. On the ``ci`` preset (models train in seconds)."""
+
+import math
+
+import pytest
+import torch
+
+from ditto2_nb.audio import save_audio
+from ditto2_nb.data import generate_clips
+from ditto2_nb.widgets import CONTROLS, METHODS, ControlPanel, PanelResult, load_model
+
+FAST = dict(iterations=3, snapshot_every=2, teacher_steps=3)
+# traces of the "feature" figure: DITTO-2 adds the surrogate's curve to the intensity plot
+FEATURE_TRACES = {"intensity": 2, "melody": 2, "structure": 2, "inpaint": 2, "outpaint": 2, "loop": 1}
+
+
+@pytest.fixture(scope="module")
+def panel():
+    return ControlPanel("ci", "cpu", live_every=2, **FAST)
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+@pytest.mark.parametrize("control", CONTROLS)
+def test_run_every_control_and_method(panel, control, method):
+    res = panel.run(control=control, method=method)
+    assert isinstance(res, PanelResult) and res.control.name.startswith(control[:4])
+    tr = res.result.trace
+    assert len(tr.loss) == 3 and all(math.isfinite(v) for v in tr.loss)
+    assert res.mel.shape == (panel.cfg.n_mels, panel.cfg.frames)
+    assert res.wave.shape == (panel.cfg.n_samples,) and torch.isfinite(res.wave).all()
+    assert set(res.control.evaluate(res.wave[None])) <= set(res.metrics)
+    assert all(math.isfinite(v) for v in res.metrics.values())
+    assert ("loss_surrogate" in res.metrics) == (method != "ditto")
+    figs = res.figures
+    assert set(figs) == {"loss", "feature", "mel", "latent", "snapshots"}
+    assert len(figs["loss"].data) == 1 and len(figs["mel"].data) == 1 and len(figs["latent"].data) == 2
+    extra = control == "intensity" and method != "ditto"
+    assert len(figs["feature"].data) == FEATURE_TRACES[control] + extra
+    assert len(figs["snapshots"].frames) == len(tr.snapshots) == 2  # iterations 0 and 2
+
+
+def test_run_is_deterministic_by_seed_and_refines(panel):
+    a = panel.run(method="ditto2-cm", seed=3, refine_last=1)
+    b = panel.run(method="ditto2-cm", seed=3, refine_last=1)
+    c = panel.run(method="ditto2-cm", seed=4)
+    assert a.result.trace.loss == b.result.trace.loss and torch.equal(a.mel, b.mel)
+    assert a.result.trace.loss != c.result.trace.loss
+    assert a.result.trace.through_decode == [False, False, True]
+    assert panel.values["seed"] == 0  # overrides do not change the panel's values
+
+
+@pytest.mark.parametrize("method", ["ditto", "ditto2-ctm"])
+def test_instrument_tags_condition_the_model(panel, method):
+    plain = panel.run(method=method, iterations=1)
+    tagged = panel.run(method=method, iterations=1, instrument="square")
+    assert math.isfinite(tagged.metrics["loss_decoded"]) and not torch.equal(plain.mel, tagged.mel)
+
+
+def test_models_are_loaded_once():
+    assert load_model("ci", "ditto2-ctm") is load_model("ci", "ditto2-ctm")
+    with pytest.raises(ValueError, match="ditto2-cm"):
+        load_model("ci", "ditto3")
+
+
+def test_references_from_a_file_and_the_intensity_of_a_clip(panel, tmp_path):
+    waves, _ = generate_clips(1, 5, panel.cfg)
+    path = save_audio(tmp_path / "ref.wav", waves[0][: panel.cfg.n_samples // 2], panel.cfg.sample_rate)
+    res = panel.run(control="melody", reference_path=str(path))
+    assert res.control.frames == panel.cfg.frames  # half a clip, zero-padded
+    res = panel.run(control="intensity", shape="reference", reference=1)
+    assert res.control.label == "reference"
+    assert res.audio().data[:4] == b"RIFF"
+
+
+def test_the_button_updates_the_figure_live(panel, monkeypatch):
+    p = ControlPanel("ci", "cpu", live_every=1, control="melody", **FAST)
+    assert len(p.figure.data) == 1 and len(p.figure.data[0].y) == 0
+    calls = []
+    update = p._update_live
+    monkeypatch.setattr(p, "_update_live", lambda h, *a: (calls.append(len(h)), update(h, *a)))
+    p.button.click()
+    assert p.last_error is None, p.last_error
+    assert calls == [1, 2, 3]  # refreshed during the optimisation, every iteration
+    assert list(p.figure.data[0].y) == p.last_result.result.trace.loss
+    assert [(d.type, d.xaxis) for d in p.figure.data[1:]] == [("heatmap", "x2"), ("scatter", "x2")]
+    assert "DITTO-2 (CTM)" in p.status.value and "accuracy" in p.status.value
+    p.inputs["control"].value = "structure"  # widget edits reach the values ...
+    assert p.values["control"] == "structure"
+    assert p.inputs["structure"].layout.display is None and p.inputs["shape"].layout.display == "none"
+    p.set(method="ditto")  # ... and set() reaches the widgets
+    assert p.inputs["method"].value == "ditto" and p.inputs["teacher_steps"].layout.display is None
+    p.button.click()
+    assert p.last_error is None and [d.type for d in p.figure.data] == ["scatter", "heatmap"]
+
+
+def test_the_button_reports_errors_in_the_panel():
+    p = ControlPanel("ci", "cpu", **FAST)
+    p.inputs["lo_db"].value = -5.0  # above hi_db = -10
+    p.button.click()
+    assert isinstance(p.last_error, ValueError) and "lo_db" in p.status.value
+    assert not p.button.disabled
+
+
+@pytest.mark.parametrize("overrides, match", [
+    (dict(iters=5), r"unknown parameter\(s\) \['iters'\]; valid parameters are .*'iterations'"),
+    (dict(control="pitch"), r"control='pitch' is not valid; choose one of \['intensity'"),
+    (dict(method="DITTO-2"), r"choose one of \['ditto', 'ditto2-cm', 'ditto2-ctm'\]"),
+    (dict(shape="zigzag"), "ramp_up"),
+    (dict(instrument="piano"), "sine"),
+    (dict(iterations=0), r"iterations must be in \[1"),
+    (dict(iterations=2.5), "iterations must be an integer"),
+    (dict(lr=-0.1), "lr must be > 0"),
+    (dict(lr=float("nan")), "lr must be a finite number"),
+    (dict(refine_last=9), r"refine_last must be in \[0, 3\]"),
+    (dict(lo_db=-5.0), "lo_db"),
+    (dict(structure="AxB"), "unknown letter"),
+    (dict(gap=(0.5, 9.0)), "beyond the clip"),
+    (dict(gap=(0.6, 0.2)), "start < end"),
+    (dict(overlap=0.0), "overlap must be between one frame"),
+    (dict(reference_path="/no/such.wav"), "not an audio file"),
+    (dict(seed=-1), "seed"),
+])
+def test_bad_overrides_are_clear(panel, overrides, match):
+    with pytest.raises(ValueError, match=match):
+        panel.run(**overrides)
+
+
+def test_bad_reference_index_and_constructor_arguments(panel):
+    with pytest.raises(ValueError, match=r"32 held-out clips \(0..31\)"):
+        panel.run(control="melody", reference=32)
+    with pytest.raises(ValueError, match="unknown preset"):
+        ControlPanel("huge")
+    with pytest.raises(ValueError, match="iterations"):
+        ControlPanel("ci", iterations=-3)
