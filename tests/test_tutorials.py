@@ -1,0 +1,665 @@
+"""The student tutorials (``tutorials/``) and their checks (:mod:`ditto2_nb.tutor`).
+
+* Structure: every tutorial has a title, one ``parameters`` cell, exercise cells with a blank, each
+  followed by a check cell, a solution for every exercise, and a summary with open questions.
+* With the solutions substituted, every tutorial runs to the end on the ``ci`` preset and every check
+  prints its ✓ line (papermill, slow).
+* As committed (the blanks), every check cell fails with a :class:`~ditto2_nb.tutor.TutorError` that
+  says the exercise is not written yet, before any other cell fails (papermill with errors allowed, slow).
+* Unit tests: each check passes on the solution and explains typical wrong answers (wrong sign, a
+  missing term, wrong shape, no gradient...) in plain words; a check that cannot fail is a defect.
+
+The 16 notebook runs share one session fixture that executes them two at a time in subprocesses.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import runpy
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+
+from ditto2_nb import tutor
+from ditto2_nb.tutor import TutorError
+
+ROOT = Path(__file__).resolve().parent.parent
+TUTORIALS = sorted((ROOT / "tutorials").glob("T*.ipynb"))
+SOLUTIONS = ROOT / "tutorials" / "solutions"
+SECTION = re.compile(r"^# %% (\S+)\s*$")
+
+
+# ============================================================================ helpers
+
+
+def solution_sections(path: Path) -> dict[str, str]:
+    """``{cell id: source}`` from the ``# %% <cell id>`` sections of a solutions file."""
+    sections: dict[str, list[str]] = {}
+    current = None
+    for line in path.read_text().splitlines():
+        m = SECTION.match(line)
+        if m:
+            current = m.group(1)
+            sections[current] = []
+        elif current is not None:
+            sections[current].append(line)
+    return {k: "\n".join(v).strip() + "\n" for k, v in sections.items()}
+
+
+def solutions_for(nb_path: Path) -> Path:
+    return SOLUTIONS / f"{nb_path.stem}.py"
+
+
+def tagged(nb, tag: str) -> list:
+    return [c for c in nb.cells if tag in c.metadata.get("tags", [])]
+
+
+def with_solutions(nb, sections: dict[str, str]):
+    """A copy of ``nb`` whose exercise cells hold the solutions."""
+    nb = copy.deepcopy(nb)
+    for cell in tagged(nb, "exercise"):
+        cell.source = sections[cell.id]
+    return nb
+
+
+def load_solutions(stem: str) -> dict:
+    """The solution functions of one tutorial (the solutions file run as a script)."""
+    return runpy.run_path(str(SOLUTIONS / f"{stem}.py"))
+
+
+# ============================================================================ structure (fast)
+
+
+def test_every_tutorial_is_listed_in_the_readme():
+    readme = (ROOT / "tutorials" / "README.md").read_text()
+    assert len(TUTORIALS) == 8
+    for path in TUTORIALS:
+        assert path.name in readme, f"tutorials/README.md does not mention {path.name}"
+
+
+@pytest.mark.parametrize("path", TUTORIALS, ids=lambda p: p.stem)
+def test_tutorial_structure(path):
+    nb = nbformat.read(str(path), as_version=4)
+    nbformat.validate(nb)  # includes unique cell ids
+    first = nb.cells[0]
+    assert first.cell_type == "markdown" and first.source.startswith("# T")
+    for word in ("**Goals.**", "**Prerequisites.**", "**Time.**"):
+        assert word in first.source, f"title cell lacks {word}"
+    params = tagged(nb, "parameters")
+    assert len(params) == 1
+    for line in ('PRESET = "laptop"', "SEED = 0", 'DEVICE = "auto"', "ARTIFACTS_DIR = "):
+        assert line in params[0].source
+    assert "setup(PRESET, SEED, DEVICE, ARTIFACTS_DIR" in nb.cells[nb.cells.index(params[0]) + 1].source
+    last = nb.cells[-1]
+    assert last.cell_type == "markdown" and "## Summary" in last.source and "Open questions" in last.source
+    exercises = tagged(nb, "exercise")
+    assert exercises, "a tutorial without an exercise"
+    sections = solution_sections(solutions_for(path))
+    assert set(sections) == {c.id for c in exercises}, "solutions file and exercise cells disagree"
+    for cell in exercises:
+        assert "raise NotImplementedError" in cell.source and "def " in cell.source, cell.id
+        nxt = nb.cells[nb.cells.index(cell) + 1]
+        assert "check" in nxt.metadata.get("tags", []), f"{cell.id} is not followed by a check cell"
+        assert "tutor.check_" in nxt.source
+        assert "NotImplementedError" not in sections[cell.id], f"solution {cell.id} still has the blank"
+    assert len(tagged(nb, "check")) == len(exercises)
+
+
+# ============================================================================ running (slow)
+
+RUNNER = r"""
+import json, sys
+import papermill as pm
+src, dst, params, allow = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4] == "1"
+try:
+    pm.execute_notebook(src, dst, parameters=params, kernel_name="python3", progress_bar=False,
+                        cwd=str(__import__("pathlib").Path(dst).parent), allow_errors=allow)
+except pm.PapermillExecutionError as e:
+    if not allow:
+        print(f"{e.ename}: {e.evalue}", file=sys.stderr)
+        sys.exit(1)
+"""
+
+
+def _execute(src: Path, dst: Path, params: dict, allow_errors: bool) -> tuple[float, str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TQDM_DISABLE": "1",
+           "PLOTLY_RENDERER": "plotly_mimetype"}
+    t0 = time.perf_counter()
+    res = subprocess.run([sys.executable, "-c", RUNNER, str(src), str(dst), json.dumps(params),
+                          "1" if allow_errors else "0"], capture_output=True, text=True, env=env,
+                         timeout=900)
+    return time.perf_counter() - t0, res.stderr[-3000:] if res.returncode else ""
+
+
+@pytest.fixture(scope="session")
+def tutorial_runs(tmp_path_factory):
+    """Every tutorial executed on ci twice: solved and blank. ``{(stem, mode): (nb, artifacts, s, err)}``."""
+    from ditto2_nb.distill import load_distilled
+    from ditto2_nb.teacher import load_teacher
+
+    load_teacher("ci"), load_distilled("cm", "ci"), load_distilled("ctm", "ci")  # train once, up front
+    out = tmp_path_factory.mktemp("tutorials_ci")
+    jobs = []
+    for path in TUTORIALS:
+        nb = nbformat.read(str(path), as_version=4)
+        for mode in ("solved", "blank"):
+            folder = out / mode
+            folder.mkdir(exist_ok=True)
+            src = folder / f"{path.stem}.src.ipynb"
+            if mode == "solved":
+                nb_mode = with_solutions(nb, solution_sections(solutions_for(path)))
+            else:
+                nb_mode = nb
+            nbformat.write(nb_mode, str(src))
+            arts = folder / "artifacts" / path.stem
+            params = {"PRESET": "ci", "ARTIFACTS_DIR": str(arts)}
+            jobs.append(((path.stem, mode), src, folder / f"{path.stem}.ipynb", params, arts))
+    jobs.sort(key=lambda j: j[0][0] != "T06_ditto_and_ditto2")  # the longest first
+    workers = int(os.environ.get("DITTO2_TUTORIAL_WORKERS", "2"))
+    with ThreadPoolExecutor(workers) as pool:
+        futures = {key: pool.submit(_execute, src, dst, params, key[1] == "blank")
+                   for key, src, dst, params, _ in jobs}
+    runs = {}
+    for key, _, dst, _, arts in jobs:
+        seconds, err = futures[key].result()
+        runs[key] = (nbformat.read(str(dst), as_version=4) if dst.exists() else None, arts, seconds, err)
+    print("\ntutorial runs on ci (s): " + ", ".join(f"{k[0][:3]} {k[1]} {v[2]:.0f}" for k, v in runs.items()))
+    return runs
+
+
+def _errors(nb) -> list[tuple[int, dict]]:
+    return [(i, o) for i, c in enumerate(nb.cells) if c.cell_type == "code"
+            for o in c.get("outputs", []) if o.output_type == "error"]
+
+
+def _stdout(cell) -> str:
+    return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.output_type == "stream")
+
+
+# What each solved tutorial must record on the ci preset: key -> (low, high).
+EXPECTED = {
+    "T00_quickstart": {"intensity_mse_after_db2": (0.0, 60.0)},
+    "T01_audio_and_mels": {"my_mel_max_abs_err": (0.0, 1e-3), "griffin_lim_sc": (0.0, 0.5)},
+    "T02_diffusion_in_a_nutshell": {"toy_near_blob_frac": (0.25, 1.0), "toy_loss_last": (0.0, 1.2)},
+    "T03_sampling": {"teacher_max_abs_diff": (0.0, 1e-3), "euler_order": (0.7, 1.3),
+                     "heun_order": (1.6, 2.6)},
+    "T04_consistency_distillation": {"cd_loss_abs_diff": (0.0, 1e-4)},
+    "T05_ctm": {"ctm_identity_err": (0.0, 1e-5), "gamma_sampler_max_abs_diff": (0.0, 1e-4)},
+    "T06_ditto_and_ditto2": {"ditto_lib_max_abs_diff": (0.0, 1e-3), "ditto2_lib_max_abs_diff": (0.0, 1e-3),
+                             "speedup": (1.0, 1e4)},
+    "T07_your_own_control": {"brightness_loss_after": (0.0, 10.0)},
+}
+
+
+# Recorded pairs where steering must have helped: (after, before).
+IMPROVED = {
+    "T00_quickstart": [("intensity_mse_after_db2", "intensity_mse_before_db2")],
+    "T07_your_own_control": [("brightness_loss_after", "brightness_loss_before"),
+                             ("audio_brightness_loss_after", "audio_brightness_loss_before")],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", TUTORIALS, ids=lambda p: p.stem)
+def test_solved_tutorial_runs_and_every_check_passes(tutorial_runs, path):
+    nb, arts, seconds, err = tutorial_runs[(path.stem, "solved")]
+    assert not err and nb is not None, f"{path.stem} with the solutions failed: {err}"
+    assert not _errors(nb), f"error outputs in {path.stem}: {_errors(nb)[:1]}"
+    for cell in tagged(nb, "check"):
+        assert "✓" in _stdout(cell), f"{cell.id} printed no ✓ line"
+    metrics = json.loads((arts / "metrics.json").read_text())
+    for key, (lo, hi) in EXPECTED[path.stem].items():
+        assert key in metrics, f"{path.stem} did not record {key}"
+        assert lo <= metrics[key] <= hi, f"{path.stem}: {key}={metrics[key]} not in [{lo}, {hi}]"
+    for after, before in IMPROVED.get(path.stem, []):
+        assert metrics[after] < metrics[before], f"{path.stem}: {after} did not improve on {before}"
+    assert seconds < 240, f"{path.stem} took {seconds:.0f} s on ci"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", TUTORIALS, ids=lambda p: p.stem)
+def test_blank_tutorial_checks_explain_what_is_missing(tutorial_runs, path):
+    nb, _, _, err = tutorial_runs[(path.stem, "blank")]
+    assert nb is not None, err
+    errors = _errors(nb)
+    assert errors, "the blanks produced no error at all"
+    first = nb.cells[errors[0][0]]
+    assert "check" in first.metadata.get("tags", []), (
+        f"the first error is in {first.id}, not in a check cell: {errors[0][1]['ename']}")
+    for cell in tagged(nb, "exercise"):
+        assert not [o for o in cell.outputs if o.output_type == "error"], f"{cell.id} itself errors"
+    for cell in tagged(nb, "check"):
+        errs = [o for o in cell.outputs if o.output_type == "error"]
+        assert len(errs) == 1, f"{cell.id} did not fail"
+        assert errs[0]["ename"] == "TutorError", f"{cell.id}: {errs[0]['ename']}: {errs[0]['evalue']}"
+        assert "not written yet" in errs[0]["evalue"] and "NotImplementedError" in errs[0]["evalue"]
+        assert "Traceback" not in "".join(errs[0]["traceback"]), "the student should see the message only"
+
+
+# ============================================================================ tutor checks (fast)
+
+
+def _fails(check, *fns, words: str | tuple[str, ...]):
+    words = (words,) if isinstance(words, str) else words
+    with pytest.raises(TutorError) as info:
+        check(*fns)
+    msg = str(info.value)
+    for w in words:
+        assert w in msg, f"expected {w!r} in: {msg}"
+    return msg
+
+
+def _blank(*_):
+    raise NotImplementedError("exercise 9")
+
+
+CHECKS = [  # (tutorial stem, check, solution function names)
+    ("T00_quickstart", tutor.check_swell_target, ["my_swell"]),
+    ("T01_audio_and_mels", tutor.check_hz_to_mel, ["hz_to_mel", "mel_to_hz"]),
+    ("T01_audio_and_mels", tutor.check_mel_filterbank, ["my_mel_filterbank"]),
+    ("T01_audio_and_mels", tutor.check_log_compress, ["my_log_compress"]),
+    ("T02_diffusion_in_a_nutshell", tutor.check_edm_scalings, ["my_edm_scalings"]),
+    ("T02_diffusion_in_a_nutshell", tutor.check_denoiser, ["my_denoise"]),
+    ("T02_diffusion_in_a_nutshell", tutor.check_edm_loss, ["my_edm_loss"]),
+    ("T03_sampling", tutor.check_euler_step, ["my_euler_step"]),
+    ("T03_sampling", tutor.check_heun_step, ["my_heun_step"]),
+    ("T04_consistency_distillation", tutor.check_consistency_scalings, ["my_consistency_scalings"]),
+    ("T04_consistency_distillation", tutor.check_cd_target, ["my_cd_target"]),
+    ("T04_consistency_distillation", tutor.check_cd_loss, ["my_cd_loss"]),
+    ("T05_ctm", tutor.check_ctm_jump, ["my_ctm_jump"]),
+    ("T05_ctm", tutor.check_gamma_step, ["my_gamma_step"]),
+    ("T06_ditto_and_ditto2", tutor.check_checkpointed, ["my_checkpointed"]),
+    ("T06_ditto_and_ditto2", tutor.check_optimise, ["my_optimise"]),
+    ("T06_ditto_and_ditto2", tutor.check_ditto2, ["my_ditto2"]),
+    ("T07_your_own_control", tutor.check_brightness, ["my_brightness"]),
+    ("T07_your_own_control", tutor.check_brightness_loss, ["make_brightness_loss"]),
+]
+
+
+def test_every_check_is_covered():
+    public = {n for n in tutor.__all__ if n.startswith("check_")}
+    assert public == {c.__name__ for _, c, _ in CHECKS}
+
+
+@pytest.mark.parametrize("stem, check, names", CHECKS, ids=[c.__name__ for _, c, _ in CHECKS])
+def test_check_passes_on_the_solution_twice(stem, check, names, capsys):
+    sol = load_solutions(stem)
+    state = torch.random.get_rng_state()
+    for _ in range(2):  # fresh inputs each time
+        check(*[sol[n] for n in names])
+    assert capsys.readouterr().out.count("✓") == 2
+    assert torch.equal(state, torch.random.get_rng_state()), "a check changed the global random state"
+
+
+@pytest.mark.parametrize("stem, check, names", CHECKS, ids=[c.__name__ for _, c, _ in CHECKS])
+def test_check_explains_a_blank_and_a_missing_return(stem, check, names):
+    sol = load_solutions(stem)
+    msg = _fails(check, *([_blank] + [sol[n] for n in names[1:]]), words=("not written yet", "exercise 9"))
+    assert "NotImplementedError" in msg
+    _fails(check, *([lambda *a: None] + [sol[n] for n in names[1:]]), words="returned None")
+
+
+def test_student_errors_are_reported_with_the_line_and_a_hint():
+    def bad(f):
+        import math as m
+        return 2595.0 * m.log10(1.0 + f / 700.0)
+
+    msg = _fails(tutor.check_hz_to_mel, bad, words=("raised ValueError", "torch functions"))
+    assert "line" in msg and "m.log10" in msg
+    _fails(tutor.check_hz_to_mel, 3.0, words="expected a function")
+
+
+def test_tutor_error_renders_without_a_traceback():
+    lines = TutorError("first line\nsecond")._render_traceback_()
+    assert "TutorError" in lines[0] and "first line" in lines[0] and lines[1] == "second"
+    assert issubclass(TutorError, AssertionError)
+
+
+# ---------------------------------------------------------------------------- T00, T01
+
+
+def test_swell_wrong_answers():
+    from ditto2_nb.controls import intensity_target
+
+    _fails(tutor.check_swell_target, lambda n: intensity_target("down_up", n), words="falls then rises")
+    _fails(tutor.check_swell_target, lambda n: torch.zeros(n + 1), words=("wrong shape", "expected ["))
+    _fails(tutor.check_swell_target, lambda n: -intensity_target("up_down", n), words="wrong sign")
+
+
+def test_mel_scale_wrong_answers():
+    sol = load_solutions("T01_audio_and_mels")
+    _fails(tutor.check_hz_to_mel, lambda f: 2595 * torch.log(1 + f / 700), words="natural log")
+    _fails(tutor.check_hz_to_mel, sol["hz_to_mel"], lambda m: 700 * (torch.exp(m / 2595) - 1),
+           words="10 ** x")
+    _fails(tutor.check_hz_to_mel, lambda f: 2 * sol["hz_to_mel"](f), words="constant factor")
+
+
+def test_filterbank_wrong_answers():
+    sol = load_solutions("T01_audio_and_mels")
+    fb = sol["my_mel_filterbank"]
+    _fails(tutor.check_mel_filterbank, lambda cfg: fb(cfg).T, words=("wrong shape", "transposed"))
+
+    def linear_in_hz(cfg):
+        freqs = torch.linspace(0, cfg.sample_rate // 2, cfg.n_fft // 2 + 1)
+        edges = torch.linspace(cfg.f_min, cfg.f_max, cfg.n_mels + 2)
+        left, centre, right = edges[:-2], edges[1:-1], edges[2:]
+        return torch.minimum((freqs[:, None] - left) / (centre - left),
+                             (right - freqs[:, None]) / (right - centre)).clamp_min(0)
+
+    _fails(tutor.check_mel_filterbank, linear_in_hz, words="evenly spaced in mel")
+    _fails(tutor.check_mel_filterbank, lambda cfg: fb(cfg) / fb(cfg).sum(0).clamp_min(1e-9),
+           words="does not match")
+
+
+def test_log_compress_wrong_answers():
+    sol = load_solutions("T01_audio_and_mels")
+    good = sol["my_log_compress"]
+
+    def amplitude_db(p, cfg):
+        db = 20 * torch.log10(p.clamp_min(1e-12))
+        return (2 * (db - cfg.db_min) / (cfg.db_max - cfg.db_min) - 1).clamp(-1, 1)
+
+    def no_clamp(p, cfg):
+        db = 10 * torch.log10(p.clamp_min(1e-12))
+        return 2 * (db - cfg.db_min) / (cfg.db_max - cfg.db_min) - 1
+
+    def no_floor(p, cfg):
+        db = 10 * torch.log10(p)
+        return 2 * (db - cfg.db_min) / (cfg.db_max - cfg.db_min) - 1
+
+    _fails(tutor.check_log_compress, amplitude_db, words="20 · log10")
+    _fails(tutor.check_log_compress, no_clamp, words="clamp")
+    _fails(tutor.check_log_compress, no_floor, words=("NaN or inf", "floor"))
+    _fails(tutor.check_log_compress, lambda p, cfg: -good(p, cfg), words="wrong sign")
+
+
+# ---------------------------------------------------------------------------- T02
+
+
+def test_edm_scalings_wrong_answers():
+    sol = load_solutions("T02_diffusion_in_a_nutshell")
+    good = sol["my_edm_scalings"]
+
+    def swap_skip(s, sd):
+        c = list(good(s, sd))
+        c[0] = s**2 / (s**2 + sd**2)
+        return tuple(c)
+
+    def inverted_in(s, sd):
+        c = list(good(s, sd))
+        c[2] = (s**2 + sd**2).sqrt()
+        return tuple(c)
+
+    def no_quarter(s, sd):
+        return (*good(s, sd)[:3], torch.log(s))
+
+    def double_out(s, sd):
+        c = list(good(s, sd))
+        c[1] = 2 * c[1]
+        return tuple(c)
+
+    _fails(tutor.check_edm_scalings, swap_skip, words=("c_skip", "go to 1"))
+    _fails(tutor.check_edm_scalings, inverted_in, words=("c_in", "inverted"))
+    _fails(tutor.check_edm_scalings, no_quarter, words="divide by 4")
+    _fails(tutor.check_edm_scalings, double_out, words=("c_out", "constant factor"))
+    _fails(tutor.check_edm_scalings, lambda s, sd: good(s, sd)[:3], words="should return 4 values")
+
+
+def test_denoiser_wrong_answers():
+    sol = load_solutions("T02_diffusion_in_a_nutshell")
+    scal = sol["my_edm_scalings"]
+
+    def no_skip(F, x, s, sd):
+        c_skip, c_out, c_in, c_noise = scal(s, sd)
+        return c_out * F(c_in * x, c_noise)
+
+    def raw_input(F, x, s, sd):
+        c_skip, c_out, c_in, c_noise = scal(s, sd)
+        return c_skip * x + c_out * F(x, c_noise)
+
+    def flat_sigma(F, x, s, sd):
+        c_skip, c_out, c_in, c_noise = scal(s.view(-1), sd)
+        return c_skip * x + c_out * F(c_in * x, c_noise)
+
+    _fails(tutor.check_denoiser, no_skip, words="c_skip * x is missing")
+    _fails(tutor.check_denoiser, raw_input, words="c_in · x")
+    _fails(tutor.check_denoiser, flat_sigma, words=("raised RuntimeError", "shapes"))
+
+
+def test_edm_loss_wrong_answers():
+    def unweighted(D, x0, s, z, sd):
+        return ((D(x0 + s * z, s) - x0) ** 2).mean()
+
+    def noisy_target(D, x0, s, z, sd):
+        x = x0 + s * z
+        return ((s**2 + sd**2) / (s * sd) ** 2 * (D(x, s) - x) ** 2).mean()
+
+    def detached(D, x0, s, z, sd):
+        x = x0 + s * z
+        return ((s**2 + sd**2) / (s * sd) ** 2 * (D(x, s).detach() - x0) ** 2).mean()
+
+    def per_example(D, x0, s, z, sd):
+        x = x0 + s * z
+        return ((s**2 + sd**2) / (s * sd) ** 2 * (D(x, s) - x0) ** 2).mean(1)
+
+    _fails(tutor.check_edm_loss, unweighted, words="weight λ(σ)")
+    _fails(tutor.check_edm_loss, noisy_target, words="clean x0")
+    _fails(tutor.check_edm_loss, detached, words="not differentiable")
+    _fails(tutor.check_edm_loss, per_example, words=("wrong shape", "single number"))
+
+
+# ---------------------------------------------------------------------------- T03
+
+
+def test_sampler_step_wrong_answers():
+    sol = load_solutions("T03_sampling")
+
+    def backwards(D, x, s, sn):
+        return x - (x - D(x, s)) / s * (sn - s)
+
+    def no_corrector(D, x, s, sn):
+        return sol["my_euler_step"](D, x, s, sn)
+
+    def no_last_step_case(D, x, s, sn):
+        d = (x - D(x, s)) / s
+        xe = x + d * (sn - s)
+        return x + 0.5 * (d + (xe - D(xe, sn)) / sn) * (sn - s)
+
+    def second_slope_only(D, x, s, sn):
+        xe = sol["my_euler_step"](D, x, s, sn)
+        if sn == 0:
+            return xe
+        return x + (xe - D(xe, sn)) / sn * (sn - s)
+
+    _fails(tutor.check_euler_step, backwards, words="wrong way")
+    _fails(tutor.check_euler_step, lambda D, x, s, sn: D(x, s), words="denoiser's estimate")
+    _fails(tutor.check_heun_step, no_corrector, words="Euler predictor")
+    _fails(tutor.check_heun_step, no_last_step_case, words=("NaN or inf", "σ_next = 0"))
+    _fails(tutor.check_heun_step, second_slope_only, words="average of both slopes")
+
+
+# ---------------------------------------------------------------------------- T04
+
+
+def test_consistency_wrong_answers():
+    from ditto2_nb.distill import pseudo_huber
+    from ditto2_nb.precond import append_dims
+
+    sol = load_solutions("T04_consistency_distillation")
+
+    def edm_like(t, sd, eps):
+        return sd**2 / (t**2 + sd**2), t * sd / (t**2 + sd**2).sqrt()
+
+    _fails(tutor.check_consistency_scalings, edm_like, words=("boundary condition", "EDM scalings"))
+
+    def with_grad(target, teacher, x_t, t, t_next):
+        with torch.no_grad():
+            x_next = sol["my_cd_target"](lambda x, s: x, teacher, x_t, t, t_next)
+        return target(x_next, t_next)
+
+    def at_t(target, teacher, x_t, t, t_next):
+        x_next = sol["my_cd_target"](lambda x, s: x, teacher, x_t, t, t_next)
+        with torch.no_grad():
+            return target(x_next, t)
+
+    def no_reshape(target, teacher, x_t, t, t_next):
+        with torch.no_grad():
+            return target(x_t + (x_t - teacher(x_t, t)) / t * (t_next - t), t_next)
+
+    _fails(tutor.check_cd_target, with_grad, words="stop-gradient")
+    _fails(tutor.check_cd_target, at_t, words="at t_next")
+    _fails(tutor.check_cd_target, no_reshape, words=("RuntimeError", "append_dims"))
+
+    def frozen_student(student, target, teacher, x0, t, t_next, z):
+        with torch.no_grad():
+            return sol["my_cd_loss"](student, target, teacher, x0, t, t_next, z)
+
+    def clean_input(student, target, teacher, x0, t, t_next, z):
+        f_target = sol["my_cd_target"](target, teacher, x0 + append_dims(t, 3) * z, t, t_next)
+        return pseudo_huber(student(x0, t), f_target).mean()
+
+    _fails(tutor.check_cd_loss, frozen_student, words="no gradient reaches the student")
+    _fails(tutor.check_cd_loss, clean_input, words="noisy x_t")
+
+
+# ---------------------------------------------------------------------------- T05
+
+
+def test_ctm_wrong_answers():
+    _fails(tutor.check_ctm_jump, lambda x, g, t, s: (1 - s / t) * x + (s / t) * g, words="swapped")
+
+    def no_eps(G, x, t, tn, gamma, eps, z):
+        if tn == 0:
+            return G(x, t, 0.0)
+        s = (1 - gamma**2) ** 0.5 * tn
+        return G(x, t, s) + (tn**2 - s**2) ** 0.5 * z
+
+    def full_noise(G, x, t, tn, gamma, eps, z):
+        if tn == 0:
+            return G(x, t, 0.0)
+        s = (1 - gamma**2) ** 0.5 * (tn - eps) + eps
+        return G(x, t, s) + tn * z
+
+    def gamma_not_sqrt(G, x, t, tn, gamma, eps, z):
+        if tn == 0:
+            return G(x, t, 0.0)
+        s = gamma * (tn - eps) + eps
+        return G(x, t, s) + (tn**2 - s**2) ** 0.5 * z
+
+    def no_last_step_case(G, x, t, tn, gamma, eps, z):
+        s = (1 - gamma**2) ** 0.5 * (tn - eps) + eps
+        return G(x, t, s) + (tn**2 - s**2) ** 0.5 * z
+
+    _fails(tutor.check_gamma_step, no_last_step_case, words=("t_next = 0", "s = 0"))
+    _fails(tutor.check_gamma_step, no_eps, words="eps terms are missing")
+    _fails(tutor.check_gamma_step, full_noise, words="noise scale")
+    _fails(tutor.check_gamma_step, gamma_not_sqrt, words="γ = 0 must jump")
+
+
+# ---------------------------------------------------------------------------- T06
+
+
+def test_ditto_wrong_answers():
+    from ditto2_nb.distill import student_decode
+
+    sol = load_solutions("T06_ditto_and_ditto2")
+    _fails(tutor.check_checkpointed, lambda denoise: denoise, words="no recomputation")
+    _fails(tutor.check_checkpointed, lambda denoise: (lambda x, s: denoise(x.detach(), s)),
+           words="gradient")
+    _fails(tutor.check_checkpointed, lambda denoise: 3, words="should return a function")
+
+    def optimiser(zero_grad=True, sign=1.0, inplace=False, sgd=False, record=lambda p: p.mean().item()):
+        def run(generate, loss_fn, z0, iterations, lr):
+            z = z0.requires_grad_(True) if inplace else z0.detach().clone().requires_grad_(True)
+            opt = torch.optim.SGD([z], lr=lr) if sgd else torch.optim.Adam([z], lr=lr)
+            losses = []
+            for _ in range(iterations):
+                per = loss_fn(generate(z))
+                if zero_grad:
+                    opt.zero_grad()
+                (sign * per.sum()).backward()
+                opt.step()
+                losses.append(record(per))
+            return z.detach(), losses
+        return run
+
+    _fails(tutor.check_optimise, optimiser(zero_grad=False), words="zero_grad")
+    _fails(tutor.check_optimise, optimiser(sign=-1.0), words="ascent")
+    _fails(tutor.check_optimise, optimiser(sgd=True), words="Adam")
+    _fails(tutor.check_optimise, optimiser(inplace=True), words="in place")
+    _fails(tutor.check_optimise, optimiser(record=lambda p: p.detach()), words="one number")
+    _fails(tutor.check_optimise, optimiser(record=lambda p: p.sum().item()), words="mean over the batch")
+
+    def unscaled(student, loss_fn, z0, iterations, lr, decode_steps, tags=None):
+        z, _ = sol["my_optimise"](lambda z: student_decode(student, z, 1), loss_fn, z0, iterations, lr)
+        return z, student_decode(student, z * student.sigma_max, decode_steps, seed=0)
+
+    def surrogate_out(student, loss_fn, z0, iterations, lr, decode_steps, tags=None):
+        z, _ = sol["my_ditto2"](student, loss_fn, z0, iterations, lr, decode_steps)
+        return z, student_decode(student, z * student.sigma_max, 1)
+
+    _fails(tutor.check_ditto2, unscaled, words="sigma_max")
+    _fails(tutor.check_ditto2, surrogate_out, words="1-step surrogate")
+
+
+# ---------------------------------------------------------------------------- T07
+
+
+def test_brightness_wrong_answers():
+    from ditto2_nb.audio import norm_to_power
+    from ditto2_nb.controls import mel_centre_hz
+
+    sol = load_solutions("T07_your_own_control")
+
+    def by_mel(mel, cfg):
+        c = mel_centre_hz(cfg)[:, None]
+        return (mel * c).sum(1) / mel.sum(1)
+
+    def bins(mel, cfg):
+        p = norm_to_power(mel, cfg)
+        return (p * torch.arange(cfg.n_mels)[:, None]).sum(1) / p.sum(1)
+
+    def via_numpy(mel, cfg):
+        return torch.from_numpy(sol["my_brightness"](mel, cfg).detach().numpy())
+
+    _fails(tutor.check_brightness, by_mel, words="by power")
+    _fails(tutor.check_brightness, bins, words="mel-bin indices")
+    _fails(tutor.check_brightness, via_numpy, words="not differentiable")
+    _fails(tutor.check_brightness, lambda mel, cfg: sol["my_brightness"](mel, cfg).mean(-1),
+           words=("wrong shape", "missing"))
+
+    def in_hz(target, cfg):
+        return lambda mel: (sol["my_brightness"](mel, cfg) - target).pow(2).mean(-1)
+
+    def batch_total(target, cfg):
+        inner = sol["make_brightness_loss"](target, cfg)
+        return lambda mel: inner(mel).sum()
+
+    sol_loss = sol["make_brightness_loss"]
+    _fails(tutor.check_brightness_loss, in_hz, words="octaves")
+    _fails(tutor.check_brightness_loss, batch_total, words="wrong shape")
+    _fails(tutor.check_brightness_loss, lambda t, cfg: 1.0, words="should return a function")
+    _fails(tutor.check_brightness_loss, lambda t, cfg: (lambda mel: 2 * sol_loss(t, cfg)(mel)),
+           words="constant factor")
+
+
+def test_checks_do_not_accept_a_constant_answer():
+    """A check that cannot fail is a defect: a plausible-looking constant fails each value check."""
+    for check, fn in [(tutor.check_swell_target, lambda n: torch.full((n,), -20.0)),
+                      (tutor.check_euler_step, lambda D, x, s, sn: x),
+                      (tutor.check_heun_step, lambda D, x, s, sn: x * 0),
+                      (tutor.check_ctm_jump, lambda x, g, t, s: x),
+                      (tutor.check_gamma_step, lambda G, x, t, tn, gamma, eps, z: G(x, t, 0.0)),
+                      (tutor.check_brightness, lambda mel, cfg: torch.full(mel[:, 0].shape, 1000.0,
+                                                                            requires_grad=True))]:
+        with pytest.raises(TutorError):
+            check(fn)

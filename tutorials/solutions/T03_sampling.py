@@ -1,0 +1,21 @@
+"""Solutions to T03 (sampling).
+
+Each ``# %% <cell id>`` section is the solution of the exercise cell with that id in
+``T03_sampling.ipynb``; the lines above the first section only make this file importable on its own.
+"""
+
+# %% ex-euler
+def my_euler_step(denoise, x, sigma, sigma_next):
+    """One Euler step of dx/dsigma = (x - D(x, sigma)) / sigma from sigma to sigma_next."""
+    d = (x - denoise(x, sigma)) / sigma  # slope at sigma
+    return x + d * (sigma_next - sigma)
+
+# %% ex-heun
+def my_heun_step(denoise, x, sigma, sigma_next):
+    """One Heun step: Euler predictor, then the average of the two slopes (Euler when sigma_next = 0)."""
+    d = (x - denoise(x, sigma)) / sigma
+    x_euler = x + d * (sigma_next - sigma)
+    if sigma_next == 0:
+        return x_euler
+    d_next = (x_euler - denoise(x_euler, sigma_next)) / sigma_next
+    return x + 0.5 * (d + d_next) * (sigma_next - sigma)

@@ -1,0 +1,18 @@
+"""Solutions to T05 (consistency trajectory models).
+
+Each ``# %% <cell id>`` section is the solution of the exercise cell with that id in ``T05_ctm.ipynb``;
+the lines above the first section only make this file importable on its own.
+"""
+
+# %% ex-ctm-jump
+def my_ctm_jump(x_t, g, t, s):
+    """G(x_t, t, s) = (s/t) x_t + (1 - s/t) g."""
+    return (s / t) * x_t + (1.0 - s / t) * g
+
+# %% ex-gamma-step
+def my_gamma_step(G, x, t, t_next, gamma, eps, z):
+    """One gamma-sampling step: jump to s, then re-noise up to t_next."""
+    if t_next == 0:
+        return G(x, t, 0.0)
+    s = (1.0 - gamma**2) ** 0.5 * (t_next - eps) + eps
+    return G(x, t, s) + (t_next**2 - s**2) ** 0.5 * z

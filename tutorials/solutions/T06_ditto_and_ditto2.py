@@ -1,0 +1,42 @@
+"""Solutions to T06 (DITTO, then DITTO-2).
+
+Each ``# %% <cell id>`` section is the solution of the exercise cell with that id in
+``T06_ditto_and_ditto2.ipynb``; the lines above the first section only make this file importable on
+its own.
+"""
+
+import torch
+from torch.utils.checkpoint import checkpoint
+
+from ditto2_nb.distill import student_decode
+
+
+# %% ex-checkpoint
+def my_checkpointed(denoise):
+    """The same denoiser, but its activations are recomputed in backward instead of stored."""
+    def run(x, sigma):
+        return checkpoint(denoise, x, sigma, use_reentrant=False)
+    return run
+
+# %% ex-optimise
+def my_optimise(generate, loss_fn, z0, iterations, lr):
+    """Adam on the noise z: returns the optimised z and the mean loss of every iteration."""
+    z = z0.detach().clone().requires_grad_(True)
+    opt = torch.optim.Adam([z], lr=lr)
+    losses = []
+    for _ in range(iterations):
+        per_example = loss_fn(generate(z))  # [B]
+        opt.zero_grad()
+        per_example.sum().backward()
+        opt.step()
+        losses.append(per_example.mean().item())
+    return z.detach(), losses
+
+# %% ex-ditto2
+def my_ditto2(student, loss_fn, z0, iterations, lr, decode_steps, tags=None):
+    """DITTO-2: optimise through the 1-step jump, then decode once with decode_steps steps."""
+    surrogate = lambda z: student_decode(student, z * student.sigma_max, 1, tags)  # noqa: E731
+    z, _ = my_optimise(surrogate, loss_fn, z0, iterations, lr)
+    with torch.no_grad():
+        x0 = student_decode(student, z * student.sigma_max, decode_steps, tags, seed=0)
+    return z, x0
