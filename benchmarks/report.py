@@ -69,22 +69,62 @@ def distill_summary(r: dict) -> str:
 
 
 def ditto_section(r: dict) -> list[str]:
-    out = ["### DITTO vs DITTO-2 on intensity control (benchmarks/bench_ditto.py)", "",
-           f"{r['targets']} target(s), {r['iterations']} Adam iterations each, the same initial noise; "
-           f"DITTO through the teacher's {r['ditto_steps']}-step Euler sampler with CFG w = {r['cfg_w']:g} "
-           "(checkpointed); DITTO-2 through the 1-step student, then a 2-step decode (R = decode-aware "
-           "refinement iterations). Control error = intensity MSE (dB^2) measured with librosa on the "
-           f"Griffin-Lim audio. Wall time includes the vocoder. Machine: {r['machine']}.", "",
-           "| method | wall time | speed-up | RTF | forward passes / iteration | surrogate MSE | "
-           "decoded MSE |", "|---|---|---|---|---|---|---|"]
-    for row in r["rows"]:
-        sur = f"{row['surrogate_mse_db2']:.2f}" if "surrogate_mse_db2" in row else "-"
-        out.append(f"| {row['method']} | {row['wall_s']:.1f} s | {row['speedup_vs_ditto']:.0f}x | "
-                   f"{row['rtf']:.2f} | {row['nfe_per_iteration']:.2f} | {sur} | "
-                   f"{row['decoded_mse_db2']:.2f} |")
-    out += ["", "A single target is a first measurement, not the 16-target evaluation the paper's claims "
-            "need; the gap between the surrogate and the decoded error is the decode gap of METHOD.md "
-            "section 4, and R = 10 refinement closes most of it."]
+    out = ["### DITTO vs DITTO-2: speed, real-time factor, memory (benchmarks/bench_ditto.py)", "",
+           f"One target per control at the paper's iteration counts, the same initial noise; DITTO through "
+           f"the teacher's {r['ditto_steps']}-step Euler sampler with CFG w = {r['cfg_w']:g} (checkpointed); "
+           "DITTO-2 through the 1-step student, then a 2-step decode (R = decode-aware refinement "
+           "iterations through that decode). Wall time includes the Griffin-Lim vocoder. "
+           f"Machine: {r['machine']}, {r['torch_threads']} torch threads.", "",
+           "| control | method | iterations | wall time | speed-up | network calls / iteration | "
+           "surrogate | decoded |", "|---|---|---|---|---|---|---|---|"]
+    for row in r.get("speed", []):
+        sur = f"{row['surrogate']:.2f}" if "surrogate" in row else "-"
+        out.append(f"| {row['control']} ({row['metric']}) | {row['method']} | {row['iterations']} | "
+                   f"{row['wall_s']:.1f} s | {row['speedup_vs_ditto']:.0f}x | "
+                   f"{row['nfe_per_iteration']:.1f} | {sur} | {row['decoded']:.3f} |")
+    if r.get("rtf"):
+        out += ["", f"Real-time factor of DITTO-2 (CTM, intensity, 70 iterations, vocoder included; "
+                f"{r['clip_seconds']:.2f} s clips): " + "; ".join(
+                    f"{x['rtf_per_clip']:.3f} per clip at batch {x['batch']} ({x['wall_s']:.1f} s)"
+                    for x in r["rtf"]) + "."]
+    if r.get("memory"):
+        out += ["", "DITTO memory vs S (2 iterations in a fresh process; autograd's saved tensors of one "
+                "sampler pass):", "", "| S | checkpointed | peak RSS | after loading | kept for backward |",
+                "|---|---|---|---|---|"]
+        for m in r["memory"]:
+            out.append(f"| {m['steps']} | {'yes' if m['checkpointed'] else 'no'} | "
+                       f"{m['peak_rss_mb']:.0f} MB | {m['rss_after_loading_mb']:.0f} MB | "
+                       f"{m['saved_for_backward_mb']:.1f} MB |")
+    return out
+
+
+def controls_section(r: dict) -> list[str]:
+    controls = list(r["iterations"])
+    setting = ", ".join(f"{c} {r['iterations'][c]} iterations (DITTO S = {r['ditto_steps'][c]})"
+                        for c in controls)
+    out = ["### Control quality over many targets (benchmarks/eval_controls.py)", "",
+           f"{r['targets']} held-out targets per control (their tags and melodies; intensity shapes and "
+           f"structures cycled), the same initial noise for every method: {setting}; DITTO uses 10 "
+           "Euler steps for the 150-iteration controls to fit the CPU budget. DITTO-2 decodes with 2 "
+           "student steps. Errors measured with librosa on the Griffin-Lim audio (intensity MSE in dB^2 "
+           "and SSM MSE: lower is better; melody frame accuracy: higher is better), mean (median). "
+           f"Machine: {r['machine']}.", "",
+           "| method | " + " | ".join(controls) + " |", "|---" * (1 + len(controls)) + "|"]
+    methods: dict[str, dict] = {}
+    for row in r["rows"].values():
+        name = row["method"]
+        if name.startswith(("teacher", "DITTO S")):
+            name = name.split(" S=")[0] + (" (no optimisation)" if "no optimisation" in name else "")
+        methods.setdefault(name, {})[row["control"]] = (f"{row['decoded_mean']:.3f} "
+                                                        f"({row['decoded_median']:.3f})")
+    for name, cells in methods.items():
+        out.append(f"| {name} | " + " | ".join(cells.get(c, "-") for c in controls) + " |")
+    if "fd" in r:
+        out += ["", "Frechet distance of each method's outputs (all controls pooled) to held-out clips, "
+                "**mel-stats** embedder, normalised (0 = real data, 1 = average spectrum + noise):", "",
+                "| method | clips | normalised FD |", "|---|---|---|"]
+        for m, x in r["fd"].items():
+            out.append(f"| {m} | {x['n']} | {x['fd_norm']:.3f} |")
     return out
 
 
@@ -111,8 +151,10 @@ def render() -> str:
             distill_plot(r)
             lines += [distill_summary(r), "", "![distillation](benchmarks/results/distill_laptop.png)", ""]
         lines += [(RESULTS / "distill_laptop.md").read_text(), ""]
-    if (r := _load("ditto_laptop.json")) is not None:
+    if (r := _load("ditto_laptop.json")) is not None and "speed" in r:
         lines += ditto_section(r) + [""]
+    if (r := _load("controls_laptop.json")) is not None:
+        lines += controls_section(r) + [""]
     if (r := _load("data.json")) is not None:
         lines += data_section(r) + [""]
     return "\n".join(lines)

@@ -185,7 +185,7 @@ class GriffinLimVocoder:
             approx = torch.einsum("fm,bft->bmt", fb, lin).clamp_min(1e-12)
             lin = lin * torch.einsum("fm,bmt->bft", fb, power / approx) / (
                 fb.sum(1)[None, :, None] + 1e-12)
-        return lin.sqrt()
+        return lin.clamp_min(1e-12).sqrt()  # floor: sqrt'(0) is infinite, gradients would be NaN
 
     def __call__(self, mel: torch.Tensor) -> torch.Tensor:
         mel = check_mel(mel, self.cfg)

@@ -4,6 +4,7 @@
     python -m ditto2_nb.cli train-teacher --preset laptop --uncond --from-conditional  # unconditional
     python -m ditto2_nb.cli distill --kind cm --preset laptop        # CM student of the teacher
     python -m ditto2_nb.cli distill --kind ctm --preset laptop       # CTM student
+    python -m ditto2_nb.cli train-clap --preset laptop [--evaluator] # MiniCLAP text-audio scorer
 
 Training resumes from its checkpoint in ``$DITTO2_CACHE/runs`` (default ``~/.cache/ditto2_nb``)
 when interrupted; with ``torchrun --nproc_per_node N -m ditto2_nb.cli ...`` it runs data-parallel.
@@ -34,12 +35,22 @@ def main(argv: list[str] | None = None) -> None:
     d.add_argument("--kind", required=True, choices=["cm", "ctm"])
     d.add_argument("--preset", default="laptop", choices=sorted(PRESETS))
     d.add_argument("--uncond", action="store_true", help="distil the unconditional teacher")
+    d.add_argument("--from-conditional", action="store_true",
+                   help="with --uncond: start from the conditional student, tags dropped")
     d.add_argument("--steps", type=int, default=None)
     d.add_argument("--teacher", default=None, help="teacher file (default: the preset's)")
     d.add_argument("--out", default=None)
     d.add_argument("--work-dir", default=None)
     d.add_argument("--snapshots", type=int, default=8, help="EMA snapshots for consistency plots")
     d.add_argument("--no-progress", action="store_true")
+    c = sub.add_parser("train-clap", help="train (or resume) MiniCLAP or its independent evaluator")
+    c.add_argument("--preset", default="laptop", choices=sorted(PRESETS))
+    c.add_argument("--evaluator", action="store_true",
+                   help="the evaluator scorer (other seed and architecture; never a loss)")
+    c.add_argument("--steps", type=int, default=None, help="override the recipe's step count")
+    c.add_argument("--out", default=None, help="exported file (default: ditto2_nb/assets/...)")
+    c.add_argument("--work-dir", default=None, help="where the resumable checkpoint lives")
+    c.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
     if a.steps is not None and a.steps <= 0:
         ap.error("--steps must be positive")
@@ -56,7 +67,14 @@ def main(argv: list[str] | None = None) -> None:
 
             path = train_student(a.kind, a.preset, a.out, conditional=not a.uncond,
                                  teacher_path=a.teacher, steps=a.steps, progress=not a.no_progress,
-                                 work_dir=a.work_dir, snapshots=a.snapshots)
+                                 work_dir=a.work_dir, snapshots=a.snapshots,
+                                 from_conditional=a.from_conditional)
+            print(f"wrote {path}")
+        elif a.command == "train-clap":
+            from .clap import train_clap
+
+            path = train_clap(a.preset, a.evaluator, a.out, steps=a.steps, progress=not a.no_progress,
+                              work_dir=a.work_dir)
             print(f"wrote {path}")
     except (CheckpointError, FloatingPointError, ValueError) as e:
         sys.exit(f"error: {e}")

@@ -27,7 +27,7 @@ from . import teacher as T
 from .config import DistillConfig, NetConfig, Preset, from_dict, get_preset, to_dict
 from .controls import chroma_agreement, intensity
 from .losses import edm_loss
-from .networks import Denoiser, UNet1d
+from .networks import Denoiser, UNet1d, drop_tag_input
 from .precond import append_dims, consistency_scalings, ctm_jump, edm_scalings
 from .samplers import guided
 from .schedule import karras_sigmas
@@ -244,17 +244,34 @@ def make_student(kind: str, teacher: Denoiser) -> nn.Module:
     raise ValueError(f"unknown student kind {kind!r}; choose 'cm' or 'ctm'")
 
 
+def unconditional_student(conditional: nn.Module) -> nn.Module:
+    """A tag-free copy of a distilled conditional student, equal to it with every tag dropped
+    (:func:`ditto2_nb.networks.drop_tag_input`): a warm start for distilling the unconditional
+    teacher, which shares the conditional teacher's weights it was fine-tuned from."""
+    cfg = dataclasses.replace(conditional.cfg, tag_vocab=())
+    if isinstance(conditional, ConsistencyModel):
+        student = ConsistencyModel(cfg)
+        student.net = drop_tag_input(conditional.net)
+    else:
+        student = CTMModel(cfg)
+        student.g.net = drop_tag_input(conditional.g.net)
+    return student
+
+
 def student_loss(kind: str):
     return {"cm": cd_loss, "ctm": ctm_loss}[kind]
 
 
 def train_student(kind: str, preset: str | Preset = "laptop", out=None, *,
                   conditional: bool = True, teacher_path=None, steps: int | None = None,
-                  progress: bool = True, work_dir=None, snapshots: int = 0):
+                  progress: bool = True, work_dir=None, snapshots: int = 0,
+                  from_conditional: bool = False):
     """Distil the preset's teacher into a ``kind`` ("cm" or "ctm") student; resumable.
 
     ``snapshots`` > 0 also exports that many evenly spaced EMA snapshots (with their wall time)
     to ``<work_dir>/<name>_<preset>_snapshots/``, for consistency-vs-distillation-time plots.
+    ``from_conditional`` (unconditional only): start from the preset's distilled conditional
+    student with its tags dropped (:func:`unconditional_student`) instead of from the teacher.
     Returns the exported file (EMA weights, float16, with the recipe and history in metadata).
     """
     p = get_preset(preset) if isinstance(preset, str) else preset
@@ -266,7 +283,10 @@ def train_student(kind: str, preset: str | Preset = "laptop", out=None, *,
     mels = ds.mels
     tags = T.tags_tensor(ds.labels) if conditional else None
     torch.manual_seed(tcfg.seed)
-    student = make_student(kind, teacher)
+    if from_conditional and conditional:
+        raise ValueError("from_conditional is for the unconditional student (conditional=False)")
+    student = (unconditional_student(load_distilled(kind, p.name)) if from_conditional
+               else make_student(kind, teacher))
     target = copy.deepcopy(student).requires_grad_(False)
     fn = student_loss(kind)
 
@@ -290,6 +310,8 @@ def train_student(kind: str, preset: str | Preset = "laptop", out=None, *,
     meta = {"kind": name, "student": kind, "preset": p.name, "net": to_dict(student.cfg),
             "distill": to_dict(dcfg), "train": to_dict(tcfg), "mel": to_dict(p.mel),
             "teacher": teacher.meta.get("kind", "teacher") if hasattr(teacher, "meta") else "?"}
+    if from_conditional:
+        meta["init_from"] = f"conditional {kind} student, tags dropped"
     work = Path(work_dir) if work_dir else T.cache_dir() / "runs"
     ema, hist = fit(student, loss_fn, tcfg, work / f"{name}_{p.name}.train.safetensors",
                     meta=meta, extra={"target": target}, after_step=update_target,

@@ -10,6 +10,7 @@ with it starts as exactly the model without it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -150,6 +151,17 @@ class UNet1d(nn.Module):
             for block in level:
                 h = block(torch.cat([h, skips.pop()], dim=1), emb)
         return self.out(h)
+
+
+def drop_tag_input(net: UNet1d) -> UNet1d:
+    """A tag-free copy of a conditional ``net`` that equals it with every tag dropped: the tag
+    tables are removed and their constant "no tag" rows folded into the bias of the time
+    embedding's last layer, to which they were added. A warm start for unconditional models."""
+    out = UNet1d(dataclasses.replace(net.cfg, tag_vocab=()))
+    state = {k: v for k, v in net.state_dict().items() if not k.startswith("tag_emb.")}
+    state["emb_t.2.bias"] = state["emb_t.2.bias"] + sum(t.weight[0] for t in net.tag_emb)
+    out.load_state_dict(state)
+    return out.to(next(net.parameters()).device)
 
 
 class Denoiser(nn.Module):

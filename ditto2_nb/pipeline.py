@@ -1,9 +1,9 @@
 """The notebook pipeline: run the chapters with papermill, render HTML, collect numbers.
 
-``python -m ditto2_nb.pipeline --preset laptop --out build`` executes every notebook of the tour in
-dependency order into ``build/``, renders each to HTML, and writes ``build/summary.md`` with the
-numbers each notebook recorded (``record``) and the WAV files it wrote. The tests run the same
-pipeline on the ``ci`` preset and read the numbers back.
+``python -m ditto2_nb.pipeline --preset laptop --out build`` executes the quickstart tutorial and
+every notebook of the tour in dependency order into ``build/``, renders each to HTML, and writes
+``build/summary.md`` with the numbers each notebook recorded (``record``) and the WAV files it
+wrote. The tests run the same pipeline on the ``ci`` preset and read the numbers back.
 
 Inside a notebook::
 
@@ -37,7 +37,16 @@ TOUR = [
     "notebooks/04_consistency_distillation.ipynb",
     "notebooks/05_ctm_distillation.ipynb",
     "notebooks/06_ditto_baseline.ipynb",
+    "notebooks/07_ditto2.ipynb",
+    "notebooks/08_controls_gallery.ipynb",
+    "notebooks/09_inpainting_outpainting_looping.ipynb",
 ]
+
+
+CELL_TIMEOUT_S = 1800  # a cell that runs longer has hung (e.g. lost kernel messages): fail, don't wait
+
+# `make demo`: the students' quickstart first, then the tour.
+DEMO = ["tutorials/T00_quickstart.ipynb", *TOUR]
 
 
 class ParameterError(ValueError):
@@ -141,7 +150,8 @@ def run_notebook(notebook: str, preset: str, out: str | Path, *, parameters: dic
     out.mkdir(parents=True, exist_ok=True)
     try:
         pm.execute_notebook(str(src), str(dst), parameters=params, kernel_name="python3",
-                            cwd=str(src.parent), progress_bar=False, log_output=False)
+                            cwd=str(src.parent), progress_bar=False, log_output=False,
+                            execution_timeout=CELL_TIMEOUT_S)
     except pm.PapermillExecutionError as e:
         raise RuntimeError(f"{notebook} failed in cell {e.exec_count}: {e.ename}: {e.evalue}. "
                            f"The executed notebook with the traceback is {dst}") from None
@@ -197,14 +207,15 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--preset", default="laptop", help="ci, laptop (default) or gpu")
     ap.add_argument("--out", default="build", help="output folder")
-    ap.add_argument("notebooks", nargs="*", help="subset of the tour (default: all)")
+    ap.add_argument("notebooks", nargs="*", help="notebooks to run (default: the quickstart tutorial "
+                                                 "and the whole tour)")
     a = ap.parse_args(argv)
     try:
         get_preset(a.preset)
     except ValueError as e:
         ap.error(str(e))
     try:
-        run_tour(a.preset, a.out, a.notebooks or None)
+        run_tour(a.preset, a.out, a.notebooks or DEMO)
     except (RuntimeError, FileNotFoundError) as e:
         sys.exit(f"[ditto2_nb] {e}")
 

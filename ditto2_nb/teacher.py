@@ -27,7 +27,7 @@ from . import data
 from .config import NetConfig, Preset, from_dict, get_preset, to_dict
 from .losses import edm_loss
 from .metrics import peak_rss_mb
-from .networks import Denoiser, count_parameters
+from .networks import Denoiser, count_parameters, drop_tag_input
 from .train import export_ema, fit
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -126,16 +126,11 @@ def training_card(meta: dict, kind: str, conditional: bool, tcfg, hist, **extra)
 
 
 def unconditional_from(conditional: Denoiser) -> Denoiser:
-    """An unconditional network (no tag input at all) equal to ``conditional`` with every tag
-    dropped: the tag tables are removed and their constant "no tag" rows folded into the bias of
-    the time embedding's last layer, which they were added to. A warm start for fine-tuning an
-    unconditional teacher on all the data (its null-tag mode saw only ``p_uncond`` of it)."""
-    cfg = dataclasses.replace(conditional.cfg, tag_vocab=())
-    model = Denoiser(cfg)
-    state = {k: v for k, v in conditional.state_dict().items() if ".tag_emb." not in k}
-    null = sum(table.weight[0] for table in conditional.net.tag_emb)
-    state["net.emb_t.2.bias"] = state["net.emb_t.2.bias"] + null
-    model.load_state_dict(state)
+    """An unconditional teacher (no tag input) equal to ``conditional`` with every tag dropped
+    (:func:`ditto2_nb.networks.drop_tag_input`): a warm start for fine-tuning on all the data,
+    which the null-tag mode saw only ``p_uncond`` of."""
+    model = Denoiser(dataclasses.replace(conditional.cfg, tag_vocab=()))
+    model.net = drop_tag_input(conditional.net)
     return model
 
 

@@ -57,9 +57,9 @@ from .controls import (
     structure_control,
 )
 from .data import INSTRUMENTS
-from .distill import load_distilled
+from .distill import load_distilled, student_decode
 from .optimize import OptimConfig, OptResult, ditto, ditto2
-from .samplers import seeded_noise
+from .samplers import get_sampler, guided, karras_for, seeded_noise
 from .teacher import encode_tags, heldout_data, load_teacher
 
 __all__ = ["CONTROLS", "METHODS", "SHAPES", "ControlPanel", "PanelResult", "load_model"]
@@ -331,6 +331,22 @@ class ControlPanel:
                          progress=self.progress)
         return ditto2(model, loss_fn, z0, self.tags(p), decode_steps=p["decode_steps"],
                       decode_seed=p["seed"], cfg=ocfg, progress=self.progress)
+
+    def baseline(self, **overrides) -> dict[str, float]:
+        """The same control measured on the *unoptimised* output of the run's initial noise (the
+        seed's x_T decoded as the method would), for before/after comparisons."""
+        p = self.resolve(**overrides)
+        control = self.make_control(p)
+        z0 = seeded_noise([p["seed"]], (self.cfg.n_mels, control.frames), self.device)
+        model, tags = self.model(p["method"]), self.tags(p)
+        with torch.no_grad():
+            if p["method"] == "ditto":
+                sigmas = karras_for(model, p["teacher_steps"]).to(self.device)
+                x0 = get_sampler("euler")(guided(model, tags, p["w"]), z0 * sigmas[0], sigmas)
+            else:
+                x0 = student_decode(model, z0 * model.sigma_max, p["decode_steps"], tags, seed=p["seed"])
+            wave = self.vocoder(x0).cpu()
+        return {k: float(v[0]) for k, v in control.evaluate(wave).items()}
 
     def measure(self, control: Control, res: OptResult, wave: torch.Tensor) -> dict[str, float]:
         """``control.evaluate`` on the audio, plus the control loss of the output mel(s)."""

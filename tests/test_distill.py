@@ -169,3 +169,20 @@ def test_gamma_one_ctm_matches_cm_style_renoising():
     out = ctm_gamma_sample(m, x_T, [80.0, 2.0, 0.0], gamma=1.0,
                            noise_fn=lambda x: calls.append(1) or torch.zeros_like(x))
     assert len(calls) == 1 and out.shape == x_T.shape
+
+
+@pytest.mark.parametrize("kind", ["cm", "ctm"])
+def test_unconditional_student_equals_the_null_tag_mode(kind):
+    from ditto2_nb.distill import make_student, unconditional_student
+
+    torch.manual_seed(0)
+    cfg = NetConfig(n_mels=8, channels=(8, 16), blocks=1, emb_dim=16, attn_heads=2, tag_vocab=(3, 4))
+    cond = make_student(kind, Denoiser(cfg))
+    with torch.no_grad():  # random everywhere: zero-initialised layers would hide the tags
+        for p in cond.parameters():
+            p.normal_(0.0, 0.1)
+    uncond = unconditional_student(cond)
+    assert not uncond.cfg.conditional
+    x, args = torch.randn(2, 8, 16), ((3.0,) if kind == "cm" else (3.0, 0.5))
+    with torch.no_grad():
+        torch.testing.assert_close(uncond(x, *args), cond(x, *args, None), atol=1e-5, rtol=1e-5)

@@ -48,6 +48,12 @@ EXPECTED = {
     "05_ctm_distillation": {"ctm_identity_err": (0.0, 1e-6)},
     "06_ditto_baseline": {"ditto_by_hand_matches": (True, True), "ckpt_grad_rel_diff": (0.0, 1e-5),
                           "saved_mb_ratio_at_max_steps": (0.0, 0.25), "ditto_decoded_ratio": (0.0, 0.8)},
+    # one student call per DITTO-2 iteration vs S teacher calls (+ S recomputed) for DITTO
+    "07_ditto2": {"nfe_ratio_ditto_over_ditto2": (10, 100), "reg_norm_gap_ratio": (0.0, 1.0)},
+    "08_controls_gallery": {"intensity_ratio": (0.0, 0.7), "structure_ratio": (0.0, 0.8),
+                            "melody_accuracy_after": (0.3, 1.0)},
+    "09_inpainting_outpainting_looping": {"inpaint_mse_ratio": (0.0, 0.9), "outpaint_mse_ratio": (0.0, 0.9),
+                                          "loop_mse_ratio": (0.0, 0.9)},
 }
 
 
@@ -66,6 +72,12 @@ def test_notebook_runs_and_records(ci_build, notebook):
 def test_loss_went_down_in_the_teacher_notebook(ci_build):
     m = read_metrics(artifacts_dir(ci_build, "notebooks/02_edm_diffusion.ipynb"))
     assert m["loss_last"] < m["loss_first"]
+
+
+@pytest.mark.slow
+def test_melody_control_beats_the_unoptimised_clip(ci_build):
+    m = read_metrics(artifacts_dir(ci_build, "notebooks/08_controls_gallery.ipynb"))
+    assert m["melody_accuracy_after"] > m["melody_accuracy_before"] + 0.2
 
 
 @pytest.mark.slow

@@ -37,3 +37,12 @@ def test_record_and_read_back(tmp_path):
 def test_a_failing_notebook_says_which_cell_and_why(tmp_path):
     with pytest.raises(RuntimeError, match=r"02_edm_diffusion.ipynb failed in cell .*PRESET"):
         run_notebook("notebooks/02_edm_diffusion.ipynb", "no-such-preset", tmp_path, html=False)
+
+
+def test_demo_runs_the_quickstart_then_the_tour():
+    from pathlib import Path
+
+    from ditto2_nb.pipeline import DEMO, ROOT, TOUR
+
+    assert DEMO[0] == "tutorials/T00_quickstart.ipynb" and DEMO[1:] == TOUR
+    assert all((ROOT / nb).is_file() for nb in DEMO), [nb for nb in DEMO if not (ROOT / Path(nb)).is_file()]

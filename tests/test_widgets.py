@@ -133,3 +133,15 @@ def test_bad_reference_index_and_constructor_arguments(panel):
         ControlPanel("huge")
     with pytest.raises(ValueError, match="iterations"):
         ControlPanel("ci", iterations=-3)
+
+
+@pytest.mark.parametrize("method", ["ditto", "ditto2-ctm"])
+def test_baseline_is_the_unoptimised_output(panel, method):
+    """Before/after: the baseline measures the seed's noise decoded without optimisation, and
+    optimising improves on it."""
+    kw = dict(control="intensity", method=method, iterations=15, lr=0.1, teacher_steps=4, seed=3)
+    before = panel.baseline(**kw)
+    after = panel.run(**kw).metrics
+    assert set(before) == {"mse_db2"}
+    assert after["mse_db2"] < before["mse_db2"]
+    assert panel.baseline(**kw) == before  # deterministic
