@@ -40,6 +40,7 @@ TOUR = [
     "notebooks/07_ditto2.ipynb",
     "notebooks/08_controls_gallery.ipynb",
     "notebooks/09_inpainting_outpainting_looping.ipynb",
+    "notebooks/10_text_control_clap.ipynb",
 ]
 
 

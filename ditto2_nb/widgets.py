@@ -39,6 +39,7 @@ from plotly.subplots import make_subplots
 
 from . import plots
 from .audio import GriffinLimVocoder, load_audio, wave_to_mel
+from .clap import check_texts, clap_control, load_miniclap
 from .config import get_preset, resolve_device
 from .controls import (
     INTENSITY_SHAPES,
@@ -62,7 +63,7 @@ from .optimize import OptimConfig, OptResult, ditto, ditto2
 from .samplers import get_sampler, guided, karras_for, seeded_noise
 from .teacher import encode_tags, heldout_data, load_teacher
 
-__all__ = ["CONTROLS", "METHODS", "SHAPES", "ControlPanel", "PanelResult", "load_model"]
+__all__ = ["CONTROLS", "METHODS", "SHAPES", "ControlPanel", "PanelResult", "TextPanel", "load_model"]
 
 METHODS = {"ditto": "DITTO (teacher, S steps)", "ditto2-cm": "DITTO-2 (CM)",
            "ditto2-ctm": "DITTO-2 (CTM)"}
@@ -73,16 +74,17 @@ _MODELS: dict[tuple[str, str, str], torch.nn.Module] = {}  # (preset, kind, devi
 _HELDOUT: dict[str, Any] = {}  # preset -> held-out MelDataset
 
 
-def load_model(preset: str, method: str, device: str | torch.device = "cpu") -> torch.nn.Module:
+def load_model(preset: str, method: str, device: str | torch.device = "cpu", *,
+               conditional: bool = True) -> torch.nn.Module:
     """The frozen model a method optimises through (teacher for DITTO, CM/CTM student for
     DITTO-2), loaded once per (preset, model, device) and kept for every later panel and run."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {list(METHODS)}")
     kind = "teacher" if method == "ditto" else method.split("-")[1]
-    key = (preset, kind, str(device))
+    key = (preset, kind + ("" if conditional else "_uncond"), str(device))
     if key not in _MODELS:
-        _MODELS[key] = (load_teacher(preset, device=device) if kind == "teacher"
-                        else load_distilled(kind, preset, device=device))
+        _MODELS[key] = (load_teacher(preset, conditional, device=device) if kind == "teacher"
+                        else load_distilled(kind, preset, conditional, device=device))
     return _MODELS[key]
 
 
@@ -635,3 +637,45 @@ class ControlPanel:
                                  f"{time.perf_counter() - t0:.1f} s: {html.escape(str(e))}")
         finally:
             self._button.disabled = False
+
+
+class TextPanel(ControlPanel):
+    """Text control of the *unconditional* model: a prompt box; DITTO-2 (or DITTO) with the
+    MiniCLAP loss (1 - cosine on the mel), scored on the audio by the independent evaluator.
+
+    ::
+
+        panel = TextPanel("laptop")
+        res = panel.run(prompt="a fast, loud square-wave melody with drums")
+        res.metrics["clap_score"]   # the evaluator's cosine on the vocoded audio
+    """
+
+    CONTROLS: ClassVar[tuple[str, ...]] = ("text",)
+    DEFAULTS: ClassVar[dict[str, Any]] = {**ControlPanel.DEFAULTS, "control": "text",
+                                          "prompt": "a slow, soft organ melody without drums",
+                                          "iterations": 70, "refine_last": 10}
+    SHOWN: ClassVar[dict[str, tuple[str, ...]]] = {**ControlPanel.SHOWN, "text": ("prompt",)}
+
+    def check(self, p: dict[str, Any]) -> dict[str, Any]:
+        p = super().check(p)
+        if p["instrument"] is not None:
+            raise ValueError("the text panel steers the unconditional model, which takes no tags: "
+                             "leave instrument=None and say it in the prompt")
+        if not isinstance(p["prompt"], str):
+            raise ValueError(f"prompt must be one string describing the music, got {p['prompt']!r}")
+        p["prompt"] = check_texts(p["prompt"])[0]
+        return p
+
+    def model(self, method: str) -> torch.nn.Module:
+        return load_model(self.preset.name, method, self.device, conditional=False)
+
+    def scorers(self):
+        """(loss scorer, evaluator), loaded once."""
+        if not hasattr(self, "_scorers"):
+            self._scorers = (load_miniclap(self.preset.name, device=self.device),
+                             load_miniclap(self.preset.name, evaluator=True, device=self.device))
+        return self._scorers
+
+    def control_text(self, p) -> Control:
+        scorer, evaluator = self.scorers()
+        return clap_control(scorer, p["prompt"], self.cfg, evaluator=evaluator)

@@ -145,3 +145,17 @@ def test_baseline_is_the_unoptimised_output(panel, method):
     assert set(before) == {"mse_db2"}
     assert after["mse_db2"] < before["mse_db2"]
     assert panel.baseline(**kw) == before  # deterministic
+
+
+def test_text_panel_steers_the_unconditional_student():
+    from ditto2_nb.widgets import TextPanel
+
+    tp = TextPanel("ci", "cpu", live_every=0, **{**FAST, "iterations": 8, "refine_last": 2})
+    res = tp.run(prompt="a fast, loud square-wave melody with drums")
+    assert not tp.model("ditto2-ctm").cfg.conditional
+    assert res.result.trace.loss[-1] < res.result.trace.loss[0]
+    assert {"clap_score", "self_score"} <= set(res.metrics) and -1 <= res.metrics["clap_score"] <= 1
+    for bad, match in (({"prompt": "  "}, "empty string"), ({"prompt": 3}, "prompt must be one string"),
+                       ({"instrument": "organ"}, "unconditional model")):
+        with pytest.raises(ValueError, match=match):
+            tp.run(**bad)
