@@ -197,6 +197,11 @@ def render() -> str:
         lines += clap_section(r) + [""]
     if (r := _load("text_laptop.json")) is not None:
         lines += text_section(r) + [""]
+    if (r := _load("train_memory_laptop.json")) is not None:
+        lines += ["### Training memory (benchmarks/bench_train_memory.py)", "",
+                  "Peak resident memory of training each laptop model (a short run in a fresh process; "
+                  f"the peak is reached in the first steps), {r['machine']}: "
+                  + ", ".join(f"{k} {v:.0f} MB" for k, v in r["peak_rss_mb"].items()) + ".", ""]
     if (r := _load("data.json")) is not None:
         lines += data_section(r) + [""]
     return "\n".join(lines)

@@ -81,6 +81,13 @@ def test_melody_control_beats_the_unoptimised_clip(ci_build):
 
 
 @pytest.mark.slow
+def test_text_control_raises_the_evaluators_score(ci_build):
+    m = read_metrics(artifacts_dir(ci_build, "notebooks/10_text_control_clap.ipynb"))
+    assert m["miniclap_recall5"] > 2 * m["recall_chance5"]
+    assert m["text_score_after"] > m["text_score_before"] + 0.05
+
+
+@pytest.mark.slow
 def test_nbval_on_executed_notebooks(ci_build):
     executed = [str(ci_build / Path(nb).name) for nb in TOUR]
     res = subprocess.run(
