@@ -82,6 +82,8 @@ def ditto_section(r: dict) -> list[str]:
         out.append(f"| {row['control']} ({row['metric']}) | {row['method']} | {row['iterations']} | "
                    f"{row['wall_s']:.1f} s | {row['speedup_vs_ditto']:.0f}x | "
                    f"{row['nfe_per_iteration']:.1f} | {sur} | {row['decoded']:.3f} |")
+    if r.get("note"):
+        out += ["", "Note: " + r["note"]]
     if r.get("rtf"):
         out += ["", f"Real-time factor of DITTO-2 (CTM, intensity, 70 iterations, vocoder included; "
                 f"{r['clip_seconds']:.2f} s clips): " + "; ".join(

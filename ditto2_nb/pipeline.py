@@ -145,13 +145,15 @@ def run_notebook(notebook: str, preset: str, out: str | Path, *, parameters: dic
     src = root / notebook
     if not src.is_file():
         raise FileNotFoundError(f"no notebook {src}")
+    cwd = src.parent
     dst = out / Path(notebook).name
+    src = _solved(src, out)
     params = {"PRESET": preset, "ARTIFACTS_DIR": str(artifacts_dir(out, notebook))}
     params |= parameters or {}
     out.mkdir(parents=True, exist_ok=True)
     try:
         pm.execute_notebook(str(src), str(dst), parameters=params, kernel_name="python3",
-                            cwd=str(src.parent), progress_bar=False, log_output=False,
+                            cwd=str(cwd), progress_bar=False, log_output=False,
                             execution_timeout=CELL_TIMEOUT_S)
     except pm.PapermillExecutionError as e:
         raise RuntimeError(f"{notebook} failed in cell {e.exec_count}: {e.ename}: {e.evalue}. "
@@ -159,6 +161,23 @@ def run_notebook(notebook: str, preset: str, out: str | Path, *, parameters: dic
     if html:
         render_html(dst)
     return dst
+
+
+def _solved(src: Path, out: Path) -> Path:
+    """A tutorial with a solutions file runs with its exercises solved (``make demo`` shows the
+    finished tutorial); any other notebook runs as it is."""
+    solutions = src.parent / "solutions" / f"{src.stem}.py"
+    if not solutions.is_file():
+        return src
+    import nbformat
+
+    from .tutor import solution_sections, with_solutions
+
+    solved = out / "solved" / src.name
+    solved.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(with_solutions(nbformat.read(str(src), as_version=4), solution_sections(solutions)),
+                   str(solved))
+    return solved
 
 
 def render_html(ipynb: Path) -> Path:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import copy
 import math
 import random
+import re
 import sysconfig
 import traceback
 import warnings
@@ -1047,3 +1048,34 @@ def check_brightness_loss(fn: Callable) -> None:
         raise TutorError("the loss is not differentiable with respect to the mel (missing, zero or NaN "
                          "gradient).")
     _passed("your loss gives one octave² error per example and is differentiable")
+
+
+# ============================================================================ solutions
+
+SOLUTION_SECTION = re.compile(r"^# %% (\S+)\s*$")
+
+
+def solution_sections(path: str | Path) -> dict[str, str]:
+    """``{exercise cell id: source}`` from the ``# %% <cell id>`` sections of a solutions file
+    (``tutorials/solutions/T0x_name.py``)."""
+    sections: dict[str, list[str]] = {}
+    current = None
+    for line in Path(path).read_text().splitlines():
+        m = SOLUTION_SECTION.match(line)
+        if m:
+            current = m.group(1)
+            sections[current] = []
+        elif current is not None:
+            sections[current].append(line)
+    return {k: "\n".join(v).strip() + "\n" for k, v in sections.items()}
+
+
+def with_solutions(nb, sections: dict[str, str]):
+    """A copy of notebook ``nb`` whose cells tagged ``exercise`` hold the solutions."""
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if "exercise" in cell.metadata.get("tags", []):
+            if cell.id not in sections:
+                raise KeyError(f"no solution for exercise cell {cell.id!r}")
+            cell.source = sections[cell.id]
+    return nb

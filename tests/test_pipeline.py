@@ -46,3 +46,19 @@ def test_demo_runs_the_quickstart_then_the_tour():
 
     assert DEMO[0] == "tutorials/T00_quickstart.ipynb" and DEMO[1:] == TOUR
     assert all((ROOT / nb).is_file() for nb in DEMO), [nb for nb in DEMO if not (ROOT / Path(nb)).is_file()]
+
+
+def test_tutorials_run_solved_in_the_demo(tmp_path):
+    """`make demo` shows finished tutorials: the runner substitutes the solutions; notebooks
+    without a solutions file run as they are."""
+    import nbformat
+
+    from ditto2_nb.pipeline import ROOT, _solved
+
+    solved = _solved(ROOT / "tutorials" / "T00_quickstart.ipynb", tmp_path)
+    assert solved != ROOT / "tutorials" / "T00_quickstart.ipynb"
+    nb = nbformat.read(str(solved), as_version=4)
+    exercises = [c for c in nb.cells if "exercise" in c.metadata.get("tags", [])]
+    assert exercises and not any("NotImplementedError" in c.source for c in exercises)
+    plain = ROOT / "notebooks" / "06_ditto_baseline.ipynb"
+    assert _solved(plain, tmp_path) == plain

@@ -14,10 +14,8 @@ The 16 notebook runs share one session fixture that executes them two at a time 
 
 from __future__ import annotations
 
-import copy
 import json
 import os
-import re
 import runpy
 import subprocess
 import sys
@@ -35,24 +33,12 @@ from ditto2_nb.tutor import TutorError
 ROOT = Path(__file__).resolve().parent.parent
 TUTORIALS = sorted((ROOT / "tutorials").glob("T*.ipynb"))
 SOLUTIONS = ROOT / "tutorials" / "solutions"
-SECTION = re.compile(r"^# %% (\S+)\s*$")
 
 
 # ============================================================================ helpers
 
 
-def solution_sections(path: Path) -> dict[str, str]:
-    """``{cell id: source}`` from the ``# %% <cell id>`` sections of a solutions file."""
-    sections: dict[str, list[str]] = {}
-    current = None
-    for line in path.read_text().splitlines():
-        m = SECTION.match(line)
-        if m:
-            current = m.group(1)
-            sections[current] = []
-        elif current is not None:
-            sections[current].append(line)
-    return {k: "\n".join(v).strip() + "\n" for k, v in sections.items()}
+solution_sections, with_solutions = tutor.solution_sections, tutor.with_solutions
 
 
 def solutions_for(nb_path: Path) -> Path:
@@ -61,14 +47,6 @@ def solutions_for(nb_path: Path) -> Path:
 
 def tagged(nb, tag: str) -> list:
     return [c for c in nb.cells if tag in c.metadata.get("tags", [])]
-
-
-def with_solutions(nb, sections: dict[str, str]):
-    """A copy of ``nb`` whose exercise cells hold the solutions."""
-    nb = copy.deepcopy(nb)
-    for cell in tagged(nb, "exercise"):
-        cell.source = sections[cell.id]
-    return nb
 
 
 def load_solutions(stem: str) -> dict:
