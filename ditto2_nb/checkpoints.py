@@ -83,10 +83,11 @@ def prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.T
 
 
 def load_state(module: torch.nn.Module, state: dict[str, torch.Tensor], path, *,
-               allow_missing: tuple[str, ...] = ()) -> None:
+               allow_missing: tuple[str, ...] = (), hint: str | None = None) -> None:
     """Load ``state`` into ``module`` (casting dtype), with a clear error on any mismatch.
 
-    ``allow_missing``: key prefixes the file may lack (e.g. a CTM student's new s-branch).
+    ``allow_missing``: key prefixes the file may lack (e.g. a CTM student's new s-branch);
+    ``hint``: what to do about a mismatch (default: retrain with the model card's command).
     """
     own = module.state_dict()
     missing = [k for k in own if k not in state and not k.startswith(allow_missing)]
@@ -95,6 +96,7 @@ def load_state(module: torch.nn.Module, state: dict[str, torch.Tensor], path, *,
     if missing or unexpected or wrong:
         raise CheckpointError(
             f"{path} does not match the model its config describes: missing {missing[:3]}, "
-            f"unexpected {unexpected[:3]}, wrong shape {wrong[:3]}. Was it written by another "
-            "version of ditto2_nb? Retrain it with the reproducing command in its model card.")
+            f"unexpected {unexpected[:3]}, wrong shape {wrong[:3]}. " + (hint or (
+                "Was it written by another version of ditto2_nb? Retrain it with the reproducing "
+                "command in its model card.")))
     module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=False)

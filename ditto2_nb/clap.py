@@ -1196,16 +1196,12 @@ class LaionClap(_ScorerBase):
         # Buffers that newer transformers releases no longer keep in the state dict.
         state = {k: v for k, v in state.items()
                  if k in own or not k.endswith(("position_ids", "token_type_ids"))}
-        missing = [k for k in own if k not in state]
-        unexpected = [k for k in state if k not in own]
-        wrong = [k for k in state if k in own and state[k].shape != own[k].shape]
-        if missing or unexpected or wrong:
-            raise ClapError(
-                f"{checkpoint} does not fit the model (amodel / config): missing {missing[:3]}, unexpected "
-                f"{unexpected[:3]}, wrong shape {wrong[:3]}. Check `amodel` (HTSAT-tiny for the 630k "
-                "releases, HTSAT-base for the music ones) and that tokenizer_dir/config.json, if any, is "
-                "roberta-base's.")
-        self.model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+        try:
+            ckpt.load_state(self.model, state, checkpoint, hint=(
+                "Check `amodel` (HTSAT-tiny for the 630k releases, HTSAT-base for the music ones) and "
+                "that tokenizer_dir/config.json, if any, is roberta-base's."))
+        except ckpt.CheckpointError as e:
+            raise ClapError(str(e)) from None
 
     # --- the scorer protocol
     def embed_wave(self, wave: torch.Tensor) -> torch.Tensor:

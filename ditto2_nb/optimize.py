@@ -115,10 +115,20 @@ def _check_z(z0: torch.Tensor) -> torch.Tensor:
 Callback = Callable[[int, Trace, torch.Tensor], None]
 
 
-def _optimise(z0: torch.Tensor, generate_fn, loss_fn: LossFn, cfg: OptimConfig, counter: _CallCounter,
+def _optimise(z0: torch.Tensor, generate_fn, loss_fn: LossFn, cfg: OptimConfig, model: torch.nn.Module,
               progress: bool, desc: str, callback: Callback | None = None) -> tuple[torch.Tensor, Trace]:
-    """The shared Adam loop. ``generate_fn(z, it) -> (mel, through_decode)``; ``callback(it, trace,
-    mel)`` after every iteration (live plots), with the iteration's output mel detached."""
+    """The shared Adam loop, counting ``model``'s forward calls. ``generate_fn(z, it) -> (mel,
+    through_decode)``; ``callback(it, trace, mel)`` after every iteration (live plots), with the
+    iteration's output mel detached."""
+    counter = _CallCounter(model)
+    try:
+        return _adam_loop(z0, generate_fn, loss_fn, cfg, counter, progress, desc, callback)
+    finally:
+        counter.remove()
+
+
+def _adam_loop(z0, generate_fn, loss_fn: LossFn, cfg: OptimConfig, counter: _CallCounter, progress: bool,
+               desc: str, callback: Callback | None) -> tuple[torch.Tensor, Trace]:
     z = _check_z(z0)
     opt = torch.optim.Adam([z], lr=cfg.lr)
     trace, best, waited = Trace(), float("inf"), 0
@@ -179,11 +189,7 @@ def ditto(teacher, loss_fn: LossFn, z0: torch.Tensor, tags: torch.Tensor | None 
     def generate(z, it):
         return sample(step_fn, z * sigmas[0], sigmas), False
 
-    counter = _CallCounter(teacher)
-    try:
-        z, trace = _optimise(z0, generate, loss_fn, cfg, counter, progress, "DITTO", callback)
-    finally:
-        counter.remove()
+    z, trace = _optimise(z0, generate, loss_fn, cfg, teacher, progress, "DITTO", callback)
     t0 = time.perf_counter()
     with torch.no_grad():
         x0 = sample(denoise, z * sigmas[0], sigmas)
@@ -213,11 +219,7 @@ def ditto2(student, loss_fn: LossFn, z0: torch.Tensor, tags: torch.Tensor | None
             return decode(z, decode_steps), True
         return decode(z, 1), False
 
-    counter = _CallCounter(student)
-    try:
-        z, trace = _optimise(z0, generate, loss_fn, cfg, counter, progress, "DITTO-2", callback)
-    finally:
-        counter.remove()
+    z, trace = _optimise(z0, generate, loss_fn, cfg, student, progress, "DITTO-2", callback)
     t0 = time.perf_counter()
     with torch.no_grad():
         x0 = decode(z, decode_steps)

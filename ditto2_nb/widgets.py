@@ -12,9 +12,9 @@ computes exactly what a click would, and papermill runs need no widgets. ``run``
 :class:`PanelResult` (optimisation result, control, figures, waveform, metrics measured on the
 vocoded audio by ``control.evaluate``).
 
-Live updates: the control loss handed to the optimiser is wrapped so that, every ``live_every``
-iterations, it refreshes the loss curve and the feature-vs-target view of the panel's plotly
-``FigureWidget`` from the output the loss just saw (no change to :mod:`ditto2_nb.optimize`).
+Live updates: the optimiser's per-iteration ``callback`` refreshes, every ``live_every``
+iterations, the loss curve and the feature-vs-target view of the panel's plotly ``FigureWidget``
+from that iteration's output.
 
 Subclassing (e.g. a text panel): extend ``CONTROLS``, ``DEFAULTS`` and ``SHOWN`` and add a
 ``control_<name>(self, params) -> Control`` method (or override :meth:`ControlPanel.make_control`);
@@ -327,12 +327,12 @@ class ControlPanel:
         refine = 0 if p["method"] == "ditto" else p["refine_last"]
         ocfg = OptimConfig(iterations=p["iterations"], lr=p["lr"], snapshot_every=p["snapshot_every"],
                            reg_weight=p["reg_weight"], refine_last=refine)
-        loss_fn, model = self._live_loss(control, p), self.model(p["method"])
+        model, live = self.model(p["method"]), self._live_callback(control, p)
         if p["method"] == "ditto":
-            return ditto(model, loss_fn, z0, self.tags(p), steps=p["teacher_steps"], w=p["w"], cfg=ocfg,
-                         progress=self.progress)
-        return ditto2(model, loss_fn, z0, self.tags(p), decode_steps=p["decode_steps"],
-                      decode_seed=p["seed"], cfg=ocfg, progress=self.progress)
+            return ditto(model, control.loss, z0, self.tags(p), steps=p["teacher_steps"], w=p["w"],
+                         cfg=ocfg, progress=self.progress, callback=live)
+        return ditto2(model, control.loss, z0, self.tags(p), decode_steps=p["decode_steps"],
+                      decode_seed=p["seed"], cfg=ocfg, progress=self.progress, callback=live)
 
     def baseline(self, **overrides) -> dict[str, float]:
         """The same control measured on the *unoptimised* output of the run's initial noise (the
@@ -437,23 +437,20 @@ class ControlPanel:
 
     # ------------------------------------------------------------------ live updates
 
-    def _live_loss(self, control: Control, p: dict[str, Any]):
-        """``control.loss`` that also refreshes the live figure every ``live_every`` iterations."""
-        history: list[float] = []
+    def _live_callback(self, control: Control, p: dict[str, Any]):
+        """The optimiser's per-iteration callback that refreshes the live figure every
+        ``live_every`` iterations (None when there are no widgets to refresh)."""
+        if self._ui is None or not self.live_every:
+            return None
+        with self.figure.batch_update():
+            self.figure.data = self.figure.data[:1]
+            self.figure.data[0].update(x=[], y=[])
 
-        def loss_fn(mel: torch.Tensor) -> torch.Tensor:
-            loss = control.loss(mel)
-            history.append(float(loss.detach().mean()))
-            it = len(history) - 1
-            if self._ui is not None and self.live_every and it % self.live_every == 0:
-                self._update_live(history, control, mel.detach()[:1], p)
-            return loss
+        def callback(it: int, trace, mel: torch.Tensor) -> None:
+            if it % self.live_every == 0:
+                self._update_live(trace.loss, control, mel[:1], p)
 
-        if self._ui is not None:
-            with self.figure.batch_update():
-                self.figure.data = self.figure.data[:1]
-                self.figure.data[0].update(x=[], y=[])
-        return loss_fn
+        return callback
 
     def _update_live(self, history: list[float], control: Control, mel: torch.Tensor, p) -> None:
         with self.figure.batch_update():
