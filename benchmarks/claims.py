@@ -1,0 +1,407 @@
+"""The paper's claims, measured by one protocol: DITTO vs DITTO-2 (speed, control, quality) and
+unconditional + CLAP vs the conditional model (text).
+
+    python benchmarks/claims.py [--preset laptop] [--targets 16] [--batch 8] [--fresh]
+
+The protocol (``PROTOCOL``, written into the results) is the same for every number:
+
+* **one DITTO**: the teacher's S = 20 Euler sampler with CFG w = 2, without gradient checkpointing
+  (its fastest configuration here; the gradients are the same, and at S = 20 autograd keeps only
+  ~200 MB per clip). The checkpointed variant is timed once as a memory option, not as the baseline;
+* ``--targets`` held-out targets per control (intensity 70 iterations, melody and structure 150),
+  each control on its own held-out clips, and the **same initial noise and targets for every
+  method** (clip k of control c always starts from seed ``1000 c + k``);
+* errors on the **vocoded audio** (Griffin-Lim, then librosa, the controls' ``evaluate``): mean,
+  median and IQR per method; ``surrogate_*`` is DITTO-2's error of the 1-step output at the
+  optimised noise (decoded / surrogate is the decode gap);
+* **seconds per clip** from the same runs (the optimisation, the final decode and the vocoder; all
+  methods batched alike), plus a batch-1 latency of one target per control;
+* **FD** with the ``attr-clf`` embedder (the 32-d bottleneck of an attribute classifier trained on
+  real training clips, gain-augmented, blind to dynamics: :class:`ditto2_nb.metrics.ClassifierEmbedder`),
+  which no control optimises; every method pools its outputs over the three controls (equal n), the
+  reference is held-out clips that are no target, the floor is real training clips vs that reference
+  at the same n (several draws), and the unoptimised outputs of the same noises are rows;
+* **text**: prompts from held-out clips in two wordings (the data templates and unseen words); the
+  unconditional CTM steered by DITTO-2 with the MiniCLAP loss against the conditional models given
+  the clips' tags. Judged by (a) attribute agreement of an audio classifier trained on real clips
+  that no scorer saw, against the prompt's labels (the headline), and (b) the independent evaluator
+  scorer (its own from-scratch text encoder, caption pool and clips; :mod:`ditto2_nb.clap`).
+
+The run is resumable: each (control, method, batch) is saved under
+``<cache>/runs/claims_<preset>/`` as soon as it finishes. Writes
+``benchmarks/results/claims_<preset>.json``; ``benchmarks/report.py`` renders its claims table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ditto2_nb import checkpoints as ckpt
+from ditto2_nb import clap, metrics
+from ditto2_nb.audio import GriffinLimVocoder
+from ditto2_nb.config import get_preset
+from ditto2_nb.controls import (
+    INTENSITY_SHAPES,
+    intensity_control,
+    melody_control,
+    reanalyse_mel,
+    structure_control,
+)
+from ditto2_nb.data import caption
+from ditto2_nb.distill import load_distilled, student_decode
+from ditto2_nb.optimize import OptimConfig, ditto, ditto2
+from ditto2_nb.samplers import get_sampler, guided, karras_for, seeded_noise
+from ditto2_nb.teacher import cache_dir, heldout_data, load_teacher, machine, tag_vocab, tags_tensor, training_data
+
+OUT = Path(__file__).parent / "results"
+CONTROLS = ("intensity", "melody", "structure")
+ITERATIONS = {"intensity": 70, "melody": 150, "structure": 150}
+METRIC = {"intensity": ("mse_db2", "lower"), "melody": ("accuracy", "higher"),
+          "structure": ("ssm_mse", "lower")}
+STRUCTURES = ("AB", "ABA", "AABB", "AA")
+METHODS = ("teacher", "ctm_2step", "ditto", "ditto2_cm", "ditto2_cm_r10", "ditto2_ctm", "ditto2_ctm_r10")
+HEADLINE = "ditto2_ctm_r10"  # the DITTO-2 configuration the claims name, fixed before the run
+PROTOCOL = {"ditto_steps": 20, "ditto_sampler": "euler", "cfg_w": 2.0, "checkpointing": False,
+            "iterations": ITERATIONS, "lr": 0.05, "decode_steps": 2, "refine_last": 10,
+            "headline_ditto2": HEADLINE, "fd_embedder": "attr-clf", "vocoder": "Griffin-Lim (32 iterations)"}
+TEXT_METHODS = ("conditional_teacher", "conditional_ctm", "unconditional_ctm", "unconditional_ctm_clap")
+
+
+# ----------------------------------------------------------------------------- targets and noise
+
+
+def clip_range(control: str, n: int) -> range:
+    """Held-out clips of ``control``: each control has its own (no clip is two controls' target)."""
+    c = CONTROLS.index(control)
+    return range(c * n, (c + 1) * n)
+
+
+def make_control(name: str, held, cfg, idx: list[int]):
+    """The control of the held-out clips ``idx`` (targets as in the docstring of each control)."""
+    if name == "intensity":
+        shapes = sorted(INTENSITY_SHAPES)
+        curves = []
+        for i in idx:
+            rng = np.random.default_rng([1, i])
+            curves.append(intensity_control(shapes[i % len(shapes)], cfg, lo=float(rng.uniform(-36, -26)),
+                                            hi=float(rng.uniform(-16, -8))).target[0])
+        return intensity_control(torch.stack(curves), cfg)
+    if name == "melody":
+        return melody_control([held.labels[i] for i in idx], cfg)
+    return structure_control([STRUCTURES[i % len(STRUCTURES)] for i in idx], cfg)
+
+
+def initial_noise(control: str, idx: list[int], n: int, cfg) -> torch.Tensor:
+    """z0 ``[len(idx), M, T]``: clip k of control c from seed 1000 c + k (any batch size)."""
+    c = CONTROLS.index(control)
+    return seeded_noise([1000 * c + (i - c * n) for i in idx], (cfg.n_mels, cfg.frames))
+
+
+# ----------------------------------------------------------------------------- methods
+
+
+def run_method(key: str, models: dict, loss, z0: torch.Tensor, tags: torch.Tensor, iters: int):
+    """(output mel, 1-step output or None, trace or None) of method ``key`` from noise ``z0``."""
+    teacher, w = models["teacher"], PROTOCOL["cfg_w"]
+    opt = OptimConfig(iterations=iters, lr=PROTOCOL["lr"], snapshot_every=0)
+    if key == "teacher":
+        sigmas = karras_for(teacher, PROTOCOL["ditto_steps"])
+        with torch.no_grad():
+            return get_sampler("euler")(guided(teacher, tags, w), z0 * sigmas[0], sigmas), None, None
+    if key == "ctm_2step":
+        st = models["ctm"]
+        with torch.no_grad():
+            return student_decode(st, z0 * st.sigma_max, PROTOCOL["decode_steps"], tags), None, None
+    if key in ("ditto", "ditto_ckpt"):
+        r = ditto(teacher, loss, z0, tags, steps=PROTOCOL["ditto_steps"], w=w,
+                  grad_checkpoint=key == "ditto_ckpt", cfg=opt)
+        return r.x0, None, r.trace
+    kind = key.split("_")[1]
+    refine = PROTOCOL["refine_last"] if key.endswith("_r10") else 0
+    r = ditto2(models[kind], loss, z0, tags, decode_steps=PROTOCOL["decode_steps"],
+               cfg=replace(opt, refine_last=min(refine, iters)))
+    return r.x0, r.x0_surrogate, r.trace
+
+
+def measure(key: str, control_name: str, models, held, cfg, vocoder, idx: list[int], n: int,
+            iters: int) -> tuple[dict, dict]:
+    """Run one method on the targets ``idx``: (tensors, metadata) of the chunk."""
+    control = make_control(control_name, held, cfg, idx)
+    tags = tags_tensor([held.labels[i] for i in idx])
+    z0 = initial_noise(control_name, idx, n, cfg)
+    metric = METRIC[control_name][0]
+    load = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    x0, x0_sur, trace = run_method(key, models, control.loss, z0, tags, iters)
+    wave = vocoder(x0.detach())
+    seconds = time.perf_counter() - t0
+    meta = {"targets": idx, "seconds": seconds, "loadavg_at_start": load,
+            "decoded": control.evaluate(wave)[metric]}
+    tensors = {"x0": x0.detach()}
+    if x0_sur is not None:
+        meta["surrogate"] = control.evaluate(vocoder(x0_sur.detach()))[metric]
+        tensors["x0_surrogate"] = x0_sur.detach()
+    if trace is not None:
+        meta.update(final_loss=trace.loss[-1], nfe_per_iteration=trace.nfe[-1] / len(trace.loss),
+                    iterations=len(trace.loss))
+    return tensors, meta
+
+
+def cached(path: Path, fresh: bool, fn) -> tuple[dict, dict]:
+    """Load a finished chunk from ``path``, or compute it with ``fn()`` and save it atomically."""
+    if path.exists() and not fresh:
+        return ckpt.read(path)
+    tensors, meta = fn()
+    ckpt.save(path, tensors, meta)
+    print(f"{path.stem}: {meta.get('seconds', 0):.1f} s, decoded mean "
+          f"{np.mean(meta.get('decoded', [np.nan])):.3f}", flush=True)
+    return tensors, meta
+
+
+def summary(values, better: str) -> dict:
+    v = np.asarray(values, dtype=float)
+    q1, q3 = np.percentile(v, [25, 75])
+    return {"mean": float(v.mean()), "median": float(np.median(v)), "iqr": [float(q1), float(q3)],
+            "n": int(len(v)), "better": better}
+
+
+def control_stage(models, held, cfg, vocoder, a, run: Path) -> tuple[dict, dict]:
+    """Every method on every control's targets, in batches: results and the output mels."""
+    results, outputs = {}, {k: [] for k in METHODS}
+    for name in CONTROLS:
+        metric, better = METRIC[name]
+        iters = max(1, round(ITERATIONS[name] * a.scale))
+        idx_all = list(clip_range(name, a.targets))
+        methods = {}
+        for key in METHODS:
+            chunks = [cached(run / f"{name}_{key}_{i:03d}.safetensors", a.fresh, lambda key=key, i=i: measure(
+                key, name, models, held, cfg, vocoder, idx_all[i: i + a.batch], a.targets, iters))
+                for i in range(0, a.targets, a.batch)]
+            decoded = [v for _, m in chunks for v in m["decoded"]]
+            row = summary(decoded, better) | {
+                "per_target": decoded, "seconds_per_clip": sum(m["seconds"] for _, m in chunks) / len(decoded),
+                "max_loadavg_at_start": max(m["loadavg_at_start"] for _, m in chunks)}
+            if "surrogate" in chunks[0][1]:
+                sur = [v for _, m in chunks for v in m["surrogate"]]
+                s = summary(sur, better)
+                row.update(surrogate_mean=s["mean"], surrogate_median=s["median"], surrogate_per_target=sur)
+            if "nfe_per_iteration" in chunks[0][1]:
+                row.update(iterations=iters, nfe_per_iteration=float(np.mean(
+                    [m["nfe_per_iteration"] for _, m in chunks])))
+            methods[key] = row
+            outputs[key].append(torch.cat([t["x0"] for t, _ in chunks]))
+        results[name] = {"metric": metric, "better": better, "iterations": iters,
+                         "targets": idx_all, "methods": methods}
+    return results, {k: torch.cat(v) for k, v in outputs.items()}
+
+
+def latency_stage(models, held, cfg, vocoder, a, run: Path) -> dict:
+    """Batch-1 wall time (vocoder included) of the first target of each control, every method;
+    DITTO with gradient checkpointing too, on intensity (the memory option)."""
+    out = {}
+    for name in CONTROLS:
+        iters = max(1, round(ITERATIONS[name] * a.scale))
+        idx = [clip_range(name, a.targets)[0]]
+        keys = [k for k in METHODS if k not in ("teacher", "ctm_2step")]
+        keys += ["ditto_ckpt"] if name == "intensity" else []
+        out[name] = {k: cached(run / f"latency_{name}_{k}.safetensors", a.fresh, lambda k=k: measure(
+            k, name, models, held, cfg, vocoder, idx, a.targets, iters))[1]["seconds"] for k in keys}
+    return out
+
+
+# ----------------------------------------------------------------------------- quality (FD)
+
+
+def fd_stage(outputs: dict, train, held, a, reference_from: int) -> dict:
+    """FD (attr-clf) of each method's pooled outputs to held-out clips that are no target."""
+    p = get_preset(a.preset)
+    emb = metrics.train_fd_embedder(train.mels, tags_tensor(train.labels)[:, :4], tag_vocab()[:4],
+                                    db_range=p.mel.db_max - p.mel.db_min)
+    reference = held.mels[reference_from:]
+    ref = metrics.embed(emb, reference)
+    n = len(next(iter(outputs.values())))
+    floors = []
+    for draw in range(5):
+        pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(draw))[:n]
+        floors.append(metrics.frechet_distance(metrics.embed(emb, train.mels[pick]), ref))
+    ceiling = metrics.frechet_distance(metrics.embed(emb, metrics.trivial_baseline(train.mels, n)), ref)
+    floor = float(np.median(floors))
+    fd = {"embedder": emb.name, "n": n, "n_reference": len(reference), "floor": floor,
+          "floor_draws": floors, "ceiling": ceiling, "methods": {}}
+    for key, x in outputs.items():
+        v = metrics.frechet_distance(metrics.embed(emb, x), ref)
+        fd["methods"][key] = {"fd": v, "fd_norm": (v - floor) / (ceiling - floor),
+                              "fd_mel_stats": metrics.frechet_distance(metrics.mel_stats_embedding(x),
+                                                                       metrics.mel_stats_embedding(reference))}
+    with torch.no_grad():
+        logits = emb.logits(reference)
+    truth = tags_tensor(held.labels)[reference_from:]
+    fd["embedder_heldout_accuracy"] = {f: float((lg.argmax(-1) == truth[:, k]).float().mean())
+                                       for k, (f, lg) in enumerate(zip(("instrument", "tempo", "mode", "drums"),
+                                                                       logits))}
+    return fd
+
+
+# ----------------------------------------------------------------------------- text
+
+
+def text_stage(held, cfg, vocoder, a, first: int, run: Path) -> dict:
+    """Unconditional + MiniCLAP (DITTO-2) vs the conditional models given the clips' tags."""
+    p = get_preset(a.preset)
+    labels = [held.labels[i] for i in range(first, first + a.targets)]
+    unseen = [clap.clap_caption(lab, np.random.default_rng([0, i]), "unseen")[0] for i, lab in enumerate(labels)]
+    prompts, labels2 = [caption(lab) for lab in labels] + unseen, labels + labels
+    n, tags = len(prompts), tags_tensor(labels2)
+    scorer, evaluator = clap.load_miniclap(a.preset), clap.load_miniclap(a.preset, evaluator=True)
+    judge = clap.attribute_judge(a.preset)
+    z0 = seeded_noise([5000 + k for k in range(n)], (cfg.n_mels, cfg.frames))
+    iters = max(1, round(70 * a.scale))
+    opt = OptimConfig(iterations=iters, lr=PROTOCOL["lr"], snapshot_every=0,
+                      refine_last=min(PROTOCOL["refine_last"], iters))
+    control = clap.clap_control(scorer, prompts, cfg)
+
+    def make(key):
+        if key == "conditional_teacher":
+            teacher = load_teacher(a.preset)
+            sigmas = karras_for(teacher, PROTOCOL["ditto_steps"])
+            with torch.no_grad():
+                return get_sampler("euler")(guided(teacher, tags, PROTOCOL["cfg_w"]), z0 * sigmas[0], sigmas)
+        if key == "conditional_ctm":
+            st = load_distilled("ctm", a.preset)
+            with torch.no_grad():
+                return student_decode(st, z0 * st.sigma_max, 2, tags)
+        st = load_distilled("ctm", a.preset, conditional=False)
+        if key == "unconditional_ctm":
+            with torch.no_grad():
+                return student_decode(st, z0 * st.sigma_max, 2)
+        return ditto2(st, control.loss, z0, None, decode_steps=2, cfg=opt).x0
+
+    def run_one(key):
+        t0 = time.perf_counter()
+        x = make(key).detach()
+        wave = vocoder(x)
+        return {"x0": x, "wave": wave}, {"seconds": time.perf_counter() - t0}
+
+    rows = {"real_clips": {"seconds_per_clip": None}}
+    waves = {"real_clips": vocoder(torch.stack([held.mels[i] for i in range(first, first + a.targets)] * 2))}
+    for key in TEXT_METHODS:
+        t, m = cached(run / f"text_{key}.safetensors", a.fresh, lambda key=key: run_one(key))
+        rows[key], waves[key] = {"seconds_per_clip": m["seconds"] / n}, t["wave"]
+    judge_text = [clap.judge_caption(lab) for lab in labels2]
+    for key, wave in waves.items():
+        heard = reanalyse_mel(wave, cfg)
+        agree = judge.agreement(heard, labels2)  # {attribute: [per prompt 0/1]}
+        ev = [float(v) for v in evaluator.measure(wave, judge_text)]
+        for part, sl in (("template", slice(0, n // 2)), ("unseen", slice(n // 2, n)), ("all", slice(0, n))):
+            per_attr = {k: float(np.mean(v[sl])) for k, v in agree.items()}
+            rows[key][part] = {"attribute_agreement": float(np.mean(list(per_attr.values()))),
+                               "attribute_agreement_per_attribute": per_attr,
+                               "evaluator_score": float(np.mean(ev[sl]))}
+        rows[key]["loss_scorer_score"] = float(scorer.measure(wave, prompts).mean())
+    return {"loss_text_encoder": scorer.meta.get("text_encoder", "all-MiniLM-L6-v2 (frozen)"),
+            "evaluator_text_encoder": evaluator.text_encoder_name,
+            "loss_scorer": scorer.name, "evaluator": evaluator.name, "judge": judge.name,
+            "prompts": n, "iterations": iters, "examples": {"template": prompts[:2], "unseen": unseen[:2],
+                                                            "evaluator_wording": judge_text[:2]},
+            "held_out_clips": [first, first + a.targets], "methods": rows}
+
+
+# ----------------------------------------------------------------------------- the claims
+
+
+def claims(res: dict) -> list[dict]:
+    """The paper's five claims, each with the measured value, the comparison and whether it holds."""
+    c, h = res["controls"], HEADLINE
+    speed = {k: v["methods"]["ditto"]["seconds_per_clip"] / v["methods"][h]["seconds_per_clip"]
+             for k, v in c.items()}
+    out = [{"claim": "DITTO-2 is 10-20x faster than DITTO",
+            "measured": ", ".join(f"{k} {v:.1f}x" for k, v in speed.items()),
+            "comparison": f"seconds per clip, DITTO (S = 20, w = 2) / {h}; >= 10x on every control",
+            "holds": bool(min(speed.values()) >= 10)}]
+    worse = {}
+    for k, v in c.items():
+        d, t = np.array(v["methods"][h]["per_target"]), np.array(v["methods"]["ditto"]["per_target"])
+        worse[k] = float(np.median(d - t) if v["better"] == "lower" else np.median(t - d))
+    out.append({"claim": "control adherence no worse than DITTO",
+                "measured": ", ".join(f"{k} {c[k]['methods'][h]['median']:.3g} vs "
+                                      f"{c[k]['methods']['ditto']['median']:.3g}" for k in c),
+                "comparison": f"median {h} vs DITTO per control; holds if the median paired difference "
+                              "is not worse on any control",
+                "holds": bool(all(v <= 0 for v in worse.values())), "median_paired_worse_by": worse})
+    fd = res["fd"]["methods"]
+    out.append({"claim": "quality (FD) no worse than DITTO",
+                "measured": f"{fd[h]['fd']:.3g} vs {fd['ditto']['fd']:.3g} (floor {res['fd']['floor']:.3g}, "
+                            f"teacher {fd['teacher']['fd']:.3g})",
+                "comparison": f"FD ({res['fd']['embedder']}, n = {res['fd']['n']}) of {h} vs DITTO",
+                "holds": bool(fd[h]["fd"] <= fd["ditto"]["fd"])})
+    if "text" in res:
+        t = res["text"]["methods"]
+        u, k = t["unconditional_ctm_clap"], t["conditional_ctm"]
+        out.append({"claim": "unconditional model + CLAP optimisation matches the conditional model on text",
+                    "measured": f"attribute agreement {u['all']['attribute_agreement']:.3f} vs "
+                                f"{k['all']['attribute_agreement']:.3f} (template {u['template']['attribute_agreement']:.2f}"
+                                f" vs {k['template']['attribute_agreement']:.2f}, unseen "
+                                f"{u['unseen']['attribute_agreement']:.2f} vs {k['unseen']['attribute_agreement']:.2f})",
+                    "comparison": "independent audio classifier's agreement with the prompts' labels, unconditional "
+                                  "CTM + MiniCLAP (DITTO-2) vs conditional CTM + tags, both 2-step; holds if >=",
+                    "holds": bool(u["all"]["attribute_agreement"] >= k["all"]["attribute_agreement"])})
+    clip_s = res["clip_seconds"]
+    rtf = {k: v["methods"][h]["seconds_per_clip"] / clip_s for k, v in c.items()}
+    lat = {k: v[h] / clip_s for k, v in res["latency_s"].items()}
+    out.append({"claim": "DITTO-2 runs faster than real time",
+                "measured": ", ".join(f"{k} {rtf[k]:.2f} (batch 1: {lat[k]:.2f})" for k in c),
+                "comparison": f"real-time factor of {h} (seconds of compute per second of audio, vocoder "
+                              f"included, batches of {res['batch']}); holds if < 1 on every control",
+                "holds": bool(max(rtf.values()) < 1), "rtf_batched": rtf, "rtf_batch1": lat})
+    return out
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--preset", default="laptop")
+    ap.add_argument("--targets", type=int, default=16, help="targets per control")
+    ap.add_argument("--batch", type=int, default=8, help="targets optimised together")
+    ap.add_argument("--scale", type=float, default=1.0, help="scale the iteration counts (smoke tests only)")
+    ap.add_argument("--skip-text", action="store_true")
+    ap.add_argument("--fresh", action="store_true", help="recompute finished chunks")
+    ap.add_argument("--run-dir", type=Path, default=None)
+    ap.add_argument("--out", type=Path, default=None)
+    a = ap.parse_args(argv)
+    t_start = time.perf_counter()
+    p = get_preset(a.preset)
+    cfg = p.mel
+    run = a.run_dir or cache_dir() / "runs" / f"claims_{a.preset}"
+    held, train = heldout_data(p), training_data(p)
+    if len(held) < 4 * a.targets + 2:
+        raise SystemExit(f"--targets {a.targets} needs {4 * a.targets + 2} held-out clips; the preset has {len(held)}")
+    models = {"teacher": load_teacher(a.preset), "cm": load_distilled("cm", a.preset),
+              "ctm": load_distilled("ctm", a.preset)}
+    vocoder = GriffinLimVocoder(cfg)
+    res = {"machine": machine(), "torch_threads": torch.get_num_threads(), "preset": a.preset,
+           "protocol": PROTOCOL | {"targets_per_control": a.targets, "scale": a.scale}, "batch": a.batch,
+           "clip_seconds": cfg.seconds}
+    res["controls"], outputs = control_stage(models, held, cfg, vocoder, a, run)
+    res["latency_s"] = latency_stage(models, held, cfg, vocoder, a, run)
+    res["fd"] = fd_stage(outputs, train, held, a, reference_from=4 * a.targets)
+    if not a.skip_text:
+        res["text"] = text_stage(held, cfg, vocoder, a, 3 * a.targets, run)
+    res["claims"] = claims(res)
+    res["wall_seconds_this_invocation"] = time.perf_counter() - t_start
+    out = a.out or OUT / f"claims_{a.preset}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(res, indent=1))
+    for c in res["claims"]:
+        print(f"{'HOLDS' if c['holds'] else 'fails'}: {c['claim']}: {c['measured']}")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
