@@ -68,65 +68,98 @@ def distill_summary(r: dict) -> str:
             "(both partly shared with other jobs).")
 
 
-def ditto_section(r: dict) -> list[str]:
-    out = ["### DITTO vs DITTO-2: speed, real-time factor, memory (benchmarks/bench_ditto.py)", "",
-           f"One target per control at the paper's iteration counts, the same initial noise; DITTO through "
-           f"the teacher's {r['ditto_steps']}-step Euler sampler with CFG w = {r['cfg_w']:g} (checkpointed); "
-           "DITTO-2 through the 1-step student, then a 2-step decode (R = decode-aware refinement "
-           "iterations through that decode). Wall time includes the Griffin-Lim vocoder. "
-           f"Machine: {r['machine']}, {r['torch_threads']} torch threads.", "",
-           "| control | method | iterations | wall time | speed-up | network calls / iteration | "
-           "surrogate | decoded |", "|---|---|---|---|---|---|---|---|"]
-    for row in r.get("speed", []):
-        sur = f"{row['surrogate']:.2f}" if "surrogate" in row else "-"
-        out.append(f"| {row['control']} ({row['metric']}) | {row['method']} | {row['iterations']} | "
-                   f"{row['wall_s']:.1f} s | {row['speedup_vs_ditto']:.0f}x | "
-                   f"{row['nfe_per_iteration']:.1f} | {sur} | {row['decoded']:.3f} |")
-    if r.get("note"):
-        out += ["", "Note: " + r["note"]]
-    if r.get("rtf"):
-        out += ["", f"Real-time factor of DITTO-2 (CTM, intensity, 70 iterations, vocoder included; "
-                f"{r['clip_seconds']:.2f} s clips): " + "; ".join(
-                    f"{x['rtf_per_clip']:.3f} per clip at batch {x['batch']} ({x['wall_s']:.1f} s)"
-                    for x in r["rtf"]) + "."]
-    if r.get("memory"):
-        out += ["", "DITTO memory vs S (2 iterations in a fresh process; autograd's saved tensors of one "
-                "sampler pass):", "", "| S | checkpointed | peak RSS | after loading | kept for backward |",
-                "|---|---|---|---|---|"]
-        for m in r["memory"]:
-            out.append(f"| {m['steps']} | {'yes' if m['checkpointed'] else 'no'} | "
-                       f"{m['peak_rss_mb']:.0f} MB | {m['rss_after_loading_mb']:.0f} MB | "
-                       f"{m['saved_for_backward_mb']:.1f} MB |")
+METHOD_NAMES = {"teacher": "teacher, no optimisation (S = 20, w = 2)", "ctm_2step": "CTM 2-step, no optimisation",
+                "ditto": "DITTO (S = 20 Euler, w = 2)", "ditto_ckpt": "DITTO, checkpointed (memory option)",
+                "ditto2_cm": "DITTO-2 CM", "ditto2_cm_r10": "DITTO-2 CM, R = 10", "ditto2_ctm": "DITTO-2 CTM",
+                "ditto2_ctm_r10": "DITTO-2 CTM, R = 10",
+                "conditional_teacher": "conditional teacher + tags (S = 20, w = 2)",
+                "conditional_ctm": "conditional CTM + tags (2 steps)",
+                "unconditional_ctm": "unconditional CTM, no optimisation (2 steps)",
+                "unconditional_ctm_clap": "unconditional CTM + MiniCLAP, DITTO-2 (R = 10)",
+                "real_clips": "the prompts' own real clips (vocoded)"}
+
+
+def _cell(m: dict) -> str:
+    return f"{m['median']:.3g} [{m['iqr'][0]:.3g}, {m['iqr'][1]:.3g}] ({m['mean']:.3g})"
+
+
+def claims_section(r: dict) -> list[str]:
+    pr, c = r["protocol"], r["controls"]
+    names = list(c)
+    out = ["### The paper's claims, measured by one protocol (benchmarks/claims.py)", "",
+           f"Machine: {r['machine']}, {r['torch_threads']} torch threads. One DITTO everywhere: the teacher's "
+           f"S = {pr['ditto_steps']} {pr['ditto_sampler']} sampler with CFG w = {pr['cfg_w']:g}, no gradient "
+           f"checkpointing (its fastest configuration here). {pr['targets_per_control']} held-out targets per "
+           "control, each control on its own clips, the same initial noise and targets for every method; "
+           + ", ".join(f"{k} {v} iterations" for k, v in pr["iterations"].items())
+           + f"; DITTO-2 decodes with {pr['decode_steps']} student steps (R = refinement iterations through "
+           f"that decode). The claims name **{METHOD_NAMES[pr['headline_ditto2']]}**, fixed before the run. "
+           f"Errors on the vocoded audio ({pr['vocoder']}, then librosa). Time per clip from the same runs "
+           f"(batches of {r['batch']}, vocoder included).", "",
+           "| claim | measured | comparison | holds |", "|---|---|---|---|"]
+    for x in r["claims"]:
+        out.append(f"| {x['claim']} | {x['measured']} | {x['comparison']} | {'yes' if x['holds'] else '**no**'} |")
+    out += ["", "Control error per method: median [IQR] (mean) over the targets; intensity MSE in dB^2 and "
+            "SSM MSE lower is better, melody frame accuracy higher is better. For DITTO-2 the error of its "
+            "1-step surrogate at the optimised noise follows in braces (decoded / surrogate = the decode gap).",
+            "", "| method | " + " | ".join(f"{k} ({c[k]['metric']})" for k in names)
+            + " | seconds per clip (" + " / ".join(names) + ") |", "|---" * (len(names) + 2) + "|"]
+    for key in c[names[0]]["methods"]:
+        cells = []
+        for k in names:
+            m = c[k]["methods"][key]
+            cells.append(_cell(m) + (f" {{{m['surrogate_median']:.3g}}}" if "surrogate_median" in m else ""))
+        secs = " / ".join(f"{c[k]['methods'][key]['seconds_per_clip']:.2f}" for k in names)
+        out.append(f"| {METHOD_NAMES.get(key, key)} | " + " | ".join(cells) + f" | {secs} |")
+    lat = r["latency_s"]
+    keys = list(lat[names[0]])
+    out += ["", "Latency at batch 1 (the first target of each control, seconds, vocoder included):", "",
+            "| control | " + " | ".join(METHOD_NAMES.get(k, k) for k in keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for k in names:
+        out.append(f"| {k} | " + " | ".join(f"{lat[k][m]:.2f}" if m in lat[k] else "-" for m in keys) + " |")
+    fd = r["fd"]
+    out += ["", f"Quality: Frechet distance with the **{fd['embedder']}** embedder (the 32-d bottleneck of an "
+            "attribute classifier trained on real training clips for instrument, tempo, mode and drums, "
+            "with random gain: no control optimises it), each method's "
+            f"{fd['n']} outputs (three controls pooled) against {fd['n_reference']} held-out clips that are "
+            f"no target. Floor: {fd['n']} real training clips vs the same reference (median of "
+            f"{len(fd['floor_draws'])} draws, range {min(fd['floor_draws']):.3g}-{max(fd['floor_draws']):.3g}); "
+            "ceiling: the average spectrum plus noise. The embedder's held-out accuracy: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in fd["embedder_heldout_accuracy"].items())
+            + ". The mel-stats FD (what the intensity control moves) is shown for contrast.", "",
+            f"| method | FD ({fd['embedder']}) | normalised | FD (mel-stats) |", "|---|---|---|---|",
+            f"| real clips (floor) | {fd['floor']:.3g} | 0 | - |",
+            f"| average spectrum + noise (ceiling) | {fd['ceiling']:.3g} | 1 | - |"]
+    for key, m in fd["methods"].items():
+        out.append(f"| {METHOD_NAMES.get(key, key)} | {m['fd']:.3g} | {m['fd_norm']:.3f} | {m['fd_mel_stats']:.3g} |")
+    if "text" in r:
+        t = r["text"]
+        out += ["", f"Text: {t['prompts'] // 2} held-out clips, each prompted in two wordings (a data template and "
+                "unseen words). The loss scorer (MiniCLAP, text side: " + t["loss_text_encoder"] + ") never judges. "
+                "Headline: **attribute agreement** of an audio classifier trained on the evaluators' own real "
+                "clips (disjoint from every training set) with the prompt's five labels. Second column: the "
+                "independent evaluator's cosine (text side: " + t["evaluator_text_encoder"] + "; its own caption "
+                "pool and clips), given the prompt's labels in its own wording. The conditional models get the "
+                f"clips' tags (a perfect text-to-tag parser); {t['iterations']} DITTO-2 iterations.", "",
+                "| method | attribute agreement: template / unseen / all | evaluator score (all) | "
+                "loss scorer's own score | seconds per clip |", "|---|---|---|---|---|"]
+        for key, m in t["methods"].items():
+            sec = "-" if m["seconds_per_clip"] is None else f"{m['seconds_per_clip']:.2f}"
+            out.append(f"| {METHOD_NAMES.get(key, key)} | {m['template']['attribute_agreement']:.3f} / "
+                       f"{m['unseen']['attribute_agreement']:.3f} / {m['all']['attribute_agreement']:.3f} | "
+                       f"{m['all']['evaluator_score']:.3f} | {m['loss_scorer_score']:.3f} | {sec} |")
     return out
 
 
-def controls_section(r: dict) -> list[str]:
-    controls = list(r["iterations"])
-    setting = ", ".join(f"{c} {r['iterations'][c]} iterations (DITTO S = {r['ditto_steps'][c]})"
-                        for c in controls)
-    out = ["### Control quality over many targets (benchmarks/eval_controls.py)", "",
-           f"{r['targets']} held-out targets per control (their tags and melodies; intensity shapes and "
-           f"structures cycled), the same initial noise for every method: {setting}; DITTO uses 10 "
-           "Euler steps for the 150-iteration controls to fit the CPU budget. DITTO-2 decodes with 2 "
-           "student steps. Errors measured with librosa on the Griffin-Lim audio (intensity MSE in dB^2 "
-           "and SSM MSE: lower is better; melody frame accuracy: higher is better), mean (median). "
-           f"Machine: {r['machine']}.", "",
-           "| method | " + " | ".join(controls) + " |", "|---" * (1 + len(controls)) + "|"]
-    methods: dict[str, dict] = {}
-    for row in r["rows"].values():
-        name = row["method"]
-        if name.startswith(("teacher", "DITTO S")):
-            name = name.split(" S=")[0] + (" (no optimisation)" if "no optimisation" in name else "")
-        methods.setdefault(name, {})[row["control"]] = (f"{row['decoded_mean']:.3f} "
-                                                        f"({row['decoded_median']:.3f})")
-    for name, cells in methods.items():
-        out.append(f"| {name} | " + " | ".join(cells.get(c, "-") for c in controls) + " |")
-    if "fd" in r:
-        out += ["", "Frechet distance of each method's outputs (all controls pooled) to held-out clips, "
-                "**mel-stats** embedder, normalised (0 = real data, 1 = average spectrum + noise):", "",
-                "| method | clips | normalised FD |", "|---|---|---|"]
-        for m, x in r["fd"].items():
-            out.append(f"| {m} | {x['n']} | {x['fd_norm']:.3f} |")
+def memory_section(r: dict) -> list[str]:
+    out = ["### DITTO memory vs S (benchmarks/bench_ditto.py)", "",
+           "Two DITTO iterations in a fresh process, with and without gradient checkpointing; autograd's "
+           f"saved tensors of one sampler pass. Machine: {r['machine']}.", "",
+           "| S | checkpointed | peak RSS | after loading | kept for backward |", "|---|---|---|---|---|"]
+    for m in r["memory"]:
+        out.append(f"| {m['steps']} | {'yes' if m['checkpointed'] else 'no'} | "
+                   f"{m['peak_rss_mb']:.0f} MB | {m['rss_after_loading_mb']:.0f} MB | "
+                   f"{m['saved_for_backward_mb']:.1f} MB |")
     return out
 
 
@@ -134,37 +167,21 @@ def clap_section(r: dict) -> list[str]:
     out = ["### Text-audio scorers (benchmarks/eval_clap.py)", "",
            f"Held-out text-to-audio retrieval among {r['n']} clips (chance R@1 "
            f"{r['chance']['recall@1']:.3f}, R@5 {r['chance']['recall@5']:.3f}) with the dataset's "
-           "captions, paraphrases, and unseen words "
-           "and sentence frames; zero-shot attribute accuracy (the best-scoring class prompt). "
+           "captions, paraphrases, unseen words and sentence frames, and the evaluator's own attribute-list "
+           "wording; zero-shot attribute accuracy (the best-scoring class prompt, in each scorer's own "
+           "wording). "
            f"Machine: {r['machine']}.", "",
-           "| scorer | params | train time | R@1 / R@5 captions | paraphrases | unseen wording | "
-           "instrument, tempo, mode, drums, dynamics |", "|---|---|---|---|---|---|---|"]
+           "| scorer | text side | params | train time | R@1 / R@5 captions | paraphrases | unseen wording | "
+           "evaluator wording | zero-shot instrument, tempo, mode, drums, dynamics |",
+           "|---|---|---|---|---|---|---|---|---|"]
     for name, x in r["scorers"].items():
         ret, zs = x["heldout"]["retrieval"], x["heldout"]["zero_shot"]
-        cells = [f"{ret[k]['recall@1']:.2f} / {ret[k]['recall@5']:.2f}"
-                 for k in ("template0", "paraphrase", "unseen")]
-        out.append(f"| {name} ({x['arch']}) | {x['parameters'] / 1e6:.2f} M | "
+        cells = [f"{ret[k]['recall@1']:.2f} / {ret[k]['recall@5']:.2f}" if k in ret else "-"
+                 for k in ("template0", "paraphrase", "unseen", "evaluator_wording")]
+        out.append(f"| {name} ({x['arch']}) | {x.get('text_encoder', 'all-MiniLM-L6-v2 (frozen)')} | "
+                   f"{x['parameters'] / 1e6:.2f} M | "
                    f"{x['train_seconds'] / 60:.1f} min | " + " | ".join(cells) + " | "
                    + ", ".join(f"{v:.2f}" for v in zs.values()) + " |")
-    return out
-
-
-def text_section(r: dict) -> list[str]:
-    out = ["### Text control of the unconditional model (benchmarks/eval_text.py)", "",
-           f"{r['prompts'] // 2} held-out clips, each prompted twice: a dataset caption (\"template\") and "
-           "an unseen paraphrase. Scores by the independent evaluator scorer on the re-analysed audio: "
-           "CLAP score (cosine) and agreement of its zero-shot reading of the five attributes with the "
-           "prompt's labels. The conditional models get the clip's tags (a perfect text-to-tag parser, "
-           f"their best case); the optimised one gets only the text ({r['iterations']} DITTO-2 "
-           f"iterations, MiniCLAP loss). FD: mel-stats, normalised, {r['prompts']} clips (noisy at this "
-           f"size). Machine: {r['machine']}.", "",
-           "| method | CLAP score: template / unseen | attribute agreement: template / unseen | FD | "
-           "seconds per clip |", "|---|---|---|---|---|"]
-    for x in r["rows"]:
-        t, u = x["template"], x["unseen"]
-        out.append(f"| {x['method']} | {t['clap_score']:.3f} / {u['clap_score']:.3f} | "
-                   f"{t['attribute_agreement_mean']:.2f} / {u['attribute_agreement_mean']:.2f} | "
-                   f"{x['fd']['fd_norm']:.3f} | {x['seconds_per_clip']:.2f} |")
     return out
 
 
@@ -183,6 +200,8 @@ def data_section(r: dict) -> list[str]:
 
 def render() -> str:
     lines = ["## Results", ""]
+    if (r := _load("claims_laptop.json")) is not None:
+        lines += claims_section(r) + [""]
     if (r := _load("teacher_laptop.json")) is not None:
         lines += teacher_section(r) + [""]
     if (RESULTS / "distill_laptop.md").exists():
@@ -191,14 +210,10 @@ def render() -> str:
             distill_plot(r)
             lines += [distill_summary(r), "", "![distillation](benchmarks/results/distill_laptop.png)", ""]
         lines += [(RESULTS / "distill_laptop.md").read_text(), ""]
-    if (r := _load("ditto_laptop.json")) is not None and "speed" in r:
-        lines += ditto_section(r) + [""]
-    if (r := _load("controls_laptop.json")) is not None:
-        lines += controls_section(r) + [""]
+    if (r := _load("ditto_laptop.json")) is not None and "memory" in r:
+        lines += memory_section(r) + [""]
     if (r := _load("clap_laptop.json")) is not None:
         lines += clap_section(r) + [""]
-    if (r := _load("text_laptop.json")) is not None:
-        lines += text_section(r) + [""]
     if (r := _load("train_memory_laptop.json")) is not None:
         lines += ["### Training memory (benchmarks/bench_train_memory.py)", "",
                   "Peak resident memory of training each laptop model (a short run in a fresh process; "

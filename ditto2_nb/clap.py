@@ -41,6 +41,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import string
 import time
 from collections import OrderedDict
@@ -65,6 +66,7 @@ from .networks import count_parameters
 from .teacher import (
     TAG_FIELDS,
     cache_dir,
+    evaluator_data,
     heldout_data,
     machine,
     resolve_model_file,
@@ -492,6 +494,69 @@ def attribute_prompts(attribute: str) -> dict[str, str]:
     return {c: f"a melody {_DYN_PHRASE[c][0]}" for c in TAG_FIELDS["dynamics"]}
 
 
+# The evaluator's own wording: attribute lists, never a sentence, so its caption pool shares no
+# caption with MiniCLAP's (tested). Keys and class words per attribute.
+_JUDGE_KEYS = {"instrument": "timbre", "tempo": "tempo", "mode": "mode", "drums": "percussion",
+               "dynamics": "dynamics"}
+_JUDGE_DRUMS = {True: ("yes", "drums"), False: ("no", "no drums")}  # (key-value form, list form)
+
+
+def _judge_value(lab: data.ClipLabels, attr: str, listed: bool, tonic: bool) -> str:
+    if attr == "drums":
+        return _JUDGE_DRUMS[bool(lab.has_drums)][int(listed)]
+    if attr == "mode" and tonic:
+        return lab.key.lower()
+    return str(getattr(lab, attr)).lower()
+
+
+def judge_caption(lab: data.ClipLabels, rng: np.random.Generator | None = None) -> tuple[str, np.ndarray]:
+    """A caption in the evaluator's own wording and its mention mask (as :func:`clap_caption`).
+
+    ``rng=None`` gives the full, fixed form used to score a prompt's labels:
+    ``"timbre: organ; tempo: fast; mode: d minor; percussion: yes; dynamics: crescendo"``. With a
+    generator (training), each attribute is kept with probability 0.6 (at least one), in random
+    order, as ``key: value`` pairs, a ``|``-separated list or ``tags: a, b, c``.
+    """
+    if lab.genre != "procedural" or lab.instrument is None:
+        raise ValueError("judge_caption needs the labels of a procedural clip (instrument, tempo, ...)")
+    attrs = list(ATTRIBUTES)
+    if rng is None:
+        keep, frame, tonic = attrs, 0, True
+    else:
+        keep = [a for a in attrs if rng.random() < 0.6] or [_pick(rng, attrs)]
+        rng.shuffle(keep)
+        frame, tonic = int(rng.integers(3)), bool(rng.random() < 0.5)
+    vals = [_judge_value(lab, a, frame > 0, tonic) for a in keep]
+    if frame == 0:
+        text = "; ".join(f"{_JUDGE_KEYS[a]}: {v}" for a, v in zip(keep, vals))
+    else:
+        text = " | ".join(vals) if frame == 1 else "tags: " + ", ".join(vals)
+    names = list(keep) + (["tonic"] if tonic and "mode" in keep else [])
+    return text, _mask(*names)
+
+
+def judge_caption_pool(labels: Sequence[data.ClipLabels], per_clip: int,
+                       seed: int = 0) -> tuple[list[str], np.ndarray]:
+    """``per_clip`` evaluator captions per clip (as :func:`caption_pool`)."""
+    texts, masks = [], []
+    for i, lab in enumerate(labels):
+        rng = np.random.default_rng([seed, 7, i])
+        for _ in range(per_clip):
+            t, m = judge_caption(lab, rng)
+            texts.append(t)
+            masks.append(m)
+    return texts, np.stack(masks).reshape(len(labels), per_clip, -1)
+
+
+def judge_class_prompts(attribute: str) -> dict[str, str]:
+    """Zero-shot prompts in the evaluator's wording: class -> ``"tempo: fast"``."""
+    if attribute not in ATTRIBUTES:
+        raise ValueError(f"unknown attribute {attribute!r}; choose one of {ATTRIBUTES}")
+    if attribute == "drums":
+        return {c: f"percussion: {_JUDGE_DRUMS[c == 'drums'][0]}" for c in TAG_FIELDS["drums"]}
+    return {c: f"{_JUDGE_KEYS[attribute]}: {c}" for c in TAG_FIELDS[attribute]}
+
+
 # ============================================================================ MiniCLAP networks
 
 
@@ -500,6 +565,9 @@ class ClapConfig:
     """MiniCLAP architecture. ``arch`` "conv1d" is the default scorer, "conv2d" the evaluator's."""
 
     arch: str = "conv1d"  # "conv1d": mel bins as channels, conv over time | "conv2d": mel as image
+    text: str = "minilm"  # "minilm": frozen all-MiniLM-L6-v2 + projection | "words": own vocabulary,
+    #                       word and character-trigram embeddings trained from scratch (the evaluator)
+    word_dim: int = 64  # "words": width of the token embeddings
     n_mels: int = 64  # M
     width: int = 128  # conv1d channels; conv2d: channels of the last stage
     depth: int = 4  # conv1d residual blocks (time halves after the first half) | conv2d stages
@@ -514,6 +582,8 @@ class ClapConfig:
     def __post_init__(self) -> None:
         if self.arch not in ("conv1d", "conv2d"):
             raise ValueError(f"arch must be 'conv1d' or 'conv2d', got {self.arch!r}")
+        if self.text not in ("minilm", "words"):
+            raise ValueError(f"text must be 'minilm' or 'words', got {self.text!r}")
 
     @property
     def min_frames(self) -> int:
@@ -598,6 +668,49 @@ class _Conv2dAudio(nn.Module):
         return torch.cat([stats, seg], dim=1)
 
 
+def text_tokens(text: str) -> list[str]:
+    """Tokens of the "words" text encoder: each lower-cased word (``w:fast``) and the character
+    trigrams of ``<word>`` (``<fa``, ``fas``, ``ast``, ``st>``), so unseen spellings share pieces."""
+    words = re.findall(r"[a-z0-9#]+", text.lower())
+    grams = [f"<{w}>"[i: i + 3] for w in words for i in range(len(w))]
+    return [f"w:{w}" for w in words] + grams
+
+
+def build_vocab(texts: Sequence[str]) -> tuple[str, ...]:
+    """The sorted token vocabulary of a caption pool."""
+    return tuple(sorted({t for x in texts for t in text_tokens(x)}))
+
+
+class WordsText(nn.Module):
+    """A text encoder trained from scratch: mean of token embeddings (words and character trigrams
+    of a fixed vocabulary; unknown tokens are skipped), then a projection. ``ids [B, L] -> [B, D]``."""
+
+    def __init__(self, vocab: Sequence[str], c: "ClapConfig"):
+        super().__init__()
+        if not vocab:
+            raise ValueError("the words text encoder needs a non-empty vocabulary")
+        self.vocab = tuple(vocab)
+        self._index = {t: i + 1 for i, t in enumerate(self.vocab)}  # 0 = padding
+        self.bag = nn.EmbeddingBag(len(self.vocab) + 1, c.word_dim, mode="mean", padding_idx=0)
+        self.proj = (nn.Sequential(nn.Linear(c.word_dim, c.text_hidden), nn.GELU(),
+                                   nn.Linear(c.text_hidden, c.embed_dim)) if c.text_hidden
+                     else nn.Linear(c.word_dim, c.embed_dim))
+
+    def ids(self, texts: Sequence[str]) -> torch.Tensor:
+        """Token ids ``[B, L]`` (0-padded); a text with no known token is an error."""
+        rows = []
+        for t in texts:
+            ids = [self._index[x] for x in text_tokens(t) if x in self._index]
+            if not ids:
+                raise ValueError(f"no word of {t!r} is in this scorer's vocabulary; describe the "
+                                 "instrument, tempo, mode, drums or dynamics in plain words")
+            rows.append(torch.tensor(ids))
+        return nn.utils.rnn.pad_sequence(rows, batch_first=True)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.bag(ids))
+
+
 class MiniClap(_ScorerBase):
     """A MiniCLAP scorer: audio encoder + projection, and a projection of frozen MiniLM embeddings.
 
@@ -606,14 +719,17 @@ class MiniClap(_ScorerBase):
     model was trained on (any number of frames T >= 16 works).
     """
 
-    def __init__(self, cfg: ClapConfig, mel_cfg: MelConfig | None = None, name: str = "MiniCLAP"):
+    def __init__(self, cfg: ClapConfig, mel_cfg: MelConfig | None = None, name: str = "MiniCLAP",
+                 vocab: Sequence[str] = ()):
         super().__init__()
         self.cfg, self.name = cfg, name
         self.mel_cfg = mel_cfg or MelConfig(n_mels=cfg.n_mels)
         self.audio = _Conv1dAudio(cfg) if cfg.arch == "conv1d" else _Conv2dAudio(cfg)
         self.audio_proj = nn.Sequential(nn.LayerNorm(self.audio.out_dim),
                                         nn.Linear(self.audio.out_dim, cfg.embed_dim))
-        if cfg.text_hidden:
+        if cfg.text == "words":
+            self.words = WordsText(vocab, cfg)
+        elif cfg.text_hidden:
             self.text_proj = nn.Sequential(nn.Linear(cfg.text_dim, cfg.text_hidden), nn.GELU(),
                                            nn.Linear(cfg.text_hidden, cfg.embed_dim))
         else:
@@ -628,12 +744,34 @@ class MiniClap(_ScorerBase):
         """Unchecked ``[B, M, T] -> [B, D]`` unit-norm (used in training)."""
         return F.normalize(self.audio_proj(self.audio(mel)), dim=-1)
 
-    def project_text(self, sentence_emb: torch.Tensor) -> torch.Tensor:
-        """Frozen MiniLM embeddings ``[B, 384]`` -> joint space ``[B, D]`` unit-norm."""
-        return F.normalize(self.text_proj(sentence_emb), dim=-1)
+    @property
+    def text_encoder_name(self) -> str:
+        if self.cfg.text == "words":
+            return (f"own {len(self.words.vocab)}-token vocabulary (words + character trigrams), "
+                    "embeddings trained from scratch")
+        return "all-MiniLM-L6-v2 (frozen) + trained projection"
 
-    def forward(self, mel: torch.Tensor, sentence_emb: torch.Tensor):
-        return self.encode_audio(mel), self.project_text(sentence_emb), self.logit_scale()
+    def project_text(self, text_input: torch.Tensor) -> torch.Tensor:
+        """Text input -> joint space ``[B, D]`` unit-norm: frozen MiniLM embeddings ``[B, 384]``
+        (``text="minilm"``) or token ids ``[B, L]`` (``text="words"``)."""
+        if self.cfg.text == "words":
+            return F.normalize(self.words(text_input), dim=-1)
+        return F.normalize(self.text_proj(text_input), dim=-1)
+
+    def text_input(self, texts: Sequence[str]) -> torch.Tensor:
+        """What :meth:`project_text` takes for these texts (on the model's device)."""
+        p = next(self.parameters())
+        if self.cfg.text == "words":
+            return self.words.ids(texts).to(p.device)
+        return minilm_embed(texts).to(p.device, p.dtype)
+
+    def class_prompts(self, attribute: str) -> dict[str, str]:
+        """Zero-shot prompts in this scorer's own wording (:func:`attribute_prompts` or
+        :func:`judge_class_prompts`)."""
+        return judge_class_prompts(attribute) if self.cfg.text == "words" else attribute_prompts(attribute)
+
+    def forward(self, mel: torch.Tensor, text_input: torch.Tensor):
+        return self.encode_audio(mel), self.project_text(text_input), self.logit_scale()
 
     # --- the scorer protocol
     def embed_audio(self, mel: torch.Tensor) -> torch.Tensor:
@@ -647,10 +785,8 @@ class MiniClap(_ScorerBase):
         return self.embed_audio(wave_to_mel(wave, self.mel_cfg))
 
     def embed_text(self, texts: Sequence[str] | str) -> torch.Tensor:
-        """Texts -> unit-norm text embeddings ``[B, D]`` (frozen MiniLM, then the projection)."""
-        e = minilm_embed(check_texts(texts))
-        p = next(self.parameters())
-        return self.project_text(e.to(p.device, p.dtype))
+        """Texts -> unit-norm text embeddings ``[B, D]`` (see :meth:`project_text`)."""
+        return self.project_text(self.text_input(check_texts(texts)))
 
     def measure(self, wave: torch.Tensor | np.ndarray, texts: Sequence[str] | str) -> torch.Tensor:
         """Score of audio ``[B, L]`` with the mel re-analysed by librosa (independent of the torch
@@ -685,19 +821,21 @@ CLAP_RECIPES: dict[tuple[str, bool], ClapRecipe] = {
     ("ci", False): ClapRecipe(ClapConfig(width=32, depth=2, embed_dim=32, text_hidden=64),
                               _tc(steps=120, batch_size=32, lr=3e-3, warmup=10, ckpt_every=60,
                                   ema_decay=0.9, seed=0), captions_per_clip=4),
-    ("ci", True): ClapRecipe(ClapConfig(arch="conv2d", width=32, depth=3, embed_dim=32, text_hidden=0),
+    ("ci", True): ClapRecipe(ClapConfig(arch="conv2d", width=32, depth=3, embed_dim=32, text="words",
+                                        word_dim=32, text_hidden=0),
                              _tc(steps=120, batch_size=32, lr=3e-3, warmup=10, ckpt_every=60,
                                  ema_decay=0.9, seed=1), captions_per_clip=4),
     ("laptop", False): ClapRecipe(ClapConfig(width=96, depth=4, embed_dim=128, text_hidden=256),
                                   _tc(steps=1200, batch_size=64, lr=1e-3, warmup=100, ckpt_every=200,
                                       ema_decay=0.99, seed=0)),
     ("laptop", True): ClapRecipe(ClapConfig(arch="conv2d", width=64, depth=4, embed_dim=128,
-                                            text_hidden=0),
+                                            text="words", word_dim=64, text_hidden=128),
                                  _tc(steps=1200, batch_size=64, lr=1e-3, warmup=100, ckpt_every=200,
                                      ema_decay=0.99, seed=1)),
     ("gpu", False): ClapRecipe(ClapConfig(width=256, depth=6, embed_dim=256, text_hidden=512),
                                _tc(steps=8000, batch_size=256, lr=1e-3, warmup=200, ema_decay=0.995)),
-    ("gpu", True): ClapRecipe(ClapConfig(arch="conv2d", width=128, depth=4, embed_dim=256, text_hidden=0),
+    ("gpu", True): ClapRecipe(ClapConfig(arch="conv2d", width=128, depth=4, embed_dim=256, text="words",
+                                        word_dim=128, text_hidden=256),
                               _tc(steps=6000, batch_size=256, lr=1e-3, warmup=200, ema_decay=0.995,
                                   seed=1)),
 }
@@ -757,10 +895,23 @@ def match_matrix(values: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
 
 
 def _training_setup(p: Preset, recipe: ClapRecipe, progress: bool):
+    """(clips, text bank ``[N, captions, ...]``, mention masks, label values, vocabulary).
+
+    MiniCLAP: the preset's training clips and :func:`caption_pool`, embedded once by MiniLM. The
+    evaluator (``text="words"``): clips from their own seed range (:func:`evaluator_data`) and
+    :func:`judge_caption_pool` as token ids of a vocabulary built from that pool: nothing shared.
+    """
+    k = recipe.captions_per_clip
+    if recipe.net.text == "words":
+        ds = evaluator_data(p)
+        texts, masks = judge_caption_pool(ds.labels, k, recipe.caption_seed)
+        vocab = build_vocab(texts)
+        ids = WordsText(vocab, recipe.net).ids(texts)  # [N * k, L]
+        return ds, ids.reshape(len(ds), k, -1), torch.from_numpy(masks), field_values(ds.labels), vocab
     ds = training_data(p)
-    texts, masks = caption_pool(ds.labels, recipe.captions_per_clip, recipe.caption_seed)
-    emb = _minilm_cached_file(texts, progress).reshape(len(ds), recipe.captions_per_clip, -1)
-    return ds, emb, torch.from_numpy(masks), field_values(ds.labels)
+    texts, masks = caption_pool(ds.labels, k, recipe.caption_seed)
+    emb = _minilm_cached_file(texts, progress).reshape(len(ds), k, -1)
+    return ds, emb, torch.from_numpy(masks), field_values(ds.labels), ()
 
 
 def train_clap(preset: str | Preset = "laptop", evaluator: bool = False, out: str | Path | None = None, *,
@@ -779,18 +930,19 @@ def train_clap(preset: str | Preset = "laptop", evaluator: bool = False, out: st
     kind = _kind(evaluator)
     out = Path(out) if out else shipped_path(kind, p.name)
     t0 = time.perf_counter()
-    ds, emb, masks, values = _training_setup(p, recipe, progress)
+    ds, bank, masks, values, vocab = _training_setup(p, recipe, progress)
     caption_seconds = time.perf_counter() - t0
     mels, tcfg = ds.mels, recipe.train
     torch.manual_seed(tcfg.seed)
-    model = MiniClap(recipe.net, p.mel, _display_name(evaluator))
+    model = MiniClap(recipe.net, p.mel, _display_name(evaluator), vocab)
     batch = min(tcfg.batch_size, len(mels))
 
     def loss_fn(net, gen, step):
         idx = torch.randperm(len(mels), generator=gen)[:batch]
         k = torch.randint(recipe.captions_per_clip, (batch,), generator=gen)
-        text = emb[idx, k]  # [B, 384] frozen sentence embeddings
-        text = F.normalize(text + recipe.text_noise * torch.randn(text.shape, generator=gen), dim=-1)
+        text = bank[idx, k]  # [B, 384] frozen sentence embeddings, or token ids [B, L]
+        if text.is_floating_point():
+            text = F.normalize(text + recipe.text_noise * torch.randn(text.shape, generator=gen), dim=-1)
         x = augment_mel(mels[idx], gen, recipe, p.mel)
         with torch.random.fork_rng(devices=[]):  # dropout masks from the step's generator too, so a
             torch.manual_seed(int(torch.randint(2**62, (), generator=gen)))  # resumed run is exact
@@ -798,7 +950,8 @@ def train_clap(preset: str | Preset = "laptop", evaluator: bool = False, out: st
         return contrastive_loss(a, t, scale, match_matrix(values[idx], masks[idx, k]))
 
     meta = {"kind": kind, "preset": p.name, "clap": to_dict(recipe.net), "recipe": _recipe_dict(recipe),
-            "train": to_dict(tcfg), "mel": to_dict(p.mel), "data": to_dict(p.data)}
+            "train": to_dict(tcfg), "mel": to_dict(p.mel), "data": to_dict(p.data), "text_vocab": list(vocab),
+            "text_encoder": model.text_encoder_name, "clip_seeds": [ds_seed(p, evaluator), len(mels)]}
     work = Path(work_dir) if work_dir else cache_dir() / "runs"
     ema, hist = fit(model, loss_fn, tcfg, work / f"{kind}_{p.name}.train.safetensors", meta=meta,
                     progress=progress)
@@ -807,14 +960,21 @@ def train_clap(preset: str | Preset = "laptop", evaluator: bool = False, out: st
     card = {**meta, "steps": tcfg.steps, "train_seconds": round(hist.seconds, 1),
             "peak_rss_mb": round(peak_rss_mb()), "machine": machine(), "history": hist.to_dict(),
             "parameters": count_parameters(ema_model), "metrics": metrics,
-            "data_description": f"{len(mels)} procedural clips (seed {p.data.seed}), {p.mel.frames} "
-                                f"frames of {p.mel.n_mels} mels; {recipe.captions_per_clip} captions "
-                                "per clip embedded once by frozen all-MiniLM-L6-v2",
+            "data_description": f"{len(mels)} procedural clips (seeds from {ds_seed(p, evaluator)}), "
+                                f"{p.mel.frames} frames of {p.mel.n_mels} mels; {recipe.captions_per_clip} "
+                                + ("evaluator-wording captions per clip (attribute lists)"
+                                   if recipe.net.text == "words" else
+                                   "captions per clip embedded once by frozen all-MiniLM-L6-v2"),
             "caption_seconds": round(caption_seconds, 1), "threads": torch.get_num_threads(),
             "reproduce": reproduce_command(p.name, evaluator, steps)}
     export_ema(out, ema_model, card)
     _extend_card(out, card)
     return out
+
+
+def ds_seed(p: Preset, evaluator: bool) -> int:
+    """First seed of the clips a scorer trains on (the evaluator's range is its own)."""
+    return p.data.seed + (data.EVALUATOR_SEED_OFFSET if clap_recipe(p, evaluator).net.text == "words" else 0)
 
 
 def _recipe_dict(r: ClapRecipe) -> dict:
@@ -910,7 +1070,7 @@ def zero_shot_accuracy(scorer: Any, mels: torch.Tensor, labels: Sequence[data.Cl
     truth = [tag_values(lab) for lab in labels]
     out = {}
     for attr in ATTRIBUTES:
-        prompts = attribute_prompts(attr)
+        prompts = getattr(scorer, "class_prompts", attribute_prompts)(attr)
         classes = list(prompts)
         pred = (a @ scorer.embed_text(list(prompts.values())).cpu().T).argmax(1)
         out[attr] = float(np.mean([classes[int(k)] == tv[attr] for k, tv in zip(pred, truth)]))
@@ -918,13 +1078,50 @@ def zero_shot_accuracy(scorer: Any, mels: torch.Tensor, labels: Sequence[data.Cl
 
 
 def quick_metrics(scorer: MiniClap, p: Preset, n: int = 256) -> dict:
-    """Held-out recall@1/5 (template-0 captions) and zero-shot accuracy, for the model card."""
+    """Held-out recall@1/5 (template-0 captions; the evaluator: its own wording) and zero-shot
+    accuracy, for the model card."""
     ds = heldout_data(p)
     k = min(n, len(ds))
     mels, labels = ds.mels[:k], ds.labels[:k]
     a = embed_mels(scorer, mels)
-    r = retrieval_metrics(scorer, mels, [data.caption(x) for x in labels], audio_emb=a)
+    own = scorer.cfg.text == "words"
+    r = retrieval_metrics(scorer, mels, [judge_caption(x)[0] if own else data.caption(x) for x in labels],
+                          audio_emb=a)
     return {**r, "zero_shot": zero_shot_accuracy(scorer, mels, labels, audio_emb=a)}
+
+
+@dataclass(frozen=True, eq=False)
+class AttributeJudge:
+    """Text adherence without any text model: an audio attribute classifier
+    (:class:`ditto2_nb.metrics.AttributeClassifier`) trained on real clips that no scorer or
+    generator saw (:func:`evaluator_data`), asked whether a clip has the labels a prompt describes."""
+
+    clf: nn.Module
+    name: str = "attribute classifier on the evaluators' own real clips"
+
+    @torch.no_grad()
+    def agreement(self, mels: torch.Tensor, labels: Sequence[data.ClipLabels]) -> dict[str, list[float]]:
+        """Per attribute, 1.0 where the classifier's top class equals the label ``[B]`` each."""
+        if len(mels) != len(labels):
+            raise ValueError(f"{len(mels)} mels for {len(labels)} labels; give one label per clip")
+        truth = [tag_values(lab) for lab in labels]
+        out = {}
+        for attr, logits in zip(TAG_FIELDS, self.clf(mels.float())):
+            classes = TAG_FIELDS[attr]
+            out[attr] = [float(classes[int(k) - 1] == t[attr]) for k, t in zip(logits.argmax(-1), truth)]
+        return out
+
+
+@lru_cache(maxsize=4)
+def attribute_judge(preset: str = "laptop", steps: int = 600) -> AttributeJudge:
+    """The :class:`AttributeJudge` of ``preset``, trained on the fly (deterministic; under a minute
+    on the laptop preset)."""
+    from .metrics import train_attribute_classifier
+    from .teacher import tag_vocab, tags_tensor
+
+    ds = evaluator_data(get_preset(preset))
+    clf = train_attribute_classifier(ds.mels, tags_tensor(ds.labels), tag_vocab(), steps=steps, seed=3)
+    return AttributeJudge(clf.requires_grad_(False))
 
 
 # ============================================================================ loading
@@ -938,7 +1135,7 @@ def load_clap_file(path: str | Path, device: str | torch.device = "cpu") -> Mini
                                    "file (train one with `python -m ditto2_nb.cli train-clap`)")
     mel = from_dict(MelConfig, meta["mel"]) if "mel" in meta else None
     model = MiniClap(from_dict(ClapConfig, meta["clap"]), mel,
-                     _display_name(str(meta.get("kind", "")).endswith("eval")))
+                     _display_name(str(meta.get("kind", "")).endswith("eval")), meta.get("text_vocab", ()))
     ckpt.load_state(model, tensors, path)
     model.meta = meta
     return model.to(device).eval().requires_grad_(False)

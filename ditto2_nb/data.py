@@ -56,6 +56,7 @@ __all__ = [
     "DATA_VERSION",
     "DRUM_PATTERNS",
     "DYNAMICS",
+    "EVALUATOR_SEED_OFFSET",
     "HELDOUT_SEED_OFFSET",
     "INSTRUMENTS",
     "MELODY_RANGE",
@@ -98,6 +99,7 @@ __all__ = [
 
 DATA_VERSION = "2"  # bump whenever generated audio or labels change: it is part of every cache key
 HELDOUT_SEED_OFFSET = 10_000_000  # held-out clips use seeds seed + OFFSET + k (never train seeds)
+EVALUATOR_SEED_OFFSET = 20_000_000  # clips only evaluators train on (never train or held-out seeds)
 
 
 class DataError(ValueError):

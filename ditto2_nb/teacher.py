@@ -164,6 +164,14 @@ def heldout_data(preset: Preset) -> data.MelDataset:
                                    preset.data.seed + data.HELDOUT_SEED_OFFSET)
 
 
+def evaluator_data(preset: Preset) -> data.MelDataset:
+    """Clips for the evaluators only (the independent text scorer and its attribute judge): their
+    own seed range, disjoint from training and held-out, so no evaluator saw a clip the losses
+    were trained on."""
+    return data.procedural_dataset(preset.mel, preset.data.n_train,
+                                   preset.data.seed + data.EVALUATOR_SEED_OFFSET)
+
+
 def train_teacher(preset: str | Preset = "laptop", out: str | Path | None = None, *,
                   conditional: bool = True, steps: int | None = None, progress: bool = True,
                   work_dir: str | Path | None = None, from_conditional: bool = False) -> Path:
