@@ -11,6 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+STATUS_START, STATUS_END = "<!-- status:start -->", "<!-- status:end -->"
 
 
 def _load(name: str) -> dict | None:
@@ -95,7 +96,9 @@ def claims_section(r: dict) -> list[str]:
            + f"; DITTO-2 decodes with {pr['decode_steps']} student steps (R = refinement iterations through "
            f"that decode). The claims name **{METHOD_NAMES[pr['headline_ditto2']]}**, fixed before the run. "
            f"Errors on the vocoded audio ({pr['vocoder']}, then librosa). Time per clip from the same runs "
-           f"(batches of {r['batch']}, vocoder included).", "",
+           f"(batches of {r['batch']}, vocoder included). Reproduce: `.venv/bin/python benchmarks/claims.py` "
+           f"({r['compute_seconds_all_chunks'] / 60:.0f} min of compute on this machine; resumable, each "
+           "batch is saved as it finishes).", "",
            "| claim | measured | comparison | holds |", "|---|---|---|---|"]
     for x in r["claims"]:
         out.append(f"| {x['claim']} | {x['measured']} | {x['comparison']} | {'yes' if x['holds'] else '**no**'} |")
@@ -254,13 +257,31 @@ def distill_plot(r: dict) -> Path:
     return path
 
 
+def status() -> str:
+    """The status section's claims, one bullet per claim, from the same file as the claims table."""
+    r = _load("claims_laptop.json")
+    if r is None:
+        return "(run `python benchmarks/claims.py` to measure the paper's claims)"
+    lines = [f"The paper's claims as measured by `benchmarks/claims.py` on {r['machine']} (the claims table "
+             "above, the same file):", ""]
+    for c in r["claims"]:
+        verdict = "holds" if c["holds"] else "**does not hold**"
+        lines.append(f"* **{c['claim']}**: {verdict}; {c['measured']} ({c['comparison']}).")
+    return "\n".join(lines)
+
+
+def _replace(text: str, start: str, end: str, body: str) -> str:
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return head + start + "\n" + body + "\n" + end + tail
+
+
 def main() -> None:
     readme = ROOT / "README.md"
-    text = readme.read_text()
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    readme.write_text(head + START + "\n" + render() + "\n" + END + tail)
-    print("README results section updated")
+    text = _replace(readme.read_text(), START, END, render())
+    text = _replace(text, STATUS_START, STATUS_END, status())
+    readme.write_text(text)
+    print("README results and status sections updated")
 
 
 if __name__ == "__main__":

