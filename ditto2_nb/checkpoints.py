@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -39,6 +40,15 @@ def save(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict) -> 
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes (ties derived settings to the exact weights they were measured on)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def read(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:

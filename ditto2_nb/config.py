@@ -115,6 +115,7 @@ class DistillConfig:
     distance: str = "pseudo_huber"
     k_max: int = 4  # CTM: at most k teacher Heun steps per target (original CTM: ~N)
     dsm_weight: float = 1.0  # CTM: weight of the denoising term on g(x, t, t)
+    dsm_target: str = "teacher"  # CTM: denoising term towards the guided teacher (w) | "data" (w = 1)
     target_ema: float = 0.95  # EMA of the student used as the target network (mu)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import time
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from .losses import edm_loss
 from .networks import Denoiser, UNet1d, drop_tag_input
 from .precond import append_dims, consistency_scalings, ctm_jump, edm_scalings
 from .samplers import guided
-from .schedule import karras_sigmas
+from .schedule import karras_sigmas, sample_log_normal_sigma
 from .train import export_ema, fit
 
 # ----------------------------------------------------------------------------- models
@@ -150,15 +151,29 @@ def cd_loss(student: ConsistencyModel, target: ConsistencyModel, teacher: Denois
     return DISTANCES[cfg.distance](student(x_t, t, tags), f_target).mean()  # 4.
 
 
+def ctm_target(student: CTMModel, target: CTMModel, x_u: torch.Tensor, u, s, tags) -> tuple:
+    """The CTM target, without gradient: (inner, outer) with inner = G_sg(x_u, u, s), the
+    *student's* own jump under stop-gradient, and outer = G_target(inner, s, sigma_min), the EMA
+    net mapping it to (almost) clean data (Kim et al. 2024, eq. 10; the reference code's default).
+    """
+    floor = torch.full_like(torch.as_tensor(s, dtype=x_u.dtype), student.sigma_min)
+    with torch.no_grad():
+        inner = student(x_u, u, s, tags)
+        return inner, target(inner, s, floor, tags)
+
+
 def ctm_loss(student: CTMModel, target: CTMModel, teacher: Denoiser, x0: torch.Tensor, tags,
              gen: torch.Generator, cfg: DistillConfig) -> torch.Tensor:
     """CTM distillation (Kim et al. 2024, eq. 10 + DSM), efficient variant with k <= k_max.
 
     1. grid indices t > u >= s, u = t + k steps (k in 1..k_max);  2. x_t = x0 + t z;
     3. x_u = k guided teacher Heun steps from x_t;
-    4. student side  G_target(G_theta(x_t, t, s), s, 0)   (gradient through the outer input);
-    5. target side   G_target(G_target(x_u, u, s), s, 0)  (no gradient);
-    6. plus dsm_weight * EDM denoising loss of g(x, sigma, sigma).
+    4. student side  G_target(G_theta(x_t, t, s), s, sigma_min)   (gradient through the outer input);
+    5. target side   G_target(G_sg(x_u, u, s), s, sigma_min)       (:func:`ctm_target`, no gradient);
+    6. plus dsm_weight * denoising loss of g(x, sigma, sigma) (:func:`dsm_loss`).
+
+    Every time the network sees is on the grid, in [sigma_min, sigma_max]: the final jump goes to
+    sigma_min, as the samplers' last step does (:func:`ctm_gamma_sample`), never to 0.
     """
     grid = _grid(student, cfg, x0.device)
     b, last = x0.shape[0], cfg.n_grid - 1
@@ -171,20 +186,34 @@ def ctm_loss(student: CTMModel, target: CTMModel, teacher: Denoiser, x0: torch.T
     x_t = x0 + append_dims(t, x0.ndim) * z  # 2.
     steps = torch.stack([grid[torch.minimum(i_t + j, i_u)] for j in range(cfg.k_max + 1)], 1)
     x_u = teacher_solve(teacher, x_t, steps, tags, cfg.w)  # 3.
-    zero = torch.zeros_like(s)
-    est = target(student(x_t, t, s, tags), s, zero, tags)  # 4.
-    with torch.no_grad():
-        tgt = target(target(x_u, u, s, tags), s, zero, tags)  # 5.
+    floor = torch.full_like(s, student.sigma_min)
+    est = target(student(x_t, t, s, tags), s, floor, tags)  # 4.
+    _, tgt = ctm_target(student, target, x_u, u, s, tags)  # 5.
     loss = DISTANCES[cfg.distance](est, tgt).mean()
     if cfg.dsm_weight > 0:
-        loss = loss + cfg.dsm_weight * dsm_loss(student, x0, tags, gen)  # 6.
+        loss = loss + cfg.dsm_weight * dsm_loss(student, x0, tags, gen, teacher, cfg)  # 6.
     return loss
 
 
-def dsm_loss(student: CTMModel, x0, tags, gen) -> torch.Tensor:
-    """EDM denoising loss of g(x, sigma, sigma) (keeps g a good denoiser)."""
-    return edm_loss(lambda x, sigma, tg: student.denoise(x, sigma, sigma, tg), x0, tags, gen,
-                    sigma_data=student.sigma_data)
+def dsm_loss(student: CTMModel, x0, tags, gen, teacher: Denoiser | None = None,
+             cfg: DistillConfig | None = None) -> torch.Tensor:
+    """Denoising loss of g(x, sigma, sigma), which keeps g a good denoiser.
+
+    ``cfg.dsm_target`` "teacher" (default): regress on the *guided* teacher's denoiser
+    D_w(x, sigma) (the same w the CTM term distils), so both terms ask the network for the same
+    function; "data": the plain EDM loss towards x0, which is the w = 1 denoiser and disagrees with
+    a w != 1 CTM term. EDM's sigma distribution and weighting in both cases.
+    """
+    g = lambda x, sigma, tg: student.denoise(x, sigma, sigma, tg)  # noqa: E731
+    if cfg is None or cfg.dsm_target == "data" or teacher is None:
+        return edm_loss(g, x0, tags, gen, sigma_data=student.sigma_data)
+    sd = student.sigma_data
+    sigma = sample_log_normal_sigma(x0.shape[0], -1.2, 1.2, gen, x0.device)
+    x = x0 + append_dims(sigma, x0.ndim) * torch.randn(x0.shape, generator=gen).to(x0.device)
+    with torch.no_grad():
+        d_teacher = guided(teacher, tags, cfg.w)(x, sigma)
+    weight = append_dims((sigma**2 + sd**2) / (sigma * sd) ** 2, x0.ndim)
+    return (weight * (g(x, sigma, tags) - d_teacher) ** 2).mean()
 
 
 # ----------------------------------------------------------------------------- samplers
@@ -213,7 +242,9 @@ def ctm_gamma_sample(model: CTMModel, x_T: torch.Tensor, ts, tags=None, *, gamma
     """CTM gamma-sampling (Kim et al. 2024, Algorithm 1) over times ``ts`` = [T, t_1, ..., 0].
 
     x <- G(x, t_i, s_i) + sqrt(t_{i+1}^2 - s_i^2) z,  s_i = sqrt(1 - gamma^2)(t_{i+1} - eps) + eps
-    (s_i = 0 at the last step). gamma = 0 is deterministic; gamma = 1 is CM-like.
+    (s_i = eps = sigma_min at the last step: the output is x at sigma_min, the end of the grid the
+    student was trained on; the network never sees s = 0). gamma = 0 is deterministic; gamma = 1
+    is CM-like.
     """
     eps = model.sigma_min
     noise_fn = noise_fn or torch.randn_like
@@ -221,14 +252,14 @@ def ctm_gamma_sample(model: CTMModel, x_T: torch.Tensor, ts, tags=None, *, gamma
     x = x_T
     for i in range(len(ts) - 1):
         t, t_next = ts[i], ts[i + 1]
-        if t_next <= 0:
-            s = 0.0
+        if t_next <= eps:
+            s = eps
         else:
             s = (1 - gamma**2) ** 0.5 * (t_next - eps) + eps
         if callback is not None:
             callback(i, t, x)
         x = model(x, t, s, tags)
-        if t_next > 0 and t_next**2 > s**2:
+        if t_next > eps and t_next**2 > s**2:
             x = x + (t_next**2 - s**2) ** 0.5 * noise_fn(x)
     return x
 
@@ -321,8 +352,14 @@ def train_student(kind: str, preset: str | Preset = "laptop", out=None, *,
     return out
 
 
+def decode_file(path) -> Path:
+    """Where a student file's measured decode settings live: ``<name>.decode.json`` beside it."""
+    return Path(path).with_suffix(".decode.json")
+
+
 def load_student(path, device="cpu") -> nn.Module:
-    """Rebuild a CM or CTM student from its exported file alone."""
+    """Rebuild a CM or CTM student from its exported file alone (plus its measured decode
+    settings, :func:`decode_file`, when present)."""
     tensors, meta = ckpt.read(path)
     kind = meta.get("student")
     if kind not in ("cm", "ctm") or "net" not in meta:
@@ -331,15 +368,29 @@ def load_student(path, device="cpu") -> nn.Module:
     model = ConsistencyModel(cfg) if kind == "cm" else CTMModel(cfg)
     ckpt.load_state(model, tensors, path)
     model.meta = meta
+    side = decode_file(path)
+    if side.is_file():
+        settings = json.loads(side.read_text())
+        if settings.get("weights_sha256") == ckpt.sha256(path):  # measured on these very weights
+            model.decode = settings["decode"]
     return model.to(device).eval().requires_grad_(False)
 
 
 # ----------------------------------------------------------------------------- evaluation helpers
 
 
+def decode_defaults(model) -> dict:
+    """The model's measured decode settings (``{"sigma_mid": ...}``; see
+    ``benchmarks/decode_sweep.py``), empty when none were measured."""
+    return dict(getattr(model, "decode", {}) or {})
+
+
 def student_times(model, steps: int, sigma_mid: float | None = None) -> list[float]:
-    """Decode times [T, ..., 0] for ``steps`` student steps: Karras-spaced, or with one given
-    intermediate sigma when ``steps == 2``."""
+    """Decode times [T, ..., 0] for ``steps`` student steps: Karras-spaced, or with one
+    intermediate sigma when ``steps == 2`` (``sigma_mid``, else the model's measured default from
+    :func:`decode_defaults`, else the Karras midpoint)."""
+    if steps == 2 and sigma_mid is None:
+        sigma_mid = decode_defaults(model).get("sigma_mid")
     if steps == 2 and sigma_mid is not None:
         return [model.sigma_max, float(sigma_mid), 0.0]
     grid = karras_sigmas(steps + 1, model.sigma_min, model.sigma_max, append_zero=False).tolist()

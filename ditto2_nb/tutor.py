@@ -780,7 +780,7 @@ def check_gamma_step(fn: Callable) -> None:
     cases = [(t, 0.4 * t, gamma) for gamma in (0.0, 0.5, 1.0)] + [(0.3 + eps, 0.0, 0.5)]
     for t, t_next, gamma in cases:
         want = ctm_gamma_sample(_GModel(G, eps), x, [t, t_next], gamma=gamma, noise_fn=lambda _: z)
-        s = (1 - gamma**2) ** 0.5 * (t_next - eps) + eps if t_next > 0 else 0.0
+        s = (1 - gamma**2) ** 0.5 * (t_next - eps) + eps if t_next > 0 else eps
         s_no_eps = (1 - gamma**2) ** 0.5 * t_next
         s_last = (1 - gamma**2) ** 0.5 * (t_next - eps) + eps
         mistakes = [("the noise scale is sqrt(t_next² - s²) (only the noise missing at s), not t_next.",
@@ -797,14 +797,15 @@ def check_gamma_step(fn: Callable) -> None:
                  G(x + max(t_next**2 - s**2, 0.0) ** 0.5 * z, t, s)),
             ]
         else:
-            mistakes += [("at the last step (t_next = 0) jump straight to s = 0, with no noise.",
-                          G(x, t, s_last))]
+            mistakes += [("at the last step (t_next = 0) jump to s = eps, with no noise.", G(x, t, s_last)),
+                         ("at the last step jump to s = eps, not 0: the student was trained on times down "
+                          "to eps (sigma_min) only, and s = 0 is a time it never saw.", G(x, t, 0.0))]
         got = _call(fn, G, x.clone(), t, t_next, gamma, eps, z.clone())
         _compare(got, want, f"my_gamma_step (t={t:.3g}, t_next={t_next:.3g}, γ={gamma:g})", rtol=1e-6,
                  atol=1e-8, mistakes=mistakes,
-                 nonfinite="At the last step (t_next = 0) jump straight to s = 0 with no noise; before "
+                 nonfinite="At the last step (t_next = 0) jump to s = eps with no noise; before "
                            "it, s <= t_next keeps t_next² - s² >= 0 under the square root.")
-    _passed("your gamma step matches distill.ctm_gamma_sample for γ = 0, 0.5, 1 and the last step to 0")
+    _passed("your gamma step matches distill.ctm_gamma_sample for γ = 0, 0.5, 1 and the last step (to eps)")
 
 
 # ============================================================================ T06 DITTO and DITTO-2

@@ -124,7 +124,7 @@ def test_distillation_moves_the_one_step_jump_towards_the_teachers_ode(kind):
     def one_step_error():
         with torch.no_grad():
             jump = (student(x_T, 80.0, tags[:16]) if kind == "cm"
-                    else student(x_T, 80.0, 0.0, tags[:16]))
+                    else student(x_T, 80.0, student.sigma_min, tags[:16]))
             return (jump - ode).pow(2).mean().item()
 
     before = one_step_error()
@@ -186,3 +186,111 @@ def test_unconditional_student_equals_the_null_tag_mode(kind):
     x, args = torch.randn(2, 8, 16), ((3.0,) if kind == "cm" else (3.0, 0.5))
     with torch.no_grad():
         torch.testing.assert_close(uncond(x, *args), cond(x, *args, None), atol=1e-5, rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------- the CTM recipe (issue 12)
+
+
+class _Times:
+    """Records every (sigma, sigma_s) a CTM student's network is fed."""
+
+    def __init__(self, model):
+        self.t, self.s = [], []
+        self._h = model.g.register_forward_pre_hook(self._hit, with_kwargs=True)
+
+    def _hit(self, module, args, kwargs):
+        x, sigma = args[0], args[1]
+        self.t.append(torch.as_tensor(sigma).expand(x.shape[0]).flatten())
+        self.s.append(torch.as_tensor(kwargs["sigma_s"]).expand(x.shape[0]).flatten())
+
+    def check(self, model):
+        self._h.remove()
+        t, s = torch.cat(self.t), torch.cat(self.s)
+        lo, hi = model.sigma_min * (1 - 1e-6), model.sigma_max * (1 + 1e-6)
+        assert ((t >= lo) & (t <= hi)).all(), (t.min(), t.max())
+        assert ((s >= lo) & (s <= t * (1 + 1e-6))).all(), (s.min(), s.max())
+
+
+@pytest.mark.parametrize("steps", [1, 2, 4])
+@pytest.mark.parametrize("gamma", [0.0, 1.0])
+def test_ctm_sampler_and_surrogate_feed_only_trained_times(steps, gamma):
+    from ditto2_nb.distill import student_decode
+
+    ctm = CTMModel.from_teacher(teacher())
+    rec = _Times(ctm)
+    with torch.no_grad():
+        student_decode(ctm, 80 * torch.randn(2, 8, 16), steps, torch.ones(2, 1).long(), gamma=gamma)
+    rec.check(ctm)
+
+
+def test_ctm_loss_feeds_only_trained_times():
+    import copy
+
+    t = teacher()
+    ctm = CTMModel.from_teacher(t)
+    target = copy.deepcopy(ctm)
+    rec = _Times(ctm)
+    rec_target = _Times(target)
+    gen = torch.Generator().manual_seed(0)
+    cfg = DistillConfig(n_grid=12, w=1.5, k_max=2, dsm_weight=0.0)
+    ctm_loss(ctm, target, t, torch.randn(8, 8, 16), torch.ones(8, 1).long(), gen, cfg)
+    rec.check(ctm)
+    rec_target.check(target)
+
+
+def test_ctm_inner_target_is_the_students_jump_and_the_outer_the_ema_net():
+    import copy
+
+    from ditto2_nb.distill import ctm_target
+
+    student = CTMModel.from_teacher(teacher())
+    with torch.no_grad():  # a non-zero s-branch, so the jump really depends on the weights
+        for p in student.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    target = copy.deepcopy(student)
+    x_u, u, s = torch.randn(3, 8, 16), torch.full((3,), 5.0), torch.full((3,), 0.5)
+    tags = torch.ones(3, 1).long()
+    inner, outer = ctm_target(student, target, x_u, u, s, tags)
+    with torch.no_grad():
+        for p in target.parameters():  # perturb the EMA net: the inner jump must not move
+            p.add_(0.05 * torch.randn_like(p))
+    inner2, outer2 = ctm_target(student, target, x_u, u, s, tags)
+    torch.testing.assert_close(inner2, inner, rtol=0, atol=0)
+    assert (outer2 - outer).abs().max() > 1e-4
+    with torch.no_grad():
+        for p in student.parameters():  # ...and perturbing the student must
+            p.add_(0.05 * torch.randn_like(p))
+    assert (ctm_target(student, target, x_u, u, s, tags)[0] - inner).abs().max() > 1e-4
+    assert not inner.requires_grad and not outer.requires_grad
+
+
+def test_dsm_term_targets_the_guided_teacher_the_ctm_term_distils():
+    from ditto2_nb.distill import dsm_loss
+
+    t = teacher()
+    ctm = CTMModel.from_teacher(t)  # g(x, sigma, sigma) = the teacher's conditional denoiser
+    x0, tags = torch.randn(8, 8, 16), torch.ones(8, 1).long()
+
+    def loss(**kw):
+        return dsm_loss(ctm, x0, tags, torch.Generator().manual_seed(0), t, DistillConfig(**kw)).item()
+
+    assert loss(w=1.0) < 1e-10  # already the w = 1 teacher: nothing to learn
+    assert loss(w=2.0) > 1e-4  # the guided (w = 2) denoiser differs: the term pulls towards it
+    assert loss(w=1.0, dsm_target="data") > 1e-2  # the old target: the data, i.e. w = 1
+
+
+def test_measured_decode_default_is_used_only_for_its_own_weights(tmp_path):
+    import json
+
+    from ditto2_nb import checkpoints as ckpt
+    from ditto2_nb.distill import decode_file, load_student, student_times
+    from ditto2_nb.config import to_dict
+
+    ctm = CTMModel.from_teacher(teacher())
+    path = ckpt.save(tmp_path / "ctm_x.safetensors", ctm.state_dict(), {"student": "ctm", "net": to_dict(ctm.cfg)})
+    assert student_times(load_student(path), 2)[1] != 0.3
+    decode_file(path).write_text(json.dumps({"weights_sha256": ckpt.sha256(path), "decode": {"sigma_mid": 0.3}}))
+    assert student_times(load_student(path), 2) == [80.0, 0.3, 0.0]
+    assert student_times(load_student(path), 2, sigma_mid=1.0)[1] == 1.0  # an explicit choice wins
+    decode_file(path).write_text(json.dumps({"weights_sha256": "0" * 64, "decode": {"sigma_mid": 0.3}}))
+    assert student_times(load_student(path), 2)[1] != 0.3  # measured on other weights: ignored

@@ -13,6 +13,6 @@ def my_ctm_jump(x_t, g, t, s):
 def my_gamma_step(G, x, t, t_next, gamma, eps, z):
     """One gamma-sampling step: jump to s, then re-noise up to t_next."""
     if t_next == 0:
-        return G(x, t, 0.0)
+        return G(x, t, eps)
     s = (1.0 - gamma**2) ** 0.5 * (t_next - eps) + eps
     return G(x, t, s) + (t_next**2 - s**2) ** 0.5 * z
