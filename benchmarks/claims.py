@@ -56,7 +56,7 @@ from ditto2_nb.controls import (
     structure_control,
 )
 from ditto2_nb.data import caption
-from ditto2_nb.distill import load_distilled, student_decode
+from ditto2_nb.distill import decode_file, load_distilled, student_decode
 from ditto2_nb.optimize import OptimConfig, ditto, ditto2
 from ditto2_nb.samplers import get_sampler, guided, karras_for, seeded_noise
 from ditto2_nb.teacher import (
@@ -64,6 +64,7 @@ from ditto2_nb.teacher import (
     heldout_data,
     load_teacher,
     machine,
+    resolve_model_file,
     tag_vocab,
     tags_tensor,
     training_data,
@@ -166,13 +167,33 @@ def measure(key: str, control_name: str, models, held, cfg, vocoder, idx: list[i
 COMPUTE_SECONDS: list[float] = []  # wall time of every chunk this result is made of
 
 
-def cached(path: Path, fresh: bool, fn) -> tuple[dict, dict]:
-    """Load a finished chunk from ``path``, or compute it with ``fn()`` and save it atomically."""
+MODEL_OF = {"teacher": "teacher", "ditto": "teacher", "ditto_ckpt": "teacher", "ctm_2step": "ctm",
+            "ditto2_cm": "cm", "ditto2_cm_r10": "cm", "ditto2_ctm": "ctm", "ditto2_ctm_r10": "ctm",
+            "conditional_teacher": "teacher", "conditional_ctm": "ctm", "unconditional_ctm": "ctm_uncond",
+            "unconditional_ctm_clap": "ctm_uncond"}
+
+
+def fingerprints(preset: str) -> dict[str, str]:
+    """Which weights (and measured decode settings) each method's chunks were computed with: a
+    chunk made with other weights is recomputed, so a retrained model never mixes with old rows."""
+    out = {}
+    for kind in ("teacher", "cm", "ctm", "ctm_uncond"):
+        path = resolve_model_file(kind, preset, False, "")
+        side = decode_file(path)
+        out[kind] = ckpt.sha256(path)[:16] + (":" + side.read_text() if side.is_file() else "")
+    return out
+
+
+def cached(path: Path, fresh: bool, fn, fingerprint: str = "") -> tuple[dict, dict]:
+    """Load a finished chunk from ``path`` (when made with the same ``fingerprint``), or compute it
+    with ``fn()`` and save it atomically."""
     if path.exists() and not fresh:
         tensors, meta = ckpt.read(path)
-        COMPUTE_SECONDS.append(meta.get("seconds", 0.0))
-        return tensors, meta
+        if meta.get("fingerprint", "") == fingerprint:
+            COMPUTE_SECONDS.append(meta.get("seconds", 0.0))
+            return tensors, meta
     tensors, meta = fn()
+    meta["fingerprint"] = fingerprint
     COMPUTE_SECONDS.append(meta.get("seconds", 0.0))
     ckpt.save(path, tensors, meta)
     print(f"{path.stem}: {meta.get('seconds', 0):.1f} s, decoded mean "
@@ -200,7 +221,8 @@ def control_stage(models, held, cfg, vocoder, a, run: Path) -> tuple[dict, dict]
             for i in range(0, a.targets, a.batch):
                 def job(key=key, idx=idx_all[i: i + a.batch], name=name, iters=iters):
                     return measure(key, name, models, held, cfg, vocoder, idx, a.targets, iters)
-                chunks.append(cached(run / f"{name}_{key}_{i:03d}.safetensors", a.fresh, job))
+                chunks.append(cached(run / f"{name}_{key}_{i:03d}.safetensors", a.fresh, job,
+                                     models["fingerprints"][MODEL_OF[key]]))
             decoded = [v for _, m in chunks for v in m["decoded"]]
             seconds = sum(m["seconds"] for _, m in chunks)
             row = summary(decoded, better) | {
@@ -233,7 +255,8 @@ def latency_stage(models, held, cfg, vocoder, a, run: Path) -> dict:
         for k in keys:
             def job(k=k, idx=idx, name=name, iters=iters):
                 return measure(k, name, models, held, cfg, vocoder, idx, a.targets, iters)
-            out[name][k] = cached(run / f"latency_{name}_{k}.safetensors", a.fresh, job)[1]["seconds"]
+            out[name][k] = cached(run / f"latency_{name}_{k}.safetensors", a.fresh, job,
+                                  models["fingerprints"][MODEL_OF[k]])[1]["seconds"]
     return out
 
 
@@ -313,7 +336,8 @@ def text_stage(held, cfg, vocoder, a, first: int, run: Path) -> dict:
     rows = {"real_clips": {"seconds_per_clip": None}}
     waves = {"real_clips": vocoder(torch.stack([held.mels[i] for i in range(first, first + a.targets)] * 2))}
     for key in TEXT_METHODS:
-        t, m = cached(run / f"text_{key}.safetensors", a.fresh, lambda key=key: run_one(key))
+        t, m = cached(run / f"text_{key}.safetensors", a.fresh, lambda key=key: run_one(key),
+                      fingerprints(a.preset)[MODEL_OF[key]])
         rows[key], waves[key] = {"seconds_per_clip": m["seconds"] / n}, t["wave"]
     judge_text = [clap.judge_caption(lab)[0] for lab in labels2]
     for key, wave in waves.items():
@@ -408,6 +432,8 @@ def main(argv=None) -> None:
                          f"the preset has {len(held)}")
     models = {"teacher": load_teacher(a.preset), "cm": load_distilled("cm", a.preset),
               "ctm": load_distilled("ctm", a.preset)}
+    load_distilled("ctm", a.preset, conditional=False)  # (ci: trained now, so it can be fingerprinted)
+    models["fingerprints"] = fingerprints(a.preset)
     vocoder = GriffinLimVocoder(cfg)
     res = {"machine": machine(), "torch_threads": torch.get_num_threads(), "preset": a.preset,
            "protocol": PROTOCOL | {"targets_per_control": a.targets, "scale": a.scale}, "batch": a.batch,

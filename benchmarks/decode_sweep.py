@@ -69,9 +69,9 @@ def sweep(student, train, cfg, emb, reference, n: int) -> dict:
         sur = control.evaluate(vocoder(r.x0_surrogate))["mse_db2"]
         with torch.no_grad():
             q = fd(student_decode(student, zq * student.sigma_max, 2, tq, sigma_mid=sm))
-        rows.append({"sigma_mid": sm, "decoded_median": float(np.median(dec)), "decoded_mean": float(np.mean(dec)),
-                     "surrogate_median": float(np.median(sur)), "gap": float(np.median(dec) / np.median(sur)),
-                     "fd_2step": q})
+        rows.append({"sigma_mid": sm, "decoded_median": float(np.median(dec)),
+                     "decoded_mean": float(np.mean(dec)), "surrogate_median": float(np.median(sur)),
+                     "gap": float(np.median(dec) / np.median(sur)), "fd_2step": q})
         print(f"sigma_mid {sm}: decoded {rows[-1]['decoded_median']:.2f}, surrogate "
               f"{rows[-1]['surrogate_median']:.2f}, FD {q:.3g} (1-step {one_step_fd:.3g})", flush=True)
     ok = [r for r in rows if r["fd_2step"] <= one_step_fd]
@@ -105,7 +105,8 @@ def main(argv=None) -> None:
             m = res["models"][kind]
             decode_file(path).write_text(json.dumps({
                 "weights_sha256": m["weights_sha256"], "decode": {"sigma_mid": m["chosen"]},
-                "measured_by": f"benchmarks/decode_sweep.py --preset {a.preset}", "sweep": m["rows"]}, indent=1))
+                "measured_by": f"benchmarks/decode_sweep.py --preset {a.preset}", "sweep": m["rows"]},
+                indent=1))
     OUT.mkdir(exist_ok=True)
     (OUT / f"decode_sweep_{a.preset}.json").write_text(json.dumps(res, indent=1))
 

@@ -283,13 +283,15 @@ def test_measured_decode_default_is_used_only_for_its_own_weights(tmp_path):
     import json
 
     from ditto2_nb import checkpoints as ckpt
-    from ditto2_nb.distill import decode_file, load_student, student_times
     from ditto2_nb.config import to_dict
+    from ditto2_nb.distill import decode_file, load_student, student_times
 
     ctm = CTMModel.from_teacher(teacher())
-    path = ckpt.save(tmp_path / "ctm_x.safetensors", ctm.state_dict(), {"student": "ctm", "net": to_dict(ctm.cfg)})
+    meta = {"student": "ctm", "net": to_dict(ctm.cfg)}
+    path = ckpt.save(tmp_path / "ctm_x.safetensors", ctm.state_dict(), meta)
     assert student_times(load_student(path), 2)[1] != 0.3
-    decode_file(path).write_text(json.dumps({"weights_sha256": ckpt.sha256(path), "decode": {"sigma_mid": 0.3}}))
+    measured = {"weights_sha256": ckpt.sha256(path), "decode": {"sigma_mid": 0.3}}
+    decode_file(path).write_text(json.dumps(measured))
     assert student_times(load_student(path), 2) == [80.0, 0.3, 0.0]
     assert student_times(load_student(path), 2, sigma_mid=1.0)[1] == 1.0  # an explicit choice wins
     decode_file(path).write_text(json.dumps({"weights_sha256": "0" * 64, "decode": {"sigma_mid": 0.3}}))
