@@ -108,7 +108,10 @@ def main(argv=None) -> None:
                 "measured_by": f"benchmarks/decode_sweep.py --preset {a.preset}", "sweep": m["rows"]},
                 indent=1))
     OUT.mkdir(exist_ok=True)
-    (OUT / f"decode_sweep_{a.preset}.json").write_text(json.dumps(res, indent=1))
+    path = OUT / f"decode_sweep_{a.preset}.json"
+    if path.exists():  # keep the other models' rows when only some are measured again
+        res["models"] = json.loads(path.read_text()).get("models", {}) | res["models"]
+    path.write_text(json.dumps(res, indent=1))
 
 
 if __name__ == "__main__":

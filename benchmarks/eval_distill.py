@@ -97,7 +97,9 @@ def snapshots_consistency(kind: str, preset: str) -> list[dict]:
     for path in sorted(folder.glob("step*.safetensors")):
         m = load_student(path)
         gap = trajectory_gap(m, x_T, p.mel, 2, tags, sigma_mid=2.5, **gamma)  # M = 2 via 2.5
-        rows.append({"steps_trained": m.meta["steps"], "seconds": m.meta["train_seconds"], **gap})
+        low = trajectory_gap(m, x_T, p.mel, 2, tags, sigma_mid=0.1, **gamma)  # via 0.1
+        rows.append({"steps_trained": m.meta["steps"], "seconds": m.meta["train_seconds"], **gap,
+                     "intensity_mse_db2_sigma0.1": low["intensity_mse_db2"]})
     return rows
 
 
@@ -123,8 +125,14 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--preset", default="laptop")
     ap.add_argument("--n", type=int, default=128)
+    ap.add_argument("--snapshots-only", choices=["cm", "ctm"], default=None,
+                    help="only print the consistency of a run's snapshots (a run in progress); write nothing")
     a = ap.parse_args(argv)
     torch.manual_seed(0)
+    if a.snapshots_only:
+        for r in snapshots_consistency(a.snapshots_only, a.preset):
+            print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}))
+        return
     w = get_preset(a.preset).distill.w
     res = {"preset": a.preset, "n": a.n, "cfg_w": w, "machine": machine(),
            "embedder": "mel-stats", "fd_vs_nfe": fd_vs_nfe(a.preset, a.n, w)}

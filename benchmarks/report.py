@@ -154,6 +154,23 @@ def claims_section(r: dict) -> list[str]:
     return out
 
 
+def decode_section(r: dict) -> list[str]:
+    cands = r["candidates"]
+    out = ["### The students' 2-step decode, chosen by measurement (benchmarks/decode_sweep.py)", "",
+           f"DITTO-2 without refinement (R = 0, 70 iterations) on {r['targets']} intensity targets from "
+           "*training* clips (never the claims' targets): median decoded intensity error (dB^2) for each "
+           "intermediate sigma, the 1-step surrogate's in brackets, and the FD "
+           f"({r['fd_embedder']}) of plain 2-step samples of 64 noises against training clips. Chosen: the "
+           "smallest decoded error among the sigmas whose FD is no worse than the 1-step samples'. "
+           f"Machine: {r['machine']}.", "",
+           "| model | " + " | ".join(f"sigma_mid {c:g}" for c in cands) + " | 1-step FD | chosen |",
+           "|---" * (len(cands) + 3) + "|"]
+    for kind, m in r["models"].items():
+        cells = [f"{x['decoded_median']:.2f} ({x['surrogate_median']:.2f}); FD {x['fd_2step']:.3g}" for x in m["rows"]]
+        out.append(f"| {kind} | " + " | ".join(cells) + f" | {m['fd_1step']:.3g} | **{m['chosen']:g}** |")
+    return out
+
+
 def memory_section(r: dict) -> list[str]:
     out = ["### DITTO memory vs S (benchmarks/bench_ditto.py)", "",
            "Two DITTO iterations in a fresh process, with and without gradient checkpointing; autograd's "
@@ -213,6 +230,8 @@ def render() -> str:
             distill_plot(r)
             lines += [distill_summary(r), "", "![distillation](benchmarks/results/distill_laptop.png)", ""]
         lines += [(RESULTS / "distill_laptop.md").read_text(), ""]
+    if (r := _load("decode_sweep_laptop.json")) is not None:
+        lines += decode_section(r) + [""]
     if (r := _load("ditto_laptop.json")) is not None and "memory" in r:
         lines += memory_section(r) + [""]
     if (r := _load("clap_laptop.json")) is not None:

@@ -537,7 +537,14 @@ def test_ctm_wrong_answers():
         s = (1 - gamma**2) ** 0.5 * (tn - eps) + eps
         return G(x, t, s) + (tn**2 - s**2) ** 0.5 * z
 
-    _fails(tutor.check_gamma_step, no_last_step_case, words=("t_next = 0", "s = 0"))
+    def last_step_to_zero(G, x, t, tn, gamma, eps, z):  # the old sampler: a time never trained on
+        if tn == 0:
+            return G(x, t, 0.0)
+        s = (1 - gamma**2) ** 0.5 * (tn - eps) + eps
+        return G(x, t, s) + (tn**2 - s**2) ** 0.5 * z
+
+    _fails(tutor.check_gamma_step, no_last_step_case, words=("t_next = 0", "s = eps"))
+    _fails(tutor.check_gamma_step, last_step_to_zero, words=("not 0", "never saw"))
     _fails(tutor.check_gamma_step, no_eps, words="eps terms are missing")
     _fails(tutor.check_gamma_step, full_noise, words="noise scale")
     _fails(tutor.check_gamma_step, gamma_not_sqrt, words="γ = 0 must jump")
