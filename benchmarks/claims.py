@@ -333,11 +333,12 @@ def text_stage(held, cfg, vocoder, a, first: int, run: Path) -> dict:
         wave = vocoder(x)
         return {"x0": x, "wave": wave}, {"seconds": time.perf_counter() - t0}
 
+    prints = fingerprints(a.preset)
     rows = {"real_clips": {"seconds_per_clip": None}}
     waves = {"real_clips": vocoder(torch.stack([held.mels[i] for i in range(first, first + a.targets)] * 2))}
     for key in TEXT_METHODS:
         t, m = cached(run / f"text_{key}.safetensors", a.fresh, lambda key=key: run_one(key),
-                      fingerprints(a.preset)[MODEL_OF[key]])
+                      prints[MODEL_OF[key]])
         rows[key], waves[key] = {"seconds_per_clip": m["seconds"] / n}, t["wave"]
     judge_text = [clap.judge_caption(lab)[0] for lab in labels2]
     for key, wave in waves.items():

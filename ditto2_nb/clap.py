@@ -30,7 +30,7 @@ Three scorers:
    files only, 16 kHz audio resampled to 48 kHz, gradients reaching the waveform.
 
 :func:`clap_control` wraps a scorer as a :class:`ditto2_nb.controls.Control` (loss ``1 - cosine``),
-so DITTO / DITTO-2 can optimise text adherence of an unconditional model (METHOD.md section 6).
+so DITTO / DITTO-2 can optimise text adherence of an unconditional model (the paper's text control).
 
 Reproduce the shipped weights (each about 8 minutes on one CPU thread)::
 

@@ -10,7 +10,7 @@ A control ``c`` (see :class:`Control`) turns a generated normalised mel ``[B, M,
 * ``c.describe()``    -- one readable line.
 
 Targets are ``[T]``-shaped (shared by the batch) or ``[B, T]``-shaped (one per example); a target
-batch of 1 broadcasts. The controls of METHOD.md section 5:
+batch of 1 broadcasts. The controls of the paper:
 
 ============  ===============================================  ================================
 control       feature ``f`` on the mel                         target ``y`` / loss

@@ -31,7 +31,7 @@ from .losses import edm_loss
 from .networks import Denoiser, UNet1d, drop_tag_input
 from .precond import append_dims, consistency_scalings, ctm_jump, edm_scalings
 from .samplers import guided
-from .schedule import karras_sigmas, sample_log_normal_sigma
+from .schedule import karras_sigmas
 from .train import export_ema, fit
 
 # ----------------------------------------------------------------------------- models
@@ -205,15 +205,9 @@ def dsm_loss(student: CTMModel, x0, tags, gen, teacher: Denoiser | None = None,
     a w != 1 CTM term. EDM's sigma distribution and weighting in both cases.
     """
     g = lambda x, sigma, tg: student.denoise(x, sigma, sigma, tg)  # noqa: E731
-    if cfg is None or cfg.dsm_target == "data" or teacher is None:
-        return edm_loss(g, x0, tags, gen, sigma_data=student.sigma_data)
-    sd = student.sigma_data
-    sigma = sample_log_normal_sigma(x0.shape[0], -1.2, 1.2, gen, x0.device)
-    x = x0 + append_dims(sigma, x0.ndim) * torch.randn(x0.shape, generator=gen).to(x0.device)
-    with torch.no_grad():
-        d_teacher = guided(teacher, tags, cfg.w)(x, sigma)
-    weight = append_dims((sigma**2 + sd**2) / (sigma * sd) ** 2, x0.ndim)
-    return (weight * (g(x, sigma, tags) - d_teacher) ** 2).mean()
+    to_teacher = cfg is not None and cfg.dsm_target == "teacher" and teacher is not None
+    return edm_loss(g, x0, tags, gen, sigma_data=student.sigma_data,
+                    target=guided(teacher, tags, cfg.w) if to_teacher else None)
 
 
 # ----------------------------------------------------------------------------- samplers

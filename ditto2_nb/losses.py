@@ -18,11 +18,14 @@ def drop_tags(tags: torch.Tensor | None, p_uncond: float, generator: torch.Gener
 
 def edm_loss(model, x0: torch.Tensor, tags: torch.Tensor | None, generator: torch.Generator, *,
              p_uncond: float = 0.0, p_mean: float = -1.2, p_std: float = 1.2,
-             sigma_data: float | None = None) -> torch.Tensor:
+             sigma_data: float | None = None, target=None) -> torch.Tensor:
     """The EDM denoising loss (Karras et al. 2022, eq. 8 with Table 1's choices).
 
     1. ln(sigma) ~ N(p_mean, p_std^2);  2. x = x0 + sigma z;
     3. loss = lambda(sigma) ||D(x, sigma) - x0||^2 with lambda = (sigma^2 + sd^2) / (sigma sd)^2.
+
+    ``target(x, sigma)`` (optional) replaces x0 in step 3 by another denoiser's output, computed
+    without gradient (distillation towards a teacher's denoiser).
 
     Shapes: x0 ``[B, M, T]``, tags ``[B, K]`` or None.
     """
@@ -32,6 +35,9 @@ def edm_loss(model, x0: torch.Tensor, tags: torch.Tensor | None, generator: torc
     z = torch.randn(x0.shape, generator=generator).to(device)
     x = x0 + append_dims(sigma, x0.ndim) * z  # 2.
     d = model(x, sigma, drop_tags(tags, p_uncond, generator))
+    if target is not None:
+        with torch.no_grad():
+            x0 = target(x, sigma)
     weight = append_dims((sigma**2 + sd**2) / (sigma * sd) ** 2, x0.ndim)  # 3.
     return (weight * (d - x0) ** 2).mean()
 
