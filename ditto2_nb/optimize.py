@@ -40,6 +40,7 @@ class OptimConfig:
     min_improvement: float = 1e-4  # relative improvement that resets the patience counter
     reg_weight: float = 0.0  # typical-set penalty: reg * (|z| / sqrt(D) - 1)^2 per example
     refine_last: int = 0  # DITTO-2 only: last R iterations backpropagate through the M-step decode
+    project: bool = False  # after every step, rescale each z to the typical norm sqrt(D)
 
 
 @dataclass
@@ -104,6 +105,13 @@ def typical_set_penalty(z: torch.Tensor) -> torch.Tensor:
     return (z.flatten(1).norm(dim=1) / d**0.5 - 1.0) ** 2
 
 
+def project_to_shell(z: torch.Tensor) -> torch.Tensor:
+    """Each example of ``z [B, ...]`` rescaled to norm sqrt(D), where a Gaussian draw's norm
+    concentrates: the noise stays in the region the networks were trained on."""
+    d = z[0].numel()
+    return z * (d**0.5 / z.flatten(1).norm(dim=1).clamp_min(1e-12)).view(-1, *[1] * (z.ndim - 1))
+
+
 def _check_z(z0: torch.Tensor) -> torch.Tensor:
     if z0.ndim != 3:
         raise ValueError(f"initial noise must be [B, M, T], got shape {tuple(z0.shape)}")
@@ -149,6 +157,9 @@ def _adam_loop(z0, generate_fn, loss_fn: LossFn, cfg: OptimConfig, counter: _Cal
         opt.zero_grad(set_to_none=True)
         total.backward()
         opt.step()
+        if cfg.project:
+            with torch.no_grad():
+                z.copy_(project_to_shell(z))
         mean = per_example.mean().item()
         trace.loss.append(mean)
         trace.loss_per_example.append(per_example.detach().cpu().tolist())
