@@ -1,13 +1,20 @@
-"""DITTO-2 variants on the fair protocol's targets: which change keeps control and quality?
+"""DITTO-2 variants: which change keeps both the control and the quality?
 
-    python benchmarks/ditto2_variants.py [--preset laptop] [--variants base shell ...] [--kind ctm]
+    python benchmarks/ditto2_variants.py [--split validation|claims] [--variants base shell ...] [--kind ctm]
 
-Each variant is the headline DITTO-2 configuration of ``benchmarks/claims.py`` (CTM student, R = 10,
-2-step decode, the same 16 targets and initial noises per control, the same iterations and learning
-rate) with one thing changed. It reports the decoded control error per control (median and IQR),
-the FD (attr-clf, 48 pooled outputs, the claims' reference clips) and the final noise norm
-|z| / sqrt(D) (1 = the typical shell a Gaussian draw lies on). DITTO's rows are read from the claims
-run (run ``claims.py`` first). Merges into ``benchmarks/results/ditto2_variants_<preset>.json``.
+Each variant is the DITTO-2 configuration of ``benchmarks/claims.py`` before this study (CTM
+student, R = 10, 2-step decode, the protocol's iterations and learning rate) with a few things
+changed. Per control it reports the decoded error (median, IQR), the surrogate's median, the final
+noise norm |z| / sqrt(D) (1 = the typical shell a Gaussian draw lies on) and how far z moved,
+|z - z0| / sqrt(D); over the three controls pooled, the FD (attr-clf, 48 outputs, the claims'
+reference clips).
+
+``--split validation`` (the default, where a configuration is *chosen*): 16 targets per control from
+training clips, with initial noises no claims run uses. ``--split claims``: the claims' own held-out
+targets and noises, with DITTO's rows read from the claims run (run ``claims.py`` first) — for
+reporting, not for choosing. The rule, fixed before the validation run: among the variants whose
+intensity and structure medians are no worse than ``base``'s and whose melody median is at most 0.02
+below it, the lowest FD wins. Merges into ``benchmarks/results/ditto2_variants_<preset>.json``.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from ditto2_nb.audio import GriffinLimVocoder
 from ditto2_nb.config import get_preset
 from ditto2_nb.distill import load_distilled
 from ditto2_nb.optimize import OptimConfig, ditto2
+from ditto2_nb.samplers import seeded_noise
 from ditto2_nb.teacher import cache_dir, heldout_data, machine, tag_vocab, tags_tensor, training_data
 
 import claims as C
@@ -44,17 +52,31 @@ VARIANTS = {
     "r20": ({"refine_last": 20}, {}),
     "shell_r20": ({"project": True, "refine_last": 20}, {}),
     "lr_0.02": ({"lr": 0.02}, {}),
+    "shell_r20_lr_0.02": ({"project": True, "refine_last": 20, "lr": 0.02}, {}),
+    "shell_r20_trust_0.3": ({"project": True, "refine_last": 20, "trust_radius": 0.3}, {}),
+    "shell_r20_trust_0.1": ({"project": True, "refine_last": 20, "trust_radius": 0.1}, {}),
+    "shell_r20_trust_0.15": ({"project": True, "refine_last": 20, "trust_radius": 0.15}, {}),
+    "shell_r20_trust_0.25": ({"project": True, "refine_last": 20, "trust_radius": 0.25}, {}),
+    "shell_r20_trust_0.2": ({"project": True, "refine_last": 20, "trust_radius": 0.2}, {}),
+    "r20_trust_0.2": ({"refine_last": 20, "trust_radius": 0.2}, {}),
+    "shell_r20_trust_0.6": ({"project": True, "refine_last": 20, "trust_radius": 0.6}, {}),
 }
 
 
-def run_variant(name: str, student, held, cfg, vocoder, n: int, kind: str) -> dict:
+def validation_noise(control: str, idx: list[int], n: int, cfg) -> torch.Tensor:
+    """Validation z0: seeds no claims target uses (clip k of control c: 700,000 + 1000 c + k)."""
+    c = C.CONTROLS.index(control)
+    return seeded_noise([700_000 + 1000 * c + (i - c * n) for i in idx], (cfg.n_mels, cfg.frames))
+
+
+def run_variant(name: str, student, clips, cfg, vocoder, n: int, noise) -> dict:
     opt_kw, d2_kw = VARIANTS[name]
     rows, outputs, seconds = {}, [], 0.0
     for control_name in C.CONTROLS:
         idx = list(C.clip_range(control_name, n))
-        control = C.make_control(control_name, held, cfg, idx)
-        tags = tags_tensor([held.labels[i] for i in idx])
-        z0 = C.initial_noise(control_name, idx, n, cfg)
+        control = C.make_control(control_name, clips, cfg, idx)
+        tags = tags_tensor([clips.labels[i] for i in idx])
+        z0 = noise(control_name, idx, n, cfg)
         iters = C.ITERATIONS[control_name]
         opt = replace(OptimConfig(iterations=iters, lr=C.PROTOCOL["lr"], snapshot_every=0,
                                   refine_last=C.PROTOCOL["refine_last"]), **opt_kw)
@@ -64,9 +86,12 @@ def run_variant(name: str, student, held, cfg, vocoder, n: int, kind: str) -> di
         metric, better = C.METRIC[control_name]
         decoded = control.evaluate(vocoder(r.x0))[metric]
         surrogate = control.evaluate(vocoder(r.x0_surrogate))[metric]
-        norm = (r.z.flatten(1).norm(dim=1) / r.z[0].numel() ** 0.5).tolist()
+        d = r.z[0].numel() ** 0.5
+        norm = (r.z.flatten(1).norm(dim=1) / d).tolist()
+        moved = ((r.z - z0).flatten(1).norm(dim=1) / d).tolist()
         rows[control_name] = C.summary(decoded, better) | {
             "surrogate_median": float(np.median(surrogate)), "norm_median": float(np.median(norm)),
+            "moved_median": float(np.median(moved)),
             "per_target": list(map(float, decoded))}
         outputs.append(r.x0)
     return {"controls": rows, "optimise_seconds_per_clip": seconds / (3 * n)}, torch.cat(outputs)
@@ -82,6 +107,20 @@ def ditto_reference(run: Path, n: int, batch: int) -> tuple[dict, torch.Tensor]:
     return {"controls": rows}, torch.cat(outputs)
 
 
+def choose(variants: dict[str, dict], base: str) -> str:
+    """The rule: lowest FD among the variants no worse than ``base`` on intensity and structure
+    (medians) and at most 0.02 below it on melody accuracy."""
+    b = variants[base]["controls"]
+
+    def ok(row):
+        c = row["controls"]
+        return (c["intensity"]["median"] <= b["intensity"]["median"]
+                and c["structure"]["median"] <= b["structure"]["median"]
+                and c["melody"]["median"] >= b["melody"]["median"] - 0.02)
+
+    return min((k for k, row in variants.items() if ok(row)), key=lambda k: variants[k]["fd"])
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--preset", default="laptop")
@@ -89,6 +128,9 @@ def main(argv=None) -> None:
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--targets", type=int, default=16)
     ap.add_argument("--batch", type=int, default=8, help="the claims run's batch (to read DITTO's chunks)")
+    ap.add_argument("--split", default="validation", choices=("validation", "claims"),
+                    help="validation: training clips and fresh noises (choose here); claims: the "
+                         "claims' own held-out targets and noises (report only)")
     a = ap.parse_args(argv)
     p = get_preset(a.preset)
     cfg = p.mel
@@ -101,23 +143,31 @@ def main(argv=None) -> None:
     out = OUT / f"ditto2_variants_{a.preset}.json"
     res = json.loads(out.read_text()) if out.exists() else {}
     res.update(machine=machine(), preset=a.preset, targets=a.targets, fd_embedder=emb.name)
-    res.setdefault("variants", {})
-    ref_row, x = ditto_reference(cache_dir() / "runs" / f"claims_{a.preset}", a.targets, a.batch)
-    res["ditto"] = ref_row | {"fd": metrics.frechet_distance(metrics.embed(emb, x), ref)}
+    split = res.setdefault(a.split, {"variants": {}})
+    if a.split == "claims":
+        clips, noise = held, C.initial_noise
+        ref_row, x = ditto_reference(cache_dir() / "runs" / f"claims_{a.preset}", a.targets, a.batch)
+        split["ditto"] = ref_row | {"fd": metrics.frechet_distance(metrics.embed(emb, x), ref)}
+    else:
+        clips, noise = train, validation_noise
     for name in a.variants:
-        row, x = run_variant(name, student, held, cfg, vocoder, a.targets, a.kind)
+        row, x = run_variant(name, student, clips, cfg, vocoder, a.targets, noise)
         row["fd"] = metrics.frechet_distance(metrics.embed(emb, x), ref)
-        res["variants"][f"{a.kind}:{name}"] = row
+        split["variants"][f"{a.kind}:{name}"] = row
         c = row["controls"]
-        norms = "/".join(f"{c[k]['norm_median']:.3f}" for k in C.CONTROLS)
+        norms = "/".join(f"{c[k]['norm_median']:.2f}" for k in C.CONTROLS)
+        norms += " moved " + "/".join(f"{c[k]['moved_median']:.2f}" for k in C.CONTROLS)
         print(f"{a.kind}:{name:22s} int {c['intensity']['median']:.3f} mel {c['melody']['median']:.3f} "
               f"str {c['structure']['median']:.5f} FD {row['fd']:.2f} |z| "
               f"{norms} "
               f"{row['optimise_seconds_per_clip']:.2f} s/clip", flush=True)
+        if a.split == "validation" and f"{a.kind}:base" in split["variants"]:
+            res["chosen"] = choose(split["variants"], f"{a.kind}:base")
         out.write_text(json.dumps(res, indent=1))
-    d = res["ditto"]["controls"]
-    print(f"ditto int {d['intensity']['median']:.3f} mel {d['melody']['median']:.3f} "
-          f"str {d['structure']['median']:.5f} FD {res['ditto']['fd']:.2f}")
+    if "ditto" in split:
+        d = split["ditto"]["controls"]
+        print(f"ditto int {d['intensity']['median']:.3f} mel {d['melody']['median']:.3f} "
+              f"str {d['structure']['median']:.5f} FD {split['ditto']['fd']:.2f}")
 
 
 if __name__ == "__main__":

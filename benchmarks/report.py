@@ -73,10 +73,12 @@ METHOD_NAMES = {"teacher": "teacher, no optimisation (S = 20, w = 2)", "ctm_2ste
                 "ditto": "DITTO (S = 20 Euler, w = 2)", "ditto_ckpt": "DITTO, checkpointed (memory option)",
                 "ditto2_cm": "DITTO-2 CM", "ditto2_cm_r10": "DITTO-2 CM, R = 10", "ditto2_ctm": "DITTO-2 CTM",
                 "ditto2_ctm_r10": "DITTO-2 CTM, R = 10",
+                "ditto2_cm_trust": "DITTO-2 CM, trust region 0.2 + shell, R = 20",
+                "ditto2_ctm_trust": "DITTO-2 CTM, trust region 0.2 + shell, R = 20",
                 "conditional_teacher": "conditional teacher + tags (S = 20, w = 2)",
                 "conditional_ctm": "conditional CTM + tags (2 steps)",
                 "unconditional_ctm": "unconditional CTM, no optimisation (2 steps)",
-                "unconditional_ctm_clap": "unconditional CTM + MiniCLAP, DITTO-2 (R = 10)",
+                "unconditional_ctm_clap": "unconditional CTM + MiniCLAP, DITTO-2 (the headline's configuration)",
                 "real_clips": "the prompts' own real clips (vocoded)"}
 
 
@@ -171,6 +173,36 @@ def decode_section(r: dict) -> list[str]:
     return out
 
 
+def variants_section(r: dict) -> list[str]:
+    out = ["### DITTO-2 variants: keeping the noise where the student is consistent (benchmarks/ditto2_variants.py)", "",
+           "One change at a time to DITTO-2 (CTM, 2-step decode, the claims' iterations and learning rate); "
+           "`shell`: z rescaled to |z| = sqrt(D) after every step; `trust_r`: z kept within r sqrt(D) of its "
+           "initial noise; `rN`: the last N iterations through the decode. Median decoded error per control "
+           "(intensity dB^2, melody accuracy, structure SSM MSE), FD (attr-clf) of the 48 pooled outputs, and "
+           "how far z moved (|z - z0| / sqrt(D), per control). **validation**: training clips and fresh "
+           "noises, where the configuration is chosen (rule: lowest FD among the variants no worse than "
+           "`base` on intensity and structure and at most 0.02 below it on melody); **claims**: the claims' "
+           f"own targets, for reporting. Machine: {r['machine']}.", "",
+           "| split | variant | intensity | melody | structure | FD | z moved | s per clip |", "|---" * 8 + "|"]
+    for split in ("validation", "claims"):
+        if split not in r:
+            continue
+        rows = dict(r[split]["variants"])
+        for name, row in rows.items():
+            c = row["controls"]
+            moved = "/".join(f"{c[k].get('moved_median', float('nan')):.2f}" for k in ("intensity", "melody", "structure"))
+            out.append(f"| {split} | {name} | {c['intensity']['median']:.3g} | {c['melody']['median']:.3g} | "
+                       f"{c['structure']['median']:.3g} | {row['fd']:.3g} | {moved} | "
+                       f"{row['optimise_seconds_per_clip']:.2f} |")
+        if "ditto" in r[split]:
+            c = r[split]["ditto"]["controls"]
+            out.append(f"| {split} | DITTO (reference) | {c['intensity']['median']:.3g} | {c['melody']['median']:.3g} | "
+                       f"{c['structure']['median']:.3g} | {r[split]['ditto']['fd']:.3g} | - | - |")
+    if "chosen" in r:
+        out += ["", f"Chosen on validation: **{r['chosen']}**."]
+    return out
+
+
 def memory_section(r: dict) -> list[str]:
     out = ["### DITTO memory vs S (benchmarks/bench_ditto.py)", "",
            "Two DITTO iterations in a fresh process, with and without gradient checkpointing; autograd's "
@@ -232,6 +264,8 @@ def render() -> str:
         lines += [(RESULTS / "distill_laptop.md").read_text(), ""]
     if (r := _load("decode_sweep_laptop.json")) is not None:
         lines += decode_section(r) + [""]
+    if (r := _load("ditto2_variants_laptop.json")) is not None:
+        lines += variants_section(r) + [""]
     if (r := _load("ditto_laptop.json")) is not None and "memory" in r:
         lines += memory_section(r) + [""]
     if (r := _load("clap_laptop.json")) is not None:

@@ -41,6 +41,7 @@ class OptimConfig:
     reg_weight: float = 0.0  # typical-set penalty: reg * (|z| / sqrt(D) - 1)^2 per example
     refine_last: int = 0  # DITTO-2 only: last R iterations backpropagate through the M-step decode
     project: bool = False  # after every step, rescale each z to the typical norm sqrt(D)
+    trust_radius: float = 0.0  # > 0: keep |z - z0| <= radius * sqrt(D) (a trust region; 0 = off)
 
 
 @dataclass
@@ -112,6 +113,14 @@ def project_to_shell(z: torch.Tensor) -> torch.Tensor:
     return z * (d**0.5 / z.flatten(1).norm(dim=1).clamp_min(1e-12)).view(-1, *[1] * (z.ndim - 1))
 
 
+def into_trust_region(z: torch.Tensor, z0: torch.Tensor, radius: float) -> torch.Tensor:
+    """``z`` pulled back, per example, to within ``radius * sqrt(D)`` of ``z0``."""
+    d = z[0].numel()
+    step = (z - z0).flatten(1).norm(dim=1).clamp_min(1e-12)
+    shrink = (radius * d**0.5 / step).clamp(max=1.0).view(-1, *[1] * (z.ndim - 1))
+    return z0 + (z - z0) * shrink
+
+
 def _check_z(z0: torch.Tensor) -> torch.Tensor:
     if z0.ndim != 3:
         raise ValueError(f"initial noise must be [B, M, T], got shape {tuple(z0.shape)}")
@@ -138,6 +147,7 @@ def _optimise(z0: torch.Tensor, generate_fn, loss_fn: LossFn, cfg: OptimConfig, 
 def _adam_loop(z0, generate_fn, loss_fn: LossFn, cfg: OptimConfig, counter: _CallCounter, progress: bool,
                desc: str, callback: Callback | None) -> tuple[torch.Tensor, Trace]:
     z = _check_z(z0)
+    start = z.detach().clone()
     opt = torch.optim.Adam([z], lr=cfg.lr)
     trace, best, waited = Trace(), float("inf"), 0
     t0 = time.perf_counter()
@@ -157,8 +167,10 @@ def _adam_loop(z0, generate_fn, loss_fn: LossFn, cfg: OptimConfig, counter: _Cal
         opt.zero_grad(set_to_none=True)
         total.backward()
         opt.step()
-        if cfg.project:
-            with torch.no_grad():
+        with torch.no_grad():
+            if cfg.trust_radius > 0:
+                z.copy_(into_trust_region(z, start, cfg.trust_radius))
+            if cfg.project:
                 z.copy_(project_to_shell(z))
         mean = per_example.mean().item()
         trace.loss.append(mean)

@@ -7,7 +7,15 @@ import torch
 from ditto2_nb.config import NetConfig
 from ditto2_nb.distill import ConsistencyModel, CTMModel
 from ditto2_nb.networks import Denoiser
-from ditto2_nb.optimize import OptimConfig, checkpointed, ditto, ditto2, typical_set_penalty
+from ditto2_nb.optimize import (
+    OptimConfig,
+    checkpointed,
+    ditto,
+    ditto2,
+    into_trust_region,
+    project_to_shell,
+    typical_set_penalty,
+)
 from ditto2_nb.samplers import get_sampler, guided
 from ditto2_nb.schedule import karras_sigmas
 
@@ -79,6 +87,35 @@ def test_typical_set_penalty():
     z = torch.randn(4, 64, 128, generator=torch.Generator().manual_seed(0))
     assert typical_set_penalty(z).max() < 1e-3
     assert typical_set_penalty(3 * z).min() > 3
+
+
+def test_shell_and_trust_region_projections():
+    g = torch.Generator().manual_seed(0)
+    z0, z = torch.randn(3, 8, 16, generator=g), 2.5 * torch.randn(3, 8, 16, generator=g)
+    d = 8 * 16
+    torch.testing.assert_close(project_to_shell(z).flatten(1).norm(dim=1), torch.full((3,), d**0.5))
+    pulled = into_trust_region(z, z0, 0.5)
+    torch.testing.assert_close((pulled - z0).flatten(1).norm(dim=1), torch.full((3,), 0.5 * d**0.5))
+    near = z0 + 0.01 * z  # already inside: unchanged
+    torch.testing.assert_close(into_trust_region(near, z0, 0.5), near, rtol=0, atol=0)
+
+
+def test_ditto2_stays_on_the_shell_and_in_the_trust_region():
+    t = teacher()
+    student = CTMModel.from_teacher(t).eval().requires_grad_(False)
+    z0 = torch.randn(2, 8, 16, generator=torch.Generator().manual_seed(3))
+    tags = torch.tensor([[1], [2]])
+    free = OptimConfig(iterations=15, lr=0.3, snapshot_every=0)
+    held = OptimConfig(iterations=15, lr=0.3, snapshot_every=0, project=True, trust_radius=0.2)
+    moved = {}
+    for name, cfg in (("free", free), ("held", held)):
+        res = ditto2(student, brightness_loss(0.2), z0, tags, cfg=cfg)
+        moved[name] = (res.z - z0).flatten(1).norm(dim=1) / (8 * 16) ** 0.5
+        if name == "held":
+            torch.testing.assert_close(res.z.flatten(1).norm(dim=1) / (8 * 16) ** 0.5, torch.ones(2))
+            assert res.trace.loss[-1] < res.trace.loss[0]  # still optimises
+    assert (moved["free"] > 0.3).all()  # without the region the noise moves further
+    assert (moved["held"] < 0.2 + 0.02).all()  # the shell projection moves it by at most a little
 
 
 def test_bad_inputs_are_reported():
