@@ -17,8 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ditto2_nb.checkpoints import read_metadata
-from ditto2_nb.teacher import machine
+from ditto2_nb.core.assets import machine
+from ditto2_nb.core.checkpoints import read_metadata
 
 OUT = Path(__file__).parent / "results" / "train_memory_laptop.json"
 JOBS = {

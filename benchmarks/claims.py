@@ -44,10 +44,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ditto2_nb import checkpoints as ckpt
-from ditto2_nb import clap, metrics
+from ditto2_nb import clap
 from ditto2_nb.audio import GriffinLimVocoder
-from ditto2_nb.config import get_preset
 from ditto2_nb.controls import (
     INTENSITY_SHAPES,
     intensity_control,
@@ -55,20 +53,15 @@ from ditto2_nb.controls import (
     reanalyse_mel,
     structure_control,
 )
+from ditto2_nb.core import checkpoints as ckpt
+from ditto2_nb.core import metrics
+from ditto2_nb.core.assets import cache_dir, machine, resolve_model_file
+from ditto2_nb.core.config import get_preset
 from ditto2_nb.data import caption
 from ditto2_nb.distill import decode_file, load_distilled, student_decode
 from ditto2_nb.optimize import OptimConfig, ditto, ditto2
 from ditto2_nb.samplers import get_sampler, guided, karras_for, seeded_noise
-from ditto2_nb.teacher import (
-    cache_dir,
-    heldout_data,
-    load_teacher,
-    machine,
-    resolve_model_file,
-    tag_vocab,
-    tags_tensor,
-    training_data,
-)
+from ditto2_nb.teacher import heldout_data, load_teacher, tag_vocab, tags_tensor, training_data
 
 OUT = Path(__file__).parent / "results"
 CONTROLS = ("intensity", "melody", "structure")

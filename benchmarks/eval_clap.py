@@ -30,9 +30,10 @@ import torch
 
 from ditto2_nb import clap, data
 from ditto2_nb.audio import GriffinLimVocoder
-from ditto2_nb.config import get_preset
 from ditto2_nb.controls import reanalyse_mel
-from ditto2_nb.teacher import heldout_data, machine, tag_values
+from ditto2_nb.core.assets import machine
+from ditto2_nb.core.config import get_preset
+from ditto2_nb.teacher import heldout_data, tag_values
 
 OUT = Path(__file__).parent / "results"
 

@@ -15,15 +15,15 @@ from pathlib import Path
 
 import torch
 
-from ditto2_nb import metrics
-from ditto2_nb.config import get_preset
+from ditto2_nb.core import metrics
+from ditto2_nb.core.assets import machine
+from ditto2_nb.core.config import get_preset
 from ditto2_nb.samplers import generate
 from ditto2_nb.teacher import (
     TAG_FIELDS,
     heldout_data,
     load_model,
     load_teacher,
-    machine,
     tag_vocab,
     tags_tensor,
     training_data,

@@ -23,7 +23,7 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from .config import MelConfig
+from .core.config import MelConfig
 
 
 class AudioError(ValueError):

@@ -60,25 +60,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import checkpoints as ckpt
 from . import data
 from .audio import GriffinLimVocoder, as_waveform, resample, wave_to_mel
-from .config import MelConfig, Preset, TrainConfig, from_dict, get_preset, to_dict
 from .controls import Control, reanalyse_mel
-from .metrics import peak_rss_mb
+from .core import checkpoints as ckpt
+from .core.assets import cache_dir, machine, resolve_model_file, shipped_path
+from .core.config import MelConfig, Preset, TrainConfig, from_dict, get_preset, to_dict
+from .core.metrics import peak_rss_mb
+from .core.train import export_ema, fit
 from .networks import count_parameters
-from .teacher import (
-    TAG_FIELDS,
-    cache_dir,
-    evaluator_data,
-    heldout_data,
-    machine,
-    resolve_model_file,
-    shipped_path,
-    tag_values,
-    training_data,
-)
-from .train import export_ema, fit
+from .teacher import TAG_FIELDS, evaluator_data, heldout_data, tag_values, training_data
 
 __all__ = [
     "ATTRIBUTES",
@@ -1126,7 +1117,7 @@ class AttributeJudge:
 def attribute_judge(preset: str = "laptop", steps: int = 600) -> AttributeJudge:
     """The :class:`AttributeJudge` of ``preset``, trained on the fly (deterministic; under a minute
     on the laptop preset)."""
-    from .metrics import train_attribute_classifier
+    from .core.metrics import train_attribute_classifier
     from .teacher import tag_vocab, tags_tensor
 
     ds = evaluator_data(get_preset(preset))

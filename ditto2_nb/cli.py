@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .checkpoints import CheckpointError
-from .config import PRESETS
+from .core.checkpoints import CheckpointError
+from .core.config import PRESETS
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from .audio import as_waveform, check_mel, db_to_norm, mel_filterbank, norm_to_power, power_to_db
-from .config import MelConfig
+from .core.config import MelConfig
 from .data import ClipLabels
 
 __all__ = [

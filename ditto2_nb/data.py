@@ -49,7 +49,7 @@ import numpy as np
 import torch
 
 from . import audio
-from .config import DataConfig, MelConfig, to_dict
+from .core.config import DataConfig, MelConfig, to_dict
 
 __all__ = [
     "AUDIO_EXTENSIONS",

@@ -23,16 +23,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import checkpoints as ckpt
 from . import teacher as T
-from .config import DistillConfig, NetConfig, Preset, from_dict, get_preset, to_dict
 from .controls import chroma_agreement, intensity
+from .core import checkpoints as ckpt
+from .core.config import DistillConfig, NetConfig, Preset, from_dict, get_preset, to_dict
+from .core.train import export_ema, fit
 from .losses import edm_loss
 from .networks import Denoiser, UNet1d, drop_tag_input
 from .precond import append_dims, consistency_scalings, ctm_jump, edm_scalings
 from .samplers import guided
 from .schedule import karras_sigmas
-from .train import export_ema, fit
 
 # ----------------------------------------------------------------------------- models
 

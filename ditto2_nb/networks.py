@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import NetConfig
+from .core.config import NetConfig
 from .precond import append_dims, edm_scalings
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import Preset, get_preset, resolve_device
+from .core.config import Preset, get_preset, resolve_device
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,31 +16,17 @@ conditional and unconditional (classifier-free guidance).
 from __future__ import annotations
 
 import dataclasses
-import os
-import platform
 from pathlib import Path
 
 import torch
 
-from . import checkpoints as ckpt
 from . import data
-from .config import NetConfig, Preset, from_dict, get_preset, to_dict
+from .core import checkpoints as ckpt
+from .core.assets import cache_dir, reproduce_command, resolve_model_file, shipped_path, training_card
+from .core.config import NetConfig, Preset, from_dict, get_preset, to_dict
+from .core.train import export_ema, fit
 from .losses import edm_loss
-from .metrics import peak_rss_mb
 from .networks import Denoiser, count_parameters, drop_tag_input
-from .train import export_ema, fit
-
-ASSETS = Path(__file__).resolve().parent / "assets"
-
-
-def cache_dir() -> Path:
-    """Where models trained on the fly (ci preset, retrains) are kept."""
-    return Path(os.environ.get("DITTO2_CACHE", Path.home() / ".cache" / "ditto2_nb"))
-
-
-def shipped_path(kind: str, preset: str = "laptop") -> Path:
-    return ASSETS / f"{kind}_{preset}.safetensors"
-
 
 # The conditioning tags: field -> its classes (tag index = position + 1; 0 = "no tag").
 TAG_FIELDS: dict[str, tuple[str, ...]] = {
@@ -108,22 +94,6 @@ def load_teacher(preset: str = "laptop", conditional: bool = True, *, device="cp
     return load_model(path, device)
 
 
-def reproduce_command(kind: str, preset: str, conditional: bool = True,
-                      steps: int | None = None, from_conditional: bool = False) -> str:
-    """The CLI command that trains ``kind`` ("teacher", "cm" or "ctm") for ``preset``."""
-    what = "train-teacher" if kind == "teacher" else f"distill --kind {kind}"
-    return (f"python -m ditto2_nb.cli {what} --preset {preset}" + ("" if conditional else " --uncond")
-            + (" --from-conditional" if from_conditional else "") + (f" --steps {steps}" if steps else ""))
-
-
-def training_card(meta: dict, kind: str, conditional: bool, tcfg, hist, **extra) -> dict:
-    """Metadata of an exported model: its configs plus steps, time, memory, machine, history and
-    the command that reproduces it."""
-    return {**meta, **extra, "steps": tcfg.steps, "train_seconds": round(hist.seconds, 1),
-            "peak_rss_mb": round(peak_rss_mb()), "machine": machine(), "history": hist.to_dict(),
-            "reproduce": reproduce_command(kind, meta["preset"], conditional, tcfg.steps,
-                                           bool(meta.get("init_from")))}
-
 
 def unconditional_from(conditional: Denoiser) -> Denoiser:
     """An unconditional teacher (no tag input) equal to ``conditional`` with every tag dropped
@@ -133,23 +103,6 @@ def unconditional_from(conditional: Denoiser) -> Denoiser:
     model.net = drop_tag_input(conditional.net)
     return model
 
-
-def resolve_model_file(kind: str, preset: str, retrain: bool, command: str) -> Path:
-    """The file to load for ``kind`` on ``preset``: the shipped one, else the cached one.
-
-    Only the ``ci`` preset (seconds) is trained on the fly when neither exists; for the others a
-    missing model is an error that names the command (minutes to hours) rather than a silent
-    long training. ``retrain=True`` always returns the cache path (to be trained).
-    """
-    shipped = shipped_path(kind, preset)
-    if shipped.exists() and not retrain:
-        return shipped
-    cached = cache_dir() / f"{kind}_{preset}.safetensors"
-    if retrain or cached.exists() or preset == "ci":
-        return cached
-    raise ckpt.CheckpointError(
-        f"no {kind} model for preset {preset!r} is shipped or cached. Train it with `{command}` "
-        f"(it is written to {cached}), or pass retrain=True / RETRAIN=True.")
 
 
 def training_data(preset: Preset) -> data.MelDataset:
@@ -215,8 +168,3 @@ def train_teacher(preset: str | Preset = "laptop", out: str | Path | None = None
                                           f"{p.mel.frames} frames of {p.mel.n_mels} mels")
     export_ema(out, ema.model, card)
     return out
-
-
-def machine() -> str:
-    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
-    return f"{os.cpu_count()} CPU cores ({platform.machine()}), {gpu}, torch {torch.__version__}"

@@ -45,8 +45,8 @@ import torchaudio.functional as AF
 from torch import nn
 
 from .audio import db_to_norm, mel_filterbank, norm_to_db, norm_to_power, power_to_db
-from .config import DistillConfig, MelConfig, NetConfig
 from .controls import intensity_target, mel_centre_hz
+from .core.config import DistillConfig, MelConfig, NetConfig
 from .distill import ConsistencyModel, cd_loss, ctm_gamma_sample, pseudo_huber, student_decode, teacher_solve
 from .losses import edm_loss
 from .networks import Denoiser

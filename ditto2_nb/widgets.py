@@ -40,7 +40,6 @@ from plotly.subplots import make_subplots
 from . import plots
 from .audio import GriffinLimVocoder, load_audio, wave_to_mel
 from .clap import check_texts, clap_control, load_miniclap
-from .config import get_preset, resolve_device
 from .controls import (
     INTENSITY_SHAPES,
     Control,
@@ -57,6 +56,7 @@ from .controls import (
     pitch_classes_from_mel,
     structure_control,
 )
+from .core.config import get_preset, resolve_device
 from .data import INSTRUMENTS
 from .distill import load_distilled, student_decode
 from .optimize import OptimConfig, OptResult, ditto, ditto2

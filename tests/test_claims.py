@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from ditto2_nb import clap, data, metrics
-from ditto2_nb.config import get_preset
+from ditto2_nb import clap, data
+from ditto2_nb.core import metrics
+from ditto2_nb.core.config import get_preset
 from ditto2_nb.teacher import evaluator_data, heldout_data, tag_vocab, tags_tensor, training_data
 
 CI = get_preset("ci")
@@ -137,7 +138,7 @@ def test_evaluator_file_round_trips_with_its_vocabulary(scorers):
 
 
 def _evaluator_path() -> Path:
-    from ditto2_nb.teacher import cache_dir
+    from ditto2_nb.core.assets import cache_dir
 
     return cache_dir() / "miniclap_eval_ci.safetensors"
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from ditto2_nb import clap
-from ditto2_nb.checkpoints import CheckpointError
-from ditto2_nb.config import get_preset
+from ditto2_nb.core.checkpoints import CheckpointError
+from ditto2_nb.core.config import get_preset
 from ditto2_nb.data import generate_clips
 
 CI = get_preset("ci")
@@ -159,7 +159,7 @@ def test_interrupted_training_resumes_exactly(tmp_path, mels):
 
 
 def test_saved_file_round_trips(trained, tmp_path, mels):
-    from ditto2_nb.train import export_ema
+    from ditto2_nb.core.train import export_ema
 
     path = tmp_path / "m.safetensors"
     export_ema(path, trained, trained.meta)
@@ -214,7 +214,7 @@ def test_clap_control_errors(trained):
 
 
 def test_ditto2_optimises_text_adherence_through_a_student():
-    from ditto2_nb.config import MelConfig, NetConfig
+    from ditto2_nb.core.config import MelConfig, NetConfig
     from ditto2_nb.distill import ConsistencyModel
     from ditto2_nb.optimize import OptimConfig, ditto2
 
@@ -245,7 +245,7 @@ def test_griffin_lim_has_finite_gradients(mels):
 
 @pytest.mark.parametrize("evaluator", [False, True])
 def test_shipped_laptop_scorers_load_and_beat_chance(evaluator):
-    from ditto2_nb.teacher import shipped_path
+    from ditto2_nb.core.assets import shipped_path
 
     kind = "miniclap_eval" if evaluator else "miniclap"
     path = shipped_path(kind, "laptop")

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from ditto2_nb import controls as C
 from ditto2_nb.audio import wave_to_mel
-from ditto2_nb.config import MelConfig
+from ditto2_nb.core.config import MelConfig
 from ditto2_nb.data import generate_clips
 
 CFG = MelConfig(frames=128)

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ditto2_nb import data
-from ditto2_nb.config import DataConfig, MelConfig, get_preset
+from ditto2_nb.core.config import DataConfig, MelConfig, get_preset
 
 CI = get_preset("ci").mel  # 64 frames x 256 hop at 16 kHz (1.02 s)
 LONG = 4.0  # seconds: the label-truth checks use longer clips, as the benchmark does

@@ -4,7 +4,7 @@ student, samplers, and that distillation reduces the loss."""
 import pytest
 import torch
 
-from ditto2_nb.config import NetConfig
+from ditto2_nb.core.config import NetConfig
 from ditto2_nb.distill import (
     ConsistencyModel,
     CTMModel,
@@ -282,8 +282,8 @@ def test_dsm_term_targets_the_guided_teacher_the_ctm_term_distils():
 def test_measured_decode_default_is_used_only_for_its_own_weights(tmp_path):
     import json
 
-    from ditto2_nb import checkpoints as ckpt
-    from ditto2_nb.config import to_dict
+    from ditto2_nb.core import checkpoints as ckpt
+    from ditto2_nb.core.config import to_dict
     from ditto2_nb.distill import decode_file, load_student, student_times
 
     ctm = CTMModel.from_teacher(teacher())

@@ -4,7 +4,7 @@ complete, and bad input is reported clearly."""
 import pytest
 import torch
 
-from ditto2_nb.config import NetConfig
+from ditto2_nb.core.config import NetConfig
 from ditto2_nb.distill import ConsistencyModel, CTMModel
 from ditto2_nb.networks import Denoiser
 from ditto2_nb.optimize import OptimConfig, checkpointed, ditto, ditto2, typical_set_penalty
@@ -100,7 +100,7 @@ def test_bad_inputs_are_reported():
 def test_checkpointing_keeps_activation_memory_flat_in_steps():
     """Autograd's saved tensors grow with S without checkpointing; with it, only the per-step
     inputs are kept (a small fraction)."""
-    from ditto2_nb.metrics import saved_for_backward_mb
+    from ditto2_nb.core.metrics import saved_for_backward_mb
 
     t = teacher()
     z = torch.randn(2, 8, 16, requires_grad=True)

@@ -5,7 +5,7 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from ditto2_nb.config import MelConfig
+from ditto2_nb.core.config import MelConfig
 from ditto2_nb.optimize import Trace
 from ditto2_nb.plots import (
     chroma_vs_target,

@@ -6,16 +6,10 @@ import sys
 import pytest
 import torch
 
-from ditto2_nb import checkpoints as ckpt
+from ditto2_nb.core import checkpoints as ckpt
+from ditto2_nb.core.assets import shipped_path
 from ditto2_nb.samplers import generate
-from ditto2_nb.teacher import (
-    TAG_FIELDS,
-    encode_tags,
-    load_model,
-    load_teacher,
-    shipped_path,
-    tag_vocab,
-)
+from ditto2_nb.teacher import TAG_FIELDS, encode_tags, load_model, load_teacher, tag_vocab
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +74,9 @@ def test_cli_rejects_bad_arguments():
 
 def test_missing_laptop_model_is_an_error_not_a_silent_training(tmp_path, monkeypatch):
     from ditto2_nb import distill, teacher
+    from ditto2_nb.core import assets
 
-    monkeypatch.setattr(teacher, "ASSETS", tmp_path / "no_assets")
+    monkeypatch.setattr(assets, "ASSETS", tmp_path / "no_assets")
     monkeypatch.setenv("DITTO2_CACHE", str(tmp_path / "empty_cache"))
     with pytest.raises(ckpt.CheckpointError, match="train-teacher --preset laptop"):
         teacher.load_teacher("laptop")
@@ -92,7 +87,7 @@ def test_missing_laptop_model_is_an_error_not_a_silent_training(tmp_path, monkey
 def test_unconditional_from_conditional_is_the_null_tag_mode():
     """Dropping the tag tables and folding their "no tag" rows into the time embedding's bias
     gives a tag-free network equal to the conditional one with every tag dropped."""
-    from ditto2_nb.config import get_preset
+    from ditto2_nb.core.config import get_preset
     from ditto2_nb.networks import Denoiser
     from ditto2_nb.teacher import teacher_net_config, unconditional_from
 

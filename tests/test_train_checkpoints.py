@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from ditto2_nb import checkpoints as ckpt
-from ditto2_nb.config import NetConfig, TrainConfig
+from ditto2_nb.core import checkpoints as ckpt
+from ditto2_nb.core.config import NetConfig, TrainConfig
+from ditto2_nb.core.train import fit
 from ditto2_nb.losses import edm_loss
 from ditto2_nb.networks import Denoiser
-from ditto2_nb.train import fit
 
 TINY = NetConfig(n_mels=8, channels=(8, 16), blocks=1, emb_dim=16, attn_heads=2, tag_vocab=(3,))
 TAGS = torch.randint(1, 3, (32, 1), generator=torch.Generator().manual_seed(1))

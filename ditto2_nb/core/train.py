@@ -26,6 +26,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import checkpoints as ckpt
+from .assets import model_card
 from .config import TrainConfig
 
 
@@ -175,27 +176,3 @@ def export_ema(path, ema_model: nn.Module, metadata: dict) -> None:
                for k, v in ema_model.state_dict().items()}
     ckpt.save(path, tensors, metadata)
     Path(path).with_suffix(".md").write_text(model_card(Path(path).name, metadata))
-
-
-def model_card(name: str, meta: dict) -> str:
-    """A short markdown model card from a model's metadata."""
-    tr, hist = meta.get("train", {}), meta.get("history", {})
-    loss = hist.get("loss", [])
-    k = max(len(loss) // 20, 1)
-    lines = [f"# {name}", "",
-             f"* kind: {meta.get('kind')} (preset `{meta.get('preset')}`)",
-             f"* data: {meta.get('data_description', 'the preset procedural training set')}",
-             f"* training: {meta.get('steps')} steps of batch {tr.get('batch_size')}, Adam lr "
-             f"{tr.get('lr')}, EMA {tr.get('ema_decay')}, seed {tr.get('seed')}",
-             f"* time: {float(meta.get('train_seconds', 0)) / 60:.1f} min on {meta.get('machine')}"
-             + (f"; peak memory {meta['peak_rss_mb']} MB" if "peak_rss_mb" in meta else ""),
-             f"* loss: {sum(loss[:k]) / k:.4f} (first 5% of steps) -> "
-             f"{sum(loss[-k:]) / k:.4f} (last 5%)" if loss else "* loss: -",
-             "* weights: EMA, float16 (cast to float32 on load); config in the safetensors "
-             "metadata",
-             f"* reproduce: `{meta.get('reproduce', 'see README.md')}`"]
-    if "parameters" in meta:
-        lines.insert(3, f"* parameters: {meta['parameters'] / 1e6:.2f} M")
-    if "distill" in meta:
-        lines.insert(3, f"* distillation recipe: {meta['distill']}")
-    return "\n".join(lines) + "\n"

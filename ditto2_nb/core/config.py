@@ -13,7 +13,6 @@ them in safetensors metadata and papermill can pass overrides as literals.
 from __future__ import annotations
 
 import dataclasses
-import json
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
@@ -187,10 +186,6 @@ def from_dict(cls: type, d: dict[str, Any]) -> Any:
         sub = hints[k]
         kwargs[k] = from_dict(sub, v) if is_dataclass(sub) and isinstance(v, dict) else v
     return cls(**kwargs)
-
-
-def to_json(cfg: Any) -> str:
-    return json.dumps(to_dict(cfg), sort_keys=True)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
