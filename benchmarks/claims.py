@@ -45,14 +45,8 @@ import numpy as np
 import torch
 
 from ditto2_nb import clap
-from ditto2_nb.audio import GriffinLimVocoder
-from ditto2_nb.controls import (
-    INTENSITY_SHAPES,
-    intensity_control,
-    melody_control,
-    reanalyse_mel,
-    structure_control,
-)
+from ditto2_nb.audio import GriffinLimVocoder, reanalyse_mel
+from ditto2_nb.controls import INTENSITY_SHAPES, intensity_control, melody_control, structure_control
 from ditto2_nb.core import checkpoints as ckpt
 from ditto2_nb.core import metrics
 from ditto2_nb.core.assets import cache_dir, machine, resolve_model_file

@@ -29,8 +29,7 @@ import numpy as np
 import torch
 
 from ditto2_nb import clap, data
-from ditto2_nb.audio import GriffinLimVocoder
-from ditto2_nb.controls import reanalyse_mel
+from ditto2_nb.audio import GriffinLimVocoder, reanalyse_mel
 from ditto2_nb.core.assets import machine
 from ditto2_nb.core.config import get_preset
 from ditto2_nb.teacher import heldout_data, tag_values

@@ -61,8 +61,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import data
-from .audio import GriffinLimVocoder, as_waveform, resample, wave_to_mel
-from .controls import Control, reanalyse_mel
+from .audio.analysis import reanalyse_mel
+from .audio.mel import as_waveform, resample, wave_to_mel
+from .audio.vocoder import GriffinLimVocoder
+from .controls import Control
 from .core import checkpoints as ckpt
 from .core.assets import cache_dir, machine, resolve_model_file, shipped_path
 from .core.config import MelConfig, Preset, TrainConfig, from_dict, get_preset, to_dict

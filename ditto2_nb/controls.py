@@ -37,12 +37,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import ClassVar
 
-import librosa
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .audio import as_waveform, check_mel, db_to_norm, mel_filterbank, norm_to_power, power_to_db
+from .audio.analysis import MIDDLE_C_HZ, librosa_chroma, librosa_mel_power, reanalyse_mel, wave_np
+from .audio.mel import check_mel, mel_filterbank, norm_to_power
 from .core.config import MelConfig
 from .data import ClipLabels
 
@@ -78,8 +78,6 @@ __all__ = [
     "structure_control",
     "structure_target",
 ]
-
-MIDDLE_C_HZ = 261.63
 
 # ============================================================================ plain features
 
@@ -190,61 +188,6 @@ def self_similarity(mel: torch.Tensor, cfg: MelConfig, segments: int,
     x = F.normalize(x - x.mean(1, keepdim=True), dim=1, eps=1e-6)
     cos = torch.einsum("bmi,bmj->bij", x, x)
     return ((1.0 + cos) / 2.0).clamp(0.0, 1.0) ** sharpness
-
-
-# ============================================================================ audio analysis
-
-
-def _wave_np(wave: torch.Tensor | np.ndarray, cfg: MelConfig, frames: int | None) -> np.ndarray:
-    """Checked waveform batch ``[B, L]`` as float32 numpy; ``L // hop`` must equal ``frames``."""
-    w = as_waveform(wave)
-    if frames is not None and w.shape[-1] // cfg.hop_length != frames:
-        raise ValueError(f"audio of {w.shape[-1]} samples gives {w.shape[-1] // cfg.hop_length} frames, "
-                         f"but the control's target has {frames} frames ({frames * cfg.hop_length} "
-                         "samples)")
-    return w.detach().cpu().numpy().astype(np.float32)
-
-
-def _librosa_power(wave: np.ndarray, cfg: MelConfig) -> np.ndarray:
-    """STFT power ``[B, F, T]`` with librosa, scaled like :func:`ditto2_nb.audio.stft_magnitude`.
-
-    Centred, reflect-padded Hann frames; the trailing frame is dropped (``T = L // hop``).
-    """
-    spec = librosa.stft(wave, n_fft=cfg.n_fft, hop_length=cfg.hop_length, window="hann",
-                        center=True, pad_mode="reflect")
-    scale = librosa.filters.get_window("hann", cfg.n_fft, fftbins=True).sum() / 2
-    power = (np.abs(spec) / scale) ** 2
-    return power[..., : wave.shape[-1] // cfg.hop_length]
-
-
-def _librosa_mel_power(wave: np.ndarray, cfg: MelConfig) -> np.ndarray:
-    """Mel power ``[B, M, T]`` with librosa (HTK mel scale, unnormalised triangles, like audio.py)."""
-    fb = librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.f_min,
-                             fmax=cfg.f_max, htk=True, norm=None)  # [M, F]
-    return np.einsum("mf,bft->bmt", fb, _librosa_power(wave, cfg))
-
-
-def reanalyse_mel(wave: torch.Tensor | np.ndarray, cfg: MelConfig) -> torch.Tensor:
-    """Normalised log-mel ``[B, M, T]`` of audio ``[B, L]`` computed with librosa (for evaluation).
-
-    Same scale as :func:`ditto2_nb.audio.wave_to_mel` (measured max difference 2.4e-5 on music), but
-    an independent implementation, so evaluators do not share code with the losses they check.
-    """
-    power = torch.from_numpy(_librosa_mel_power(_wave_np(wave, cfg, None), cfg)).float()
-    return db_to_norm(power_to_db(power), cfg)
-
-
-def librosa_chroma(wave: torch.Tensor | np.ndarray, cfg: MelConfig,
-                   f_low: float = MIDDLE_C_HZ) -> np.ndarray:
-    """STFT chroma ``[B, 12, T]`` (index 0 = C) of audio ``[B, L]`` high-passed at ``f_low`` Hz.
-
-    STFT bins below ``f_low`` are zeroed (drops bass and pad fundamentals), then
-    ``librosa.feature.chroma_stft`` with tuning fixed at 0 (A4 = 440 Hz).
-    """
-    power = _librosa_power(_wave_np(wave, cfg, None), cfg)
-    freqs = librosa.fft_frequencies(sr=cfg.sample_rate, n_fft=cfg.n_fft)
-    power[:, freqs < f_low] = 0.0
-    return librosa.feature.chroma_stft(S=power, sr=cfg.sample_rate, n_fft=cfg.n_fft, tuning=0.0)
 
 
 def _interior_frames(frames: int, cfg: MelConfig) -> torch.Tensor:
@@ -421,7 +364,7 @@ class IntensityControl(Control):
         return (f - y).pow(2).mean(-1)
 
     def evaluate(self, wave: torch.Tensor | np.ndarray) -> dict[str, list[float]]:
-        power = _librosa_mel_power(_wave_np(wave, self.cfg, self.frames), self.cfg)  # [B, M, T]
+        power = librosa_mel_power(wave_np(wave, self.cfg, self.frames), self.cfg)  # [B, M, T]
         e = torch.from_numpy(10.0 * np.log10(power.sum(1) + 1e-10)).float()
         feat = _smooth(e, self.cfg, self.smooth_s)
         y = _batch(self.target, len(feat), "intensity target")
@@ -516,7 +459,7 @@ class MelodyControl(Control):
         return (nll * voiced).sum(-1) / voiced.sum(-1)
 
     def evaluate(self, wave: torch.Tensor | np.ndarray) -> dict[str, list[float]]:
-        top = torch.from_numpy(librosa_chroma(_wave_np(wave, self.cfg, self.frames), self.cfg).argmax(1))
+        top = torch.from_numpy(librosa_chroma(wave_np(wave, self.cfg, self.frames), self.cfg).argmax(1))
         y = _batch(self.target, len(top), "melody target")
         voiced = y >= 0
         hits = ((top == y) & voiced).sum(-1).float() / voiced.sum(-1)
@@ -628,7 +571,7 @@ class StructureControl(Control):
         return (f - y).pow(2).mean((1, 2))
 
     def evaluate(self, wave: torch.Tensor | np.ndarray) -> dict[str, list[float]]:
-        mel = reanalyse_mel(_wave_np(wave, self.cfg, self.frames), self.cfg)
+        mel = reanalyse_mel(wave_np(wave, self.cfg, self.frames), self.cfg)
         f = self_similarity(mel, self.cfg, self.segments, self.sharpness)
         y = _batch(self.target, len(f), "structure target")
         return {"ssm_mse": _per_example((f - y).pow(2))}
@@ -693,7 +636,7 @@ class MaskedMelControl(Control):
         return _masked_mse(mel, ref, self.mask.to(mel.device))
 
     def evaluate(self, wave: torch.Tensor | np.ndarray) -> dict[str, list[float]]:
-        mel = reanalyse_mel(_wave_np(wave, self.cfg, self.frames), self.cfg)
+        mel = reanalyse_mel(wave_np(wave, self.cfg, self.frames), self.cfg)
         ref = _batch(self.reference, len(mel), f"{self.kind} reference")
         out = {"mse": [float(v) for v in _masked_mse(mel, ref, self.mask)]}
         jumps = continuity(mel, self.pairs)
@@ -790,7 +733,7 @@ class LoopControl(Control):
 
     def evaluate(self, wave: torch.Tensor | np.ndarray) -> dict[str, list[float]]:
         cfg, T, o = self.cfg, self.frames, self.overlap
-        w = _wave_np(wave, cfg, T)
+        w = wave_np(wave, cfg, T)
         mel = reanalyse_mel(w, cfg)
         inside = _interior_frames(T, cfg)
         keep = inside[:o] & inside[T - o:]

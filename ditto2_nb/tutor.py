@@ -44,7 +44,7 @@ import torch
 import torchaudio.functional as AF
 from torch import nn
 
-from .audio import db_to_norm, mel_filterbank, norm_to_db, norm_to_power, power_to_db
+from .audio.mel import db_to_norm, mel_filterbank, norm_to_db, norm_to_power, power_to_db
 from .controls import intensity_target, mel_centre_hz
 from .core.config import DistillConfig, MelConfig, NetConfig
 from .distill import ConsistencyModel, cd_loss, ctm_gamma_sample, pseudo_huber, student_decode, teacher_solve

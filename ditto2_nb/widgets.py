@@ -38,7 +38,9 @@ import torch.nn.functional as F
 from plotly.subplots import make_subplots
 
 from . import plots
-from .audio import GriffinLimVocoder, load_audio, wave_to_mel
+from .audio.files import load_audio
+from .audio.mel import wave_to_mel
+from .audio.vocoder import GriffinLimVocoder
 from .clap import check_texts, clap_control, load_miniclap
 from .controls import (
     INTENSITY_SHAPES,

@@ -1,4 +1,4 @@
-"""Audio front-end: waveform <-> normalised log-mel, the vocoder interface, file I/O, resampling.
+"""The mel front-end: waveform -> normalised log-mel, its checks, and the dB/power conversions.
 
 Conventions
 -----------
@@ -14,16 +14,11 @@ Everything from waveform to normalised mel is differentiable (controls backpropa
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
-from typing import Protocol
-
 import numpy as np
-import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from .core.config import MelConfig
+from ..core.config import MelConfig
 
 
 class AudioError(ValueError):
@@ -146,103 +141,3 @@ def resample(wave: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:
     if orig_sr == new_sr:
         return wave
     return AF.resample(wave, orig_sr, new_sr)
-
-
-# ----------------------------------------------------------------------------- vocoders
-
-
-class Vocoder(Protocol):
-    """Anything that turns a normalised mel ``[B, M, T]`` into a waveform ``[B, T * hop]``."""
-
-    sample_rate: int
-
-    def __call__(self, mel: torch.Tensor) -> torch.Tensor: ...
-
-
-class GriffinLimVocoder:
-    """Mel -> linear magnitude (non-negative least squares-ish) -> Griffin-Lim phase recovery.
-
-    Deterministic (the phase starts from zero, not at random). Needs no weights. Differentiable
-    through the mel inversion; Griffin-Lim's iterations are plain torch ops too.
-    """
-
-    def __init__(self, cfg: MelConfig, n_iter: int = 32, momentum: float = 0.99):
-        self.cfg, self.n_iter, self.momentum = cfg, n_iter, momentum
-        self.sample_rate = cfg.sample_rate
-        fb = mel_filterbank(cfg)  # [F, M]
-        # Pseudo-inverse of the filterbank, computed once: mel power -> linear power.
-        self._fb_pinv = torch.linalg.pinv(fb.T)  # [F, M]
-        self._fb = fb
-
-    def linear_magnitude(self, mel: torch.Tensor) -> torch.Tensor:
-        """Normalised mel ``[B, M, T]`` -> scaled linear magnitude ``[B, F, T]``."""
-        power = norm_to_power(mel, self.cfg)  # [B, M, T]
-        fb_pinv = self._fb_pinv.to(mel.device)
-        lin = torch.einsum("fm,bmt->bft", fb_pinv, power).clamp_min(0.0)
-        # A few multiplicative NNLS updates sharpen the pseudo-inverse (keeps lin >= 0).
-        fb = self._fb.to(mel.device)
-        for _ in range(8):
-            approx = torch.einsum("fm,bft->bmt", fb, lin).clamp_min(1e-12)
-            lin = lin * torch.einsum("fm,bmt->bft", fb, power / approx) / (
-                fb.sum(1)[None, :, None] + 1e-12)
-        return lin.clamp_min(1e-12).sqrt()  # floor: sqrt'(0) is infinite, gradients would be NaN
-
-    def __call__(self, mel: torch.Tensor) -> torch.Tensor:
-        mel = check_mel(mel, self.cfg)
-        cfg = self.cfg
-        win = _window(cfg, mel.device)
-        mag = self.linear_magnitude(mel) * (win.sum() / 2)  # undo the analysis scaling
-        mag = torch.cat([mag, mag[..., -1:]], dim=-1)  # [B, F, T+1]: the dropped centred frame
-        length = mel.shape[-1] * cfg.hop_length
-        wave = AF.griffinlim(
-            mag, win, cfg.n_fft, cfg.hop_length, cfg.n_fft, power=1.0, n_iter=self.n_iter,
-            momentum=self.momentum, length=length, rand_init=False,
-        )
-        return wave.clamp(-1.0, 1.0)
-
-
-def spectral_convergence(mel_ref: torch.Tensor, mel_est: torch.Tensor, cfg: MelConfig) -> float:
-    """``||S - S_hat||_F / ||S||_F`` on mel magnitudes (sqrt of mel power), from normalised mels."""
-    s, s_hat = norm_to_power(mel_ref, cfg).sqrt(), norm_to_power(mel_est, cfg).sqrt()
-    return float(torch.linalg.norm(s - s_hat) / torch.linalg.norm(s))
-
-
-# ----------------------------------------------------------------------------- file I/O
-
-
-def load_audio(path: str | Path, sample_rate: int) -> torch.Tensor:
-    """Read any soundfile-readable file as mono float32 ``[L]`` at ``sample_rate``.
-
-    Multi-channel audio is averaged to mono; other rates are resampled. Unreadable files raise
-    :class:`AudioError` naming the file.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"no such audio file: {path}")
-    try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)  # [L, C]
-    except (sf.LibsndfileError, RuntimeError, TypeError) as e:
-        raise AudioError(f"cannot read {path} as audio ({e}); use wav/flac/ogg/mp3") from e
-    if data.shape[0] == 0:
-        raise AudioError(f"{path} contains no samples")
-    wave = torch.from_numpy(data.mean(axis=1))
-    if not torch.isfinite(wave).all():
-        raise AudioError(f"{path} contains NaN or infinite samples")
-    return resample(wave, sr, sample_rate)
-
-
-def save_audio(path: str | Path, wave: torch.Tensor | np.ndarray, sample_rate: int) -> Path:
-    """Write a mono clip ``[L]`` (or ``[1, L]``) as 16-bit WAV; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    w = as_waveform(wave)
-    if w.shape[0] != 1:
-        raise AudioError(f"save_audio writes one clip, got a batch of {w.shape[0]}")
-    sf.write(str(path), w[0].detach().cpu().numpy().clip(-1, 1), sample_rate, subtype="PCM_16")
-    return path
-
-
-def rms_db(wave: torch.Tensor) -> float:
-    """Overall RMS level in dBFS of a waveform (for silence checks and summaries)."""
-    rms = float(torch.as_tensor(wave).float().pow(2).mean().sqrt())
-    return 20.0 * math.log10(max(rms, 1e-10))
