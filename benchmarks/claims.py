@@ -51,11 +51,11 @@ from ditto2_nb.core import checkpoints as ckpt
 from ditto2_nb.core import metrics
 from ditto2_nb.core.assets import cache_dir, machine, resolve_model_file
 from ditto2_nb.core.config import get_preset
-from ditto2_nb.data import caption
+from ditto2_nb.data import caption, heldout_data, tag_vocab, tags_tensor, training_data
 from ditto2_nb.distill import decode_file, load_distilled, student_decode
 from ditto2_nb.optimize import OptimConfig, ditto, ditto2
 from ditto2_nb.samplers import get_sampler, guided, karras_for, seeded_noise
-from ditto2_nb.teacher import heldout_data, load_teacher, tag_vocab, tags_tensor, training_data
+from ditto2_nb.teacher import load_teacher
 
 OUT = Path(__file__).parent / "results"
 CONTROLS = ("intensity", "melody", "structure")

@@ -27,9 +27,9 @@ from ditto2_nb.core import checkpoints as ckpt
 from ditto2_nb.core import metrics
 from ditto2_nb.core.assets import cache_dir, machine
 from ditto2_nb.core.config import get_preset
+from ditto2_nb.data import heldout_data, tag_vocab, tags_tensor, training_data
 from ditto2_nb.distill import load_distilled
 from ditto2_nb.optimize import OptimConfig, ditto2
-from ditto2_nb.teacher import heldout_data, tag_vocab, tags_tensor, training_data
 
 OUT = Path(__file__).parent / "results"
 

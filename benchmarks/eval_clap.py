@@ -32,7 +32,8 @@ from ditto2_nb import clap, data
 from ditto2_nb.audio import GriffinLimVocoder, reanalyse_mel
 from ditto2_nb.core.assets import machine
 from ditto2_nb.core.config import get_preset
-from ditto2_nb.teacher import heldout_data, tag_values
+from ditto2_nb.data import heldout_data, tag_values
+from ditto2_nb.data.captions import UNSEEN_DYN, UNSEEN_INST, UNSEEN_TEMPO
 
 OUT = Path(__file__).parent / "results"
 
@@ -79,7 +80,7 @@ def agreement(a, b, mels, texts) -> float:
     return float(torch.corrcoef(torch.stack(sims))[0, 1])
 
 
-UNSEEN_WORDS = {"instrument": clap._UNSEEN_INST, "tempo": clap._UNSEEN_TEMPO, "dynamics": clap._UNSEEN_DYN}
+UNSEEN_WORDS = {"instrument": UNSEEN_INST, "tempo": UNSEEN_TEMPO, "dynamics": UNSEEN_DYN}
 
 
 @torch.no_grad()

@@ -22,9 +22,10 @@ import torch
 from ditto2_nb.core import metrics
 from ditto2_nb.core.assets import cache_dir, machine, shipped_path
 from ditto2_nb.core.config import get_preset
+from ditto2_nb.data import heldout_data, tags_tensor, training_data
 from ditto2_nb.distill import load_student, student_decode, trajectory_gap
 from ditto2_nb.samplers import generate, nfe_per_sample
-from ditto2_nb.teacher import heldout_data, load_teacher, tags_tensor, training_data
+from ditto2_nb.teacher import load_teacher
 
 OUT = Path(__file__).parent / "results"
 

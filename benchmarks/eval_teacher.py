@@ -18,16 +18,9 @@ import torch
 from ditto2_nb.core import metrics
 from ditto2_nb.core.assets import machine
 from ditto2_nb.core.config import get_preset
+from ditto2_nb.data import TAG_FIELDS, heldout_data, tag_vocab, tags_tensor, training_data
 from ditto2_nb.samplers import generate
-from ditto2_nb.teacher import (
-    TAG_FIELDS,
-    heldout_data,
-    load_model,
-    load_teacher,
-    tag_vocab,
-    tags_tensor,
-    training_data,
-)
+from ditto2_nb.teacher import load_model, load_teacher
 
 OUT = Path(__file__).parent / "results"
 

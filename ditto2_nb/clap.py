@@ -70,8 +70,26 @@ from .core.assets import cache_dir, machine, resolve_model_file, shipped_path
 from .core.config import MelConfig, Preset, TrainConfig, from_dict, get_preset, to_dict
 from .core.metrics import peak_rss_mb
 from .core.train import export_ema, fit
+from .data.captions import (
+    DRUM_WORDS,
+    DYN_ADJ,
+    DYN_PHRASE,
+    INSTRUMENT_WORDS,
+    JUDGE_DRUMS,
+    JUDGE_KEYS,
+    MODE_WORDS,
+    NOUNS,
+    TEMPLATES,
+    TEMPO_WORDS,
+    UNSEEN_DRUMS,
+    UNSEEN_DYN,
+    UNSEEN_FRAMES,
+    UNSEEN_INST,
+    UNSEEN_TEMPO,
+)
+from .data.datasets import evaluator_data, heldout_data, training_data
+from .data.tags import TAG_FIELDS, tag_values
 from .networks import count_parameters
-from .teacher import TAG_FIELDS, evaluator_data, heldout_data, tag_values, training_data
 
 __all__ = [
     "ATTRIBUTES",
@@ -289,53 +307,6 @@ FIELDS = ("instrument", "tempo", "mode", "drums", "dynamics", "tonic", "structur
 UNIQUE = len(FIELDS)
 ATTRIBUTES = ("instrument", "tempo", "mode", "drums", "dynamics")  # zero-shot attributes (tags)
 
-# Paraphrase vocabulary used in training. Values: label -> words.
-_INST = {"sine": ("sine-wave", "sine", "pure-tone", "flute-like", "smooth sine"),
-         "square": ("square-wave", "square", "chiptune", "hollow square-wave", "retro-game"),
-         "sawtooth": ("sawtooth", "saw-wave", "buzzy sawtooth", "bright buzzy", "brassy sawtooth"),
-         "triangle": ("triangle-wave", "triangle", "mellow triangle-wave", "rounded triangle-wave"),
-         "organ": ("organ", "electric organ", "organ-like", "drawbar organ", "pipe organ"),
-         "pluck": ("plucked-string", "plucked", "pizzicato", "guitar-like", "staccato plucked")}
-_TEMPO = {"slow": ("slow", "slow-paced", "unhurried", "languid", "sluggish"),
-          "medium": ("medium-tempo", "moderate-tempo", "mid-tempo", "medium-paced", "steady"),
-          "fast": ("fast", "fast-paced", "quick", "speedy", "brisk", "up-tempo", "hurried")}
-_DYN_ADJ = {"loud": ("loud", "forceful", "strong", "intense"), "soft": ("soft", "quiet", "faint", "delicate"),
-            "crescendo": ("building", "growing", "mounting", "intensifying"),
-            "decrescendo": ("fading", "dying-away", "receding", "weakening"),
-            "swell": ("swelling", "surging"), "sudden": ("abruptly rising", "suddenly louder")}
-_DYN_PHRASE = {"loud": ("loud throughout", "played loudly", "at full volume", "at a high volume"),
-               "soft": ("soft throughout", "played quietly", "at a low volume", "played softly"),
-               "crescendo": ("getting louder", "with a crescendo", "growing louder", "that builds in volume",
-                             "increasing in volume"),
-               "decrescendo": ("getting quieter", "with a decrescendo", "fading out", "decreasing in volume",
-                               "that fades away"),
-               "swell": ("rising then falling in volume", "that swells and fades", "with a swell in volume"),
-               "sudden": ("with a sudden jump in volume", "that suddenly gets loud",
-                          "quiet then suddenly loud", "with a sudden increase in loudness")}
-_DRUMS = {True: ("with drums", "with a drum beat", "with percussion", "with a drum groove",
-                 "with kick, snare and hi-hat"),
-          False: ("without drums", "with no drums", "without percussion", "with no beat",
-                  "unaccompanied by drums")}
-_MODE = {"major": ("in a major key", "in major", "in a major tonality"),
-         "minor": ("in a minor key", "in minor", "in a minor tonality")}
-_NOUNS = ("melody", "tune", "piece", "track", "clip", "line", "song", "theme", "motif", "passage", "loop")
-
-# Held-out phrasing for the benchmark only: words and sentence frames never seen in training.
-_UNSEEN_INST = {"sine": ("whistle-like sine",), "square": ("8-bit square",), "sawtooth": ("saw synth",),
-                "triangle": ("triangle synth",), "organ": ("church-organ",), "pluck": ("harp-like",)}
-_UNSEEN_TEMPO = {"slow": ("leisurely", "relaxed"), "medium": ("moderately paced", "walking-pace"),
-                 "fast": ("rapid", "lively")}
-_UNSEEN_DYN = {"loud": ("powerful", "booming"), "soft": ("gentle", "hushed"),
-               "crescendo": ("rising in loudness",), "decrescendo": ("dying down", "diminishing"),
-               "swell": ("louder in the middle",), "sudden": ("with an abrupt volume change",)}
-_UNSEEN_DRUMS = {True: ("featuring a drum kit", "over a beat"), False: ("drumless", "no percussion at all")}
-_UNSEEN_FRAMES = (
-    "this is a {noun} that sounds {tempo} and {dyn}, played with {inst_a} timbre, {drums}, {key}",
-    "music for {inst} synthesiser: {tempo}, {dyn}, {drums}, {key}",
-    "{tempo} and {dyn} {noun} ({inst}), {drums}, {key}",
-)
-
-
 def _a(phrase: str) -> str:
     """``"a"`` or ``"an"`` before ``phrase`` (by its first letter; enough for this vocabulary)."""
     return ("an " if phrase[:1].lower() in "aeiou8" else "a ") + phrase
@@ -361,11 +332,8 @@ _PLACEHOLDER_FIELDS = {"tempo": ("tempo",), "key": ("mode", "tonic"), "mode": ("
 @lru_cache(maxsize=1)
 def _data_template_masks() -> tuple[np.ndarray, ...]:
     """Mention masks of :func:`ditto2_nb.data.caption`'s templates, read from their placeholders."""
-    templates = getattr(data, "_TEMPLATES", None)
-    if templates is None or len(templates) != data.N_CAPTION_TEMPLATES:
-        return tuple(_mask(unique=True) for _ in range(data.N_CAPTION_TEMPLATES))
     out = []
-    for tpl in templates:
+    for tpl in TEMPLATES:
         names = {f for _, f, _, _ in string.Formatter().parse(tpl) if f}
         fields = [x for n in names for x in _PLACEHOLDER_FIELDS.get(n, ())]
         out.append(_mask(*fields, unique=bool(names - set(_PLACEHOLDER_FIELDS))))  # bpm, progression
@@ -376,22 +344,22 @@ def _compose(lab: data.ClipLabels, rng: np.random.Generator, keep: Sequence[str]
     """A caption mentioning exactly the fields in ``keep`` with training words and frames."""
     adjs, posts = [], []
     if "tempo" in keep:
-        adjs.append(_pick(rng, _TEMPO[lab.tempo]))
+        adjs.append(_pick(rng, TEMPO_WORDS[lab.tempo]))
     if "dynamics" in keep:
         if rng.random() < 0.5:
-            adjs.append(_pick(rng, _DYN_ADJ[lab.dynamics]))
+            adjs.append(_pick(rng, DYN_ADJ[lab.dynamics]))
         else:
-            posts.append(_pick(rng, _DYN_PHRASE[lab.dynamics]))
+            posts.append(_pick(rng, DYN_PHRASE[lab.dynamics]))
     if "tonic" in keep:
         posts.append(f"in {lab.key}" if rng.random() < 0.7 else f"in the key of {lab.key}")
     elif "mode" in keep:
-        posts.append(_pick(rng, _MODE[lab.mode]))
+        posts.append(_pick(rng, MODE_WORDS[lab.mode]))
     if "drums" in keep:
-        posts.append(_pick(rng, _DRUMS[bool(lab.has_drums)]))
+        posts.append(_pick(rng, DRUM_WORDS[bool(lab.has_drums)]))
     rng.shuffle(adjs)
     rng.shuffle(posts)
-    inst = _pick(rng, _INST[lab.instrument]) if "instrument" in keep else ""
-    noun = _pick(rng, _NOUNS)
+    inst = _pick(rng, INSTRUMENT_WORDS[lab.instrument]) if "instrument" in keep else ""
+    noun = _pick(rng, NOUNS)
     frame = int(rng.integers(3))
     head = " ".join(x for x in (", ".join(adjs), inst, noun) if x)
     if frame == 0:
@@ -435,12 +403,12 @@ def clap_caption(lab: data.ClipLabels, rng: np.random.Generator, style: str = "t
         return _compose(lab, rng, full), _mask(*full)
     if style == "unseen":
         words = {"noun": _pick(rng, ("recording", "composition", "phrase")),
-                 "inst": _pick(rng, _UNSEEN_INST[lab.instrument]),
-                 "tempo": _pick(rng, _UNSEEN_TEMPO[lab.tempo]),
-                 "dyn": _pick(rng, _UNSEEN_DYN[lab.dynamics]),
-                 "drums": _pick(rng, _UNSEEN_DRUMS[bool(lab.has_drums)]), "key": f"key of {lab.key}"}
+                 "inst": _pick(rng, UNSEEN_INST[lab.instrument]),
+                 "tempo": _pick(rng, UNSEEN_TEMPO[lab.tempo]),
+                 "dyn": _pick(rng, UNSEEN_DYN[lab.dynamics]),
+                 "drums": _pick(rng, UNSEEN_DRUMS[bool(lab.has_drums)]), "key": f"key of {lab.key}"}
         words["inst_a"] = _a(words["inst"])
-        return _pick(rng, _UNSEEN_FRAMES).format(**words), _mask(*full)
+        return _pick(rng, UNSEEN_FRAMES).format(**words), _mask(*full)
     raise ValueError(f"unknown caption style {style!r}; choose 'train', 'full' or 'unseen'")
 
 
@@ -481,26 +449,19 @@ def attribute_prompts(attribute: str) -> dict[str, str]:
     if attribute not in ATTRIBUTES:
         raise ValueError(f"unknown attribute {attribute!r}; choose one of {ATTRIBUTES}")
     if attribute == "instrument":
-        return {c: _a(f"{_INST[c][0]} melody") for c in TAG_FIELDS["instrument"]}
+        return {c: _a(f"{INSTRUMENT_WORDS[c][0]} melody") for c in TAG_FIELDS["instrument"]}
     if attribute == "tempo":
-        return {c: _a(f"{_TEMPO[c][0]} melody") for c in TAG_FIELDS["tempo"]}
+        return {c: _a(f"{TEMPO_WORDS[c][0]} melody") for c in TAG_FIELDS["tempo"]}
     if attribute == "mode":
-        return {c: f"a melody {_MODE[c][0]}" for c in TAG_FIELDS["mode"]}
+        return {c: f"a melody {MODE_WORDS[c][0]}" for c in TAG_FIELDS["mode"]}
     if attribute == "drums":
-        return {c: f"a melody {_DRUMS[c == 'drums'][0]}" for c in TAG_FIELDS["drums"]}
-    return {c: f"a melody {_DYN_PHRASE[c][0]}" for c in TAG_FIELDS["dynamics"]}
-
-
-# The evaluator's own wording: attribute lists, never a sentence, so its caption pool shares no
-# caption with MiniCLAP's (tested). Keys and class words per attribute.
-_JUDGE_KEYS = {"instrument": "timbre", "tempo": "tempo", "mode": "mode", "drums": "percussion",
-               "dynamics": "dynamics"}
-_JUDGE_DRUMS = {True: ("yes", "drums"), False: ("no", "no drums")}  # (key-value form, list form)
+        return {c: f"a melody {DRUM_WORDS[c == 'drums'][0]}" for c in TAG_FIELDS["drums"]}
+    return {c: f"a melody {DYN_PHRASE[c][0]}" for c in TAG_FIELDS["dynamics"]}
 
 
 def _judge_value(lab: data.ClipLabels, attr: str, listed: bool, tonic: bool) -> str:
     if attr == "drums":
-        return _JUDGE_DRUMS[bool(lab.has_drums)][int(listed)]
+        return JUDGE_DRUMS[bool(lab.has_drums)][int(listed)]
     if attr == "mode" and tonic:
         return lab.key.lower()
     return str(getattr(lab, attr)).lower()
@@ -525,7 +486,7 @@ def judge_caption(lab: data.ClipLabels, rng: np.random.Generator | None = None) 
         frame, tonic = int(rng.integers(3)), bool(rng.random() < 0.5)
     vals = [_judge_value(lab, a, frame > 0, tonic) for a in keep]
     if frame == 0:
-        text = "; ".join(f"{_JUDGE_KEYS[a]}: {v}" for a, v in zip(keep, vals))
+        text = "; ".join(f"{JUDGE_KEYS[a]}: {v}" for a, v in zip(keep, vals))
     else:
         text = " | ".join(vals) if frame == 1 else "tags: " + ", ".join(vals)
     names = list(keep) + (["tonic"] if tonic and "mode" in keep else [])
@@ -550,8 +511,8 @@ def judge_class_prompts(attribute: str) -> dict[str, str]:
     if attribute not in ATTRIBUTES:
         raise ValueError(f"unknown attribute {attribute!r}; choose one of {ATTRIBUTES}")
     if attribute == "drums":
-        return {c: f"percussion: {_JUDGE_DRUMS[c == 'drums'][0]}" for c in TAG_FIELDS["drums"]}
-    return {c: f"{_JUDGE_KEYS[attribute]}: {c}" for c in TAG_FIELDS[attribute]}
+        return {c: f"percussion: {JUDGE_DRUMS[c == 'drums'][0]}" for c in TAG_FIELDS["drums"]}
+    return {c: f"{JUDGE_KEYS[attribute]}: {c}" for c in TAG_FIELDS[attribute]}
 
 
 # ============================================================================ MiniCLAP networks
@@ -1120,7 +1081,7 @@ def attribute_judge(preset: str = "laptop", steps: int = 600) -> AttributeJudge:
     """The :class:`AttributeJudge` of ``preset``, trained on the fly (deterministic; under a minute
     on the laptop preset)."""
     from .core.metrics import train_attribute_classifier
-    from .teacher import tag_vocab, tags_tensor
+    from .data.tags import tag_vocab, tags_tensor
 
     ds = evaluator_data(get_preset(preset))
     clf = train_attribute_classifier(ds.mels, tags_tensor(ds.labels), tag_vocab(), steps=steps, seed=3)

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from .audio.analysis import MIDDLE_C_HZ, librosa_chroma, librosa_mel_power, reanalyse_mel, wave_np
 from .audio.mel import check_mel, mel_filterbank, norm_to_power
 from .core.config import MelConfig
-from .data import ClipLabels
+from .data.labels import ClipLabels
 
 __all__ = [
     "INTENSITY_SHAPES",

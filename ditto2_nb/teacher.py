@@ -20,51 +20,14 @@ from pathlib import Path
 
 import torch
 
-from . import data
 from .core import checkpoints as ckpt
 from .core.assets import cache_dir, reproduce_command, resolve_model_file, shipped_path, training_card
 from .core.config import NetConfig, Preset, from_dict, get_preset, to_dict
 from .core.train import export_ema, fit
+from .data.datasets import training_data
+from .data.tags import tag_vocab, tags_tensor
 from .losses import edm_loss
 from .networks import Denoiser, count_parameters, drop_tag_input
-
-# The conditioning tags: field -> its classes (tag index = position + 1; 0 = "no tag").
-TAG_FIELDS: dict[str, tuple[str, ...]] = {
-    "instrument": data.INSTRUMENTS,
-    "tempo": tuple(data.TEMPO_CLASSES),
-    "mode": data.MODES,
-    "drums": ("no drums", "drums"),
-    "dynamics": data.DYNAMICS,
-}
-
-
-def tag_vocab() -> tuple[int, ...]:
-    """Classes per tag field, each including index 0 = "no tag"."""
-    return tuple(len(v) + 1 for v in TAG_FIELDS.values())
-
-
-def tag_values(labels: data.ClipLabels) -> dict[str, str]:
-    return {"instrument": labels.instrument, "tempo": labels.tempo, "mode": labels.mode,
-            "drums": "drums" if labels.has_drums else "no drums", "dynamics": labels.dynamics}
-
-
-def encode_tags(values: dict[str, str | None]) -> torch.Tensor:
-    """``{"instrument": "square", ...}`` -> long ``[K]``; a missing field or None is 0 (no tag)."""
-    unknown = set(values) - set(TAG_FIELDS)
-    if unknown:
-        raise ValueError(f"unknown tag field(s) {sorted(unknown)}; fields are {list(TAG_FIELDS)}")
-    out = []
-    for field_name, classes in TAG_FIELDS.items():
-        v = values.get(field_name)
-        if v is not None and v not in classes:
-            raise ValueError(f"{field_name}={v!r} is not one of {classes}")
-        out.append(0 if v is None else classes.index(v) + 1)
-    return torch.tensor(out, dtype=torch.long)
-
-
-def tags_tensor(labels: list[data.ClipLabels]) -> torch.Tensor:
-    """Tags of labelled clips, ``[N, K]``."""
-    return torch.stack([encode_tags(tag_values(x)) for x in labels])
 
 
 def teacher_net_config(preset: Preset, conditional: bool = True) -> NetConfig:
@@ -103,26 +66,6 @@ def unconditional_from(conditional: Denoiser) -> Denoiser:
     model.net = drop_tag_input(conditional.net)
     return model
 
-
-
-def training_data(preset: Preset) -> data.MelDataset:
-    """The preset's training clips (seeds ``data.seed ...``); loads only this split's cache."""
-    return data.procedural_dataset(preset.mel, preset.data.n_train, preset.data.seed)
-
-
-def heldout_data(preset: Preset) -> data.MelDataset:
-    """Held-out clips: the seed range of :func:`ditto2_nb.data.procedural_splits`, disjoint from
-    training."""
-    return data.procedural_dataset(preset.mel, preset.data.n_heldout,
-                                   preset.data.seed + data.HELDOUT_SEED_OFFSET)
-
-
-def evaluator_data(preset: Preset) -> data.MelDataset:
-    """Clips for the evaluators only (the independent text scorer and its attribute judge): their
-    own seed range, disjoint from training and held-out, so no evaluator saw a clip the losses
-    were trained on."""
-    return data.procedural_dataset(preset.mel, preset.data.n_train,
-                                   preset.data.seed + data.EVALUATOR_SEED_OFFSET)
 
 
 def train_teacher(preset: str | Preset = "laptop", out: str | Path | None = None, *,

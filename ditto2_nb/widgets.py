@@ -59,11 +59,13 @@ from .controls import (
     structure_control,
 )
 from .core.config import get_preset, resolve_device
-from .data import INSTRUMENTS
+from .data.datasets import heldout_data
+from .data.tags import encode_tags
+from .data.theory import INSTRUMENTS
 from .distill import load_distilled, student_decode
 from .optimize import OptimConfig, OptResult, ditto, ditto2
 from .samplers import get_sampler, guided, karras_for, seeded_noise
-from .teacher import encode_tags, heldout_data, load_teacher
+from .teacher import load_teacher
 
 __all__ = ["CONTROLS", "METHODS", "SHAPES", "ControlPanel", "PanelResult", "TextPanel", "load_model"]
 

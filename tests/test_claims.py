@@ -15,7 +15,7 @@ import torch
 from ditto2_nb import clap, data
 from ditto2_nb.core import metrics
 from ditto2_nb.core.config import get_preset
-from ditto2_nb.teacher import evaluator_data, heldout_data, tag_vocab, tags_tensor, training_data
+from ditto2_nb.data import evaluator_data, heldout_data, tag_vocab, tags_tensor, training_data
 
 CI = get_preset("ci")
 ROOT = Path(__file__).resolve().parent.parent

@@ -138,7 +138,7 @@ def test_ci_miniclap_trains_in_seconds_and_beats_chance(trained):
 
 
 def test_ci_miniclap_retrieves_its_training_clips(trained):
-    from ditto2_nb.teacher import training_data
+    from ditto2_nb.data import training_data
 
     ds = training_data(CI)
     caps = [clap.clap_caption(lab, np.random.default_rng(i), "full") for i, lab in enumerate(ds.labels[:48])]

@@ -8,8 +8,9 @@ import torch
 
 from ditto2_nb.core import checkpoints as ckpt
 from ditto2_nb.core.assets import shipped_path
+from ditto2_nb.data import TAG_FIELDS, encode_tags, tag_vocab
 from ditto2_nb.samplers import generate
-from ditto2_nb.teacher import TAG_FIELDS, encode_tags, load_model, load_teacher, tag_vocab
+from ditto2_nb.teacher import load_model, load_teacher
 
 
 @pytest.fixture(scope="module")
