@@ -17,7 +17,7 @@ The protocol (``PROTOCOL``, written into the results) is the same for every numb
 * **seconds per clip** from the same runs (the optimisation, the final decode and the vocoder; all
   methods batched alike), plus a batch-1 latency of one target per control;
 * **FD** with the ``attr-clf`` embedder (the 32-d bottleneck of an attribute classifier trained on
-  real training clips, gain-augmented, blind to dynamics: :class:`ditto2_nb.metrics.ClassifierEmbedder`),
+  real training clips, gain-augmented, blind to dynamics: :class:`ditto2_nb.core.metrics.ClassifierEmbedder`),
   which no control optimises; every method pools its outputs over the three controls (equal n), the
   reference is held-out clips that are no target, the floor is real training clips vs that reference
   at the same n (several draws), and the unoptimised outputs of the same noises are rows;
@@ -52,10 +52,9 @@ from ditto2_nb.core import metrics
 from ditto2_nb.core.assets import cache_dir, machine, resolve_model_file
 from ditto2_nb.core.config import get_preset
 from ditto2_nb.data import caption, heldout_data, tag_vocab, tags_tensor, training_data
+from ditto2_nb.diffusion import get_sampler, guided, karras_for, load_teacher, seeded_noise
 from ditto2_nb.distill import decode_file, load_distilled, student_decode
 from ditto2_nb.optimize import OptimConfig, ditto, ditto2
-from ditto2_nb.samplers import get_sampler, guided, karras_for, seeded_noise
-from ditto2_nb.teacher import load_teacher
 
 OUT = Path(__file__).parent / "results"
 CONTROLS = ("intensity", "melody", "structure")

@@ -23,7 +23,7 @@ Three scorers:
    encoder is its own (``text="words"``: embeddings of words and character trigrams of a vocabulary
    built from its captions, trained from scratch; no MiniLM), its captions are its own attribute
    lists (:func:`judge_caption`; no caption in common with MiniCLAP's pool), its clips come from
-   their own seed range (:func:`ditto2_nb.teacher.evaluator_data`), its audio tower is a 2-D conv
+   their own seed range (:func:`ditto2_nb.data.evaluator_data`), its audio tower is a 2-D conv
    with statistics pooling, and it is never used as a loss. :class:`AttributeJudge` goes further:
    an audio attribute classifier on those clips, no text model at all.
 3. **LAION-CLAP** (:class:`LaionClap`) for users who have a released checkpoint: built from local
@@ -89,7 +89,7 @@ from .data.captions import (
 )
 from .data.datasets import evaluator_data, heldout_data, training_data
 from .data.tags import TAG_FIELDS, tag_values
-from .networks import count_parameters
+from .diffusion.networks import count_parameters
 
 __all__ = [
     "ATTRIBUTES",
@@ -443,7 +443,7 @@ def field_values(labels: Sequence[data.ClipLabels]) -> torch.Tensor:
 def attribute_prompts(attribute: str) -> dict[str, str]:
     """One prompt per class of a tag attribute (zero-shot classification): class -> prompt.
 
-    Classes are those of :data:`ditto2_nb.teacher.TAG_FIELDS`; e.g. ``attribute_prompts("tempo")``
+    Classes are those of :data:`ditto2_nb.data.TAG_FIELDS`; e.g. ``attribute_prompts("tempo")``
     is ``{"slow": "a slow melody", "medium": "a medium-tempo melody", "fast": "a fast melody"}``.
     """
     if attribute not in ATTRIBUTES:
@@ -1057,7 +1057,7 @@ def quick_metrics(scorer: MiniClap, p: Preset, n: int = 256) -> dict:
 @dataclass(frozen=True, eq=False)
 class AttributeJudge:
     """Text adherence without any text model: an audio attribute classifier
-    (:class:`ditto2_nb.metrics.AttributeClassifier`) trained on real clips that no scorer or
+    (:class:`ditto2_nb.core.metrics.AttributeClassifier`) trained on real clips that no scorer or
     generator saw (:func:`evaluator_data`), asked whether a clip has the labels a prompt describes."""
 
     clf: nn.Module

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
         ap.error("--steps must be positive")
     try:
         if a.command == "train-teacher":
-            from .teacher import train_teacher
+            from .diffusion.teacher import train_teacher
 
             path = train_teacher(a.preset, a.out, conditional=not a.uncond, steps=a.steps,
                                  progress=not a.no_progress, work_dir=a.work_dir,

@@ -23,16 +23,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import teacher as T
 from .controls import chroma_agreement, intensity
 from .core import checkpoints as ckpt
 from .core.config import DistillConfig, NetConfig, Preset, from_dict, get_preset, to_dict
 from .core.train import export_ema, fit
-from .losses import edm_loss
-from .networks import Denoiser, UNet1d, drop_tag_input
-from .precond import append_dims, consistency_scalings, ctm_jump, edm_scalings
-from .samplers import guided
-from .schedule import karras_sigmas
+from .diffusion import teacher as T
+from .diffusion.losses import edm_loss
+from .diffusion.networks import Denoiser, UNet1d, drop_tag_input
+from .diffusion.precond import append_dims, consistency_scalings, ctm_jump, edm_scalings
+from .diffusion.samplers import guided
+from .diffusion.schedule import karras_sigmas
 
 # ----------------------------------------------------------------------------- models
 
@@ -271,7 +271,7 @@ def make_student(kind: str, teacher: Denoiser) -> nn.Module:
 
 def unconditional_student(conditional: nn.Module) -> nn.Module:
     """A tag-free copy of a distilled conditional student, equal to it with every tag dropped
-    (:func:`ditto2_nb.networks.drop_tag_input`): a warm start for distilling the unconditional
+    (:func:`ditto2_nb.diffusion.networks.drop_tag_input`): a warm start for distilling the unconditional
     teacher, which shares the conditional teacher's weights it was fine-tuned from."""
     cfg = dataclasses.replace(conditional.cfg, tag_vocab=())
     if isinstance(conditional, ConsistencyModel):
@@ -302,7 +302,7 @@ def train_student(kind: str, preset: str | Preset = "laptop", out=None, *,
     p = get_preset(preset) if isinstance(preset, str) else preset
     tcfg = p.distill_train if steps is None else dataclasses.replace(p.distill_train, steps=steps)
     dcfg = p.distill
-    teacher = (T.load_model(teacher_path) if teacher_path
+    teacher = (T.load_denoiser(teacher_path) if teacher_path
                else T.load_teacher(p.name, conditional, progress=progress))
     ds = T.training_data(p)
     mels = ds.mels

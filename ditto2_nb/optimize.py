@@ -25,8 +25,8 @@ import torch
 from torch.utils.checkpoint import checkpoint
 from tqdm.auto import tqdm
 
+from .diffusion.samplers import get_sampler, guided, karras_for
 from .distill import student_decode
-from .samplers import get_sampler, guided, karras_for
 
 LossFn = Callable[[torch.Tensor], torch.Tensor]
 

@@ -47,13 +47,13 @@ from torch import nn
 from .audio.mel import db_to_norm, mel_filterbank, norm_to_db, norm_to_power, power_to_db
 from .controls import intensity_target, mel_centre_hz
 from .core.config import DistillConfig, MelConfig, NetConfig
+from .diffusion.losses import edm_loss
+from .diffusion.networks import Denoiser
+from .diffusion.precond import append_dims, consistency_scalings, ctm_jump, edm_scalings
+from .diffusion.samplers import sample_euler, sample_heun
+from .diffusion.schedule import karras_sigmas, sample_log_normal_sigma
 from .distill import ConsistencyModel, cd_loss, ctm_gamma_sample, pseudo_huber, student_decode, teacher_solve
-from .losses import edm_loss
-from .networks import Denoiser
 from .optimize import OptimConfig, ditto2
-from .precond import append_dims, consistency_scalings, ctm_jump, edm_scalings
-from .samplers import sample_euler, sample_heun
-from .schedule import karras_sigmas, sample_log_normal_sigma
 
 __all__ = [
     "TutorError",
@@ -500,7 +500,7 @@ def check_denoiser(fn: Callable) -> None:
 
 def check_edm_loss(fn: Callable) -> None:
     """T02: ``fn(denoise, x0 [B, D], sigma [B, 1], z [B, D], sigma_data) -> scalar`` vs
-    :func:`ditto2_nb.losses.edm_loss` on the same random draws."""
+    :func:`ditto2_nb.diffusion.losses.edm_loss` on the same random draws."""
     g = _gen()
     seed = int(torch.randint(2**31, (1,), generator=g))
     sd = 0.3 + 0.7 * float(torch.rand(1, generator=g))

@@ -62,10 +62,10 @@ from .core.config import get_preset, resolve_device
 from .data.datasets import heldout_data
 from .data.tags import encode_tags
 from .data.theory import INSTRUMENTS
+from .diffusion.samplers import get_sampler, guided, karras_for, seeded_noise
+from .diffusion.teacher import load_teacher
 from .distill import load_distilled, student_decode
 from .optimize import OptimConfig, OptResult, ditto, ditto2
-from .samplers import get_sampler, guided, karras_for, seeded_noise
-from .teacher import load_teacher
 
 __all__ = ["CONTROLS", "METHODS", "SHAPES", "ControlPanel", "PanelResult", "TextPanel", "load_model"]
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from ditto2_nb.core.config import NetConfig
+from ditto2_nb.diffusion import Denoiser
 from ditto2_nb.distill import (
     ConsistencyModel,
     CTMModel,
@@ -14,7 +15,6 @@ from ditto2_nb.distill import (
     ctm_gamma_sample,
     ctm_loss,
 )
-from ditto2_nb.networks import Denoiser
 
 TINY = NetConfig(n_mels=8, channels=(8, 16), blocks=1, emb_dim=16, attn_heads=2, tag_vocab=(3,))
 SD = 0.5
@@ -107,8 +107,7 @@ def test_cd_loss_is_zero_for_the_exact_model():
 def test_distillation_moves_the_one_step_jump_towards_the_teachers_ode(kind):
     import copy
 
-    from ditto2_nb.samplers import guided, sample_heun
-    from ditto2_nb.schedule import karras_sigmas
+    from ditto2_nb.diffusion import guided, karras_sigmas, sample_heun
 
     t = teacher()
     student = (ConsistencyModel if kind == "cm" else CTMModel).from_teacher(t)

@@ -5,11 +5,9 @@ import pytest
 import torch
 
 from ditto2_nb.core.config import NetConfig
+from ditto2_nb.diffusion import Denoiser, get_sampler, guided, karras_sigmas
 from ditto2_nb.distill import ConsistencyModel, CTMModel
-from ditto2_nb.networks import Denoiser
 from ditto2_nb.optimize import OptimConfig, checkpointed, ditto, ditto2, typical_set_penalty
-from ditto2_nb.samplers import get_sampler, guided
-from ditto2_nb.schedule import karras_sigmas
 
 TINY = NetConfig(n_mels=8, channels=(8, 16), blocks=1, emb_dim=16, attn_heads=2, tag_vocab=(3,))
 

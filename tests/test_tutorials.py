@@ -121,8 +121,8 @@ def _execute(src: Path, dst: Path, params: dict, allow_errors: bool) -> tuple[fl
 @pytest.fixture(scope="session")
 def tutorial_runs(tmp_path_factory):
     """Every tutorial executed on ci twice: solved and blank. ``{(stem, mode): (nb, artifacts, s, err)}``."""
+    from ditto2_nb.diffusion import load_teacher
     from ditto2_nb.distill import load_distilled
-    from ditto2_nb.teacher import load_teacher
 
     load_teacher("ci"), load_distilled("cm", "ci"), load_distilled("ctm", "ci")  # train once, up front
     out = tmp_path_factory.mktemp("tutorials_ci")
@@ -469,8 +469,8 @@ def test_sampler_step_wrong_answers():
 
 
 def test_consistency_wrong_answers():
+    from ditto2_nb.diffusion import append_dims
     from ditto2_nb.distill import pseudo_huber
-    from ditto2_nb.precond import append_dims
 
     sol = load_solutions("T04_consistency_distillation")
 

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import torch
 
-from .core import checkpoints as ckpt
-from .core.assets import cache_dir, reproduce_command, resolve_model_file, shipped_path, training_card
-from .core.config import NetConfig, Preset, from_dict, get_preset, to_dict
-from .core.train import export_ema, fit
-from .data.datasets import training_data
-from .data.tags import tag_vocab, tags_tensor
+from ..core import checkpoints as ckpt
+from ..core.assets import cache_dir, reproduce_command, resolve_model_file, shipped_path, training_card
+from ..core.config import NetConfig, Preset, from_dict, get_preset, to_dict
+from ..core.train import export_ema, fit
+from ..data.datasets import training_data
+from ..data.tags import tag_vocab, tags_tensor
 from .losses import edm_loss
 from .networks import Denoiser, count_parameters, drop_tag_input
 
@@ -35,7 +35,7 @@ def teacher_net_config(preset: Preset, conditional: bool = True) -> NetConfig:
                                tag_vocab=tag_vocab() if conditional else ())
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> Denoiser:
+def load_denoiser(path: str | Path, device: str | torch.device = "cpu") -> Denoiser:
     """Rebuild a :class:`Denoiser` from a shipped/exported file alone (EMA weights, float32)."""
     tensors, meta = ckpt.read(path)
     if "net" not in meta:
@@ -54,13 +54,13 @@ def load_teacher(preset: str = "laptop", conditional: bool = True, *, device="cp
     path = resolve_model_file(kind, preset, retrain, reproduce_command("teacher", preset, conditional))
     if retrain or not path.exists():
         train_teacher(preset, path, conditional=conditional, progress=progress)
-    return load_model(path, device)
+    return load_denoiser(path, device)
 
 
 
 def unconditional_from(conditional: Denoiser) -> Denoiser:
     """An unconditional teacher (no tag input) equal to ``conditional`` with every tag dropped
-    (:func:`ditto2_nb.networks.drop_tag_input`): a warm start for fine-tuning on all the data,
+    (:func:`ditto2_nb.diffusion.networks.drop_tag_input`): a warm start for fine-tuning on all the data,
     which the null-tag mode saw only ``p_uncond`` of."""
     model = Denoiser(dataclasses.replace(conditional.cfg, tag_vocab=()))
     model.net = drop_tag_input(conditional.net)

@@ -95,7 +95,7 @@ def nfe_per_sample(name: str, steps: int) -> int:
 
 
 def guided(model, tags: torch.Tensor | None = None, w: float = 1.0) -> Denoise:
-    """Close a :class:`~ditto2_nb.networks.Denoiser` over its conditioning, with classifier-free
+    """Close a :class:`~ditto2_nb.diffusion.networks.Denoiser` over its conditioning, with classifier-free
     guidance: D_w = D_uncond + w (D_cond - D_uncond), both halves in one batched pass.
 
     ``w = 1`` (or ``tags`` None) is plain conditional (or unconditional) denoising.

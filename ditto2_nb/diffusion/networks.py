@@ -3,7 +3,7 @@
 Shapes: mels are ``[B, M, T]``; noise levels ``sigma`` are ``[B]`` (a float broadcasts).
 
 The raw network ``F(c_in x, c_noise, tags, c_noise_s)`` is wrapped by :class:`Denoiser`, which
-applies the EDM preconditioning of :mod:`ditto2_nb.precond`. ``c_noise_s`` is the optional second
+applies the EDM preconditioning of :mod:`ditto2_nb.diffusion.precond`. ``c_noise_s`` is the optional second
 time embedding that the CTM student needs (G(x, t, s)); its branch is zero-initialised so a model
 with it starts as exactly the model without it.
 """
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core.config import NetConfig
+from ..core.config import NetConfig
 from .precond import append_dims, edm_scalings
 
 
