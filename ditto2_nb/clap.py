@@ -64,7 +64,7 @@ from . import data
 from .audio.analysis import reanalyse_mel
 from .audio.mel import as_waveform, resample, wave_to_mel
 from .audio.vocoder import GriffinLimVocoder
-from .controls import Control
+from .controls.base import Control
 from .core import checkpoints as ckpt
 from .core.assets import cache_dir, machine, resolve_model_file, shipped_path
 from .core.config import MelConfig, Preset, TrainConfig, from_dict, get_preset, to_dict
@@ -748,7 +748,7 @@ class MiniClap(_ScorerBase):
 
     def measure(self, wave: torch.Tensor | np.ndarray, texts: Sequence[str] | str) -> torch.Tensor:
         """Score of audio ``[B, L]`` with the mel re-analysed by librosa (independent of the torch
-        front-end the losses use; see :func:`ditto2_nb.controls.reanalyse_mel`)."""
+        front-end the losses use; see :func:`ditto2_nb.audio.reanalyse_mel`)."""
         mel = reanalyse_mel(as_waveform(torch.as_tensor(wave)), self.mel_cfg)
         with torch.no_grad():
             return self.score(mel, texts).cpu()

@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .controls import chroma_agreement, intensity
+from .controls.intensity import intensity
+from .controls.melody import chroma_agreement
 from .core import checkpoints as ckpt
 from .core.config import DistillConfig, NetConfig, Preset, from_dict, get_preset, to_dict
 from .core.train import export_ema, fit

@@ -45,7 +45,8 @@ import torchaudio.functional as AF
 from torch import nn
 
 from .audio.mel import db_to_norm, mel_filterbank, norm_to_db, norm_to_power, power_to_db
-from .controls import intensity_target, mel_centre_hz
+from .controls.intensity import intensity_target
+from .controls.melody import mel_centre_hz
 from .core.config import DistillConfig, MelConfig, NetConfig
 from .diffusion.losses import edm_loss
 from .diffusion.networks import Denoiser

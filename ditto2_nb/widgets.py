@@ -42,22 +42,11 @@ from .audio.files import load_audio
 from .audio.mel import wave_to_mel
 from .audio.vocoder import GriffinLimVocoder
 from .clap import check_texts, clap_control, load_miniclap
-from .controls import (
-    INTENSITY_SHAPES,
-    Control,
-    IntensityControl,
-    LoopControl,
-    MaskedMelControl,
-    MelodyControl,
-    StructureControl,
-    inpaint_control,
-    intensity_control,
-    loop_control,
-    melody_control,
-    outpaint_control,
-    pitch_classes_from_mel,
-    structure_control,
-)
+from .controls.base import Control
+from .controls.intensity import INTENSITY_SHAPES, IntensityControl, intensity_control
+from .controls.masks import LoopControl, MaskedMelControl, inpaint_control, loop_control, outpaint_control
+from .controls.melody import MelodyControl, melody_control, pitch_classes_from_mel
+from .controls.structure import StructureControl, structure_control
 from .core.config import get_preset, resolve_device
 from .data.datasets import heldout_data
 from .data.tags import encode_tags
