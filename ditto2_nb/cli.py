@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
                                  from_conditional=a.from_conditional)
             print(f"wrote {path}")
         elif a.command == "distill":
-            from .distill import train_student
+            from .distill.train import train_student
 
             path = train_student(a.kind, a.preset, a.out, conditional=not a.uncond,
                                  teacher_path=a.teacher, steps=a.steps, progress=not a.no_progress,

@@ -26,7 +26,7 @@ from torch.utils.checkpoint import checkpoint
 from tqdm.auto import tqdm
 
 from .diffusion.samplers import get_sampler, guided, karras_for
-from .distill import student_decode
+from .distill.sampling import student_decode
 
 LossFn = Callable[[torch.Tensor], torch.Tensor]
 

@@ -53,7 +53,9 @@ from .diffusion.networks import Denoiser
 from .diffusion.precond import append_dims, consistency_scalings, ctm_jump, edm_scalings
 from .diffusion.samplers import sample_euler, sample_heun
 from .diffusion.schedule import karras_sigmas, sample_log_normal_sigma
-from .distill import ConsistencyModel, cd_loss, ctm_gamma_sample, pseudo_huber, student_decode, teacher_solve
+from .distill.losses import cd_loss, pseudo_huber, teacher_solve
+from .distill.sampling import ctm_gamma_sample, student_decode
+from .distill.students import ConsistencyModel
 from .optimize import OptimConfig, ditto2
 
 __all__ = [

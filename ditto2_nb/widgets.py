@@ -53,7 +53,8 @@ from .data.tags import encode_tags
 from .data.theory import INSTRUMENTS
 from .diffusion.samplers import get_sampler, guided, karras_for, seeded_noise
 from .diffusion.teacher import load_teacher
-from .distill import load_distilled, student_decode
+from .distill.sampling import student_decode
+from .distill.train import load_distilled
 from .optimize import OptimConfig, OptResult, ditto, ditto2
 
 __all__ = ["CONTROLS", "METHODS", "SHAPES", "ControlPanel", "PanelResult", "TextPanel", "load_model"]

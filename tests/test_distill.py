@@ -4,12 +4,11 @@ student, samplers, and that distillation reduces the loss."""
 import pytest
 import torch
 
-from ditto2_nb.core.config import NetConfig
+from ditto2_nb.core.config import DistillConfig, NetConfig
 from ditto2_nb.diffusion import Denoiser
 from ditto2_nb.distill import (
     ConsistencyModel,
     CTMModel,
-    DistillConfig,
     cd_loss,
     cm_multistep,
     ctm_gamma_sample,
