@@ -56,7 +56,8 @@ from .diffusion.schedule import karras_sigmas, sample_log_normal_sigma
 from .distill.losses import cd_loss, pseudo_huber, teacher_solve
 from .distill.sampling import ctm_gamma_sample, student_decode
 from .distill.students import ConsistencyModel
-from .optimize import OptimConfig, ditto2
+from .optimize.loop import OptimConfig
+from .optimize.methods import ditto2
 
 __all__ = [
     "TutorError",

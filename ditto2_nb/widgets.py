@@ -51,11 +51,11 @@ from .core.config import get_preset, resolve_device
 from .data.datasets import heldout_data
 from .data.tags import encode_tags
 from .data.theory import INSTRUMENTS
-from .diffusion.samplers import get_sampler, guided, karras_for, seeded_noise
+from .diffusion.samplers import seeded_noise
 from .diffusion.teacher import load_teacher
-from .distill.sampling import student_decode
 from .distill.train import load_distilled
-from .optimize import OptimConfig, OptResult, ditto, ditto2
+from .optimize.loop import OptimConfig, OptResult
+from .optimize.methods import ditto, ditto2
 
 __all__ = ["CONTROLS", "METHODS", "SHAPES", "ControlPanel", "PanelResult", "TextPanel", "load_model"]
 
@@ -315,13 +315,17 @@ class ControlPanel:
             return None
         return encode_tags({"instrument": p["instrument"]})[None].to(self.device)
 
-    def optimise(self, p: dict[str, Any], control: Control) -> OptResult:
-        """Run DITTO or DITTO-2 from the seed's noise; deterministic given ``p``."""
+    def optimise(self, p: dict[str, Any], control: Control, iterations: int | None = None) -> OptResult:
+        """Run DITTO or DITTO-2 from the seed's noise; deterministic given ``p``. ``iterations``
+        overrides ``p["iterations"]``; 0 gives the method's decode of the unoptimised noise. The
+        seed also fixes DITTO-2's decode noise."""
         z0 = seeded_noise([p["seed"]], (self.cfg.n_mels, control.frames), self.device)
-        refine = 0 if p["method"] == "ditto" else p["refine_last"]
-        ocfg = OptimConfig(iterations=p["iterations"], lr=p["lr"], snapshot_every=p["snapshot_every"],
+        its = p["iterations"] if iterations is None else iterations
+        refine = 0 if p["method"] == "ditto" or its == 0 else p["refine_last"]
+        ocfg = OptimConfig(iterations=its, lr=p["lr"], snapshot_every=p["snapshot_every"],
                            reg_weight=p["reg_weight"], refine_last=refine)
-        model, live = self.model(p["method"]), self._live_callback(control, p)
+        model = self.model(p["method"])
+        live = self._live_callback(control, p) if its else None
         if p["method"] == "ditto":
             return ditto(model, control.loss, z0, self.tags(p), steps=p["teacher_steps"], w=p["w"],
                          cfg=ocfg, progress=self.progress, callback=live)
@@ -330,18 +334,13 @@ class ControlPanel:
 
     def baseline(self, **overrides) -> dict[str, float]:
         """The same control measured on the *unoptimised* output of the run's initial noise (the
-        seed's x_T decoded as the method would), for before/after comparisons."""
+        seed's x_T decoded by the method itself: :meth:`optimise` with 0 iterations), for
+        before/after comparisons."""
         p = self.resolve(**overrides)
         control = self.make_control(p)
-        z0 = seeded_noise([p["seed"]], (self.cfg.n_mels, control.frames), self.device)
-        model, tags = self.model(p["method"]), self.tags(p)
+        res = self.optimise(p, control, iterations=0)
         with torch.no_grad():
-            if p["method"] == "ditto":
-                sigmas = karras_for(model, p["teacher_steps"]).to(self.device)
-                x0 = get_sampler("euler")(guided(model, tags, p["w"]), z0 * sigmas[0], sigmas)
-            else:
-                x0 = student_decode(model, z0 * model.sigma_max, p["decode_steps"], tags, seed=p["seed"])
-            wave = self.vocoder(x0).cpu()
+            wave = self.vocoder(res.x0).cpu()
         return {k: float(v[0]) for k, v in control.evaluate(wave).items()}
 
     def measure(self, control: Control, res: OptResult, wave: torch.Tensor) -> dict[str, float]:
