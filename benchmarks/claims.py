@@ -52,9 +52,9 @@ from ditto2_nb.core import metrics
 from ditto2_nb.core.assets import cache_dir, machine, resolve_model_file
 from ditto2_nb.core.config import get_preset
 from ditto2_nb.data import caption, heldout_data, tag_vocab, tags_tensor, training_data
-from ditto2_nb.diffusion import get_sampler, guided, karras_for, load_teacher, seeded_noise
-from ditto2_nb.distill import decode_file, load_distilled, student_decode
-from ditto2_nb.optimize import OptimConfig, ditto, ditto2
+from ditto2_nb.diffusion import load_teacher, seeded_noise
+from ditto2_nb.distill import decode_file, load_distilled
+from ditto2_nb.optimize import OptimConfig, StudentDecoder, TeacherDecoder, ditto, ditto2
 
 OUT = Path(__file__).parent / "results"
 CONTROLS = ("intensity", "melody", "structure")
@@ -108,13 +108,12 @@ def run_method(key: str, models: dict, loss, z0: torch.Tensor, tags: torch.Tenso
     teacher, w = models["teacher"], PROTOCOL["cfg_w"]
     opt = OptimConfig(iterations=iters, lr=PROTOCOL["lr"], snapshot_every=0)
     if key == "teacher":
-        sigmas = karras_for(teacher, PROTOCOL["ditto_steps"])
         with torch.no_grad():
-            return get_sampler("euler")(guided(teacher, tags, w), z0 * sigmas[0], sigmas), None, None
+            return TeacherDecoder(teacher, tags, steps=PROTOCOL["ditto_steps"], w=w)(z0), None, None
     if key == "ctm_2step":
         st = models["ctm"]
         with torch.no_grad():
-            return student_decode(st, z0 * st.sigma_max, PROTOCOL["decode_steps"], tags), None, None
+            return StudentDecoder(st, tags)(z0, PROTOCOL["decode_steps"]), None, None
     if key in ("ditto", "ditto_ckpt"):
         r = ditto(teacher, loss, z0, tags, steps=PROTOCOL["ditto_steps"], w=w,
                   grad_checkpoint=key == "ditto_ckpt", cfg=opt)
@@ -300,17 +299,16 @@ def text_stage(held, cfg, vocoder, a, first: int, run: Path) -> dict:
     def make(key):
         if key == "conditional_teacher":
             teacher = load_teacher(a.preset)
-            sigmas = karras_for(teacher, PROTOCOL["ditto_steps"])
             with torch.no_grad():
-                return get_sampler("euler")(guided(teacher, tags, PROTOCOL["cfg_w"]), z0 * sigmas[0], sigmas)
+                return TeacherDecoder(teacher, tags, steps=PROTOCOL["ditto_steps"], w=PROTOCOL["cfg_w"])(z0)
         if key == "conditional_ctm":
             st = load_distilled("ctm", a.preset)
             with torch.no_grad():
-                return student_decode(st, z0 * st.sigma_max, 2, tags)
+                return StudentDecoder(st, tags)(z0, 2)
         st = load_distilled("ctm", a.preset, conditional=False)
         if key == "unconditional_ctm":
             with torch.no_grad():
-                return student_decode(st, z0 * st.sigma_max, 2)
+                return StudentDecoder(st)(z0, 2)
         return ditto2(st, control.loss, z0, None, decode_steps=2, cfg=opt).x0
 
     def run_one(key):
