@@ -30,6 +30,7 @@ import torch
 
 from ditto2_nb import clap, data
 from ditto2_nb.audio import GriffinLimVocoder, reanalyse_mel
+from ditto2_nb.clap.paraphrase import _data_template_masks
 from ditto2_nb.core.assets import machine
 from ditto2_nb.core.config import get_preset
 from ditto2_nb.data import heldout_data, tag_values
@@ -41,7 +42,7 @@ OUT = Path(__file__).parent / "results"
 def caption_sets(labels, seed: int = 123) -> dict[str, tuple[list[str], np.ndarray]]:
     """Caption set name -> (one caption per clip, mention masks)."""
     out = {"template0": ([data.caption(x) for x in labels],
-                         np.stack([clap._data_template_masks()[0]] * len(labels)))}
+                         np.stack([_data_template_masks()[0]] * len(labels)))}
     for style in ("full", "unseen"):
         pairs = [clap.clap_caption(x, np.random.default_rng([seed, i]), style) for i, x in enumerate(labels)]
         name = "paraphrase" if style == "full" else "unseen"

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
                                  from_conditional=a.from_conditional)
             print(f"wrote {path}")
         elif a.command == "train-clap":
-            from .clap import train_clap
+            from .clap.training import train_clap
 
             path = train_clap(a.preset, a.evaluator, a.out, steps=a.steps, progress=not a.no_progress,
                               work_dir=a.work_dir)

@@ -41,7 +41,9 @@ from . import plots
 from .audio.files import load_audio
 from .audio.mel import wave_to_mel
 from .audio.vocoder import GriffinLimVocoder
-from .clap import check_texts, clap_control, load_miniclap
+from .clap.base import check_texts
+from .clap.control import clap_control
+from .clap.loading import load_miniclap
 from .controls.base import Control
 from .controls.intensity import INTENSITY_SHAPES, IntensityControl, intensity_control
 from .controls.masks import LoopControl, MaskedMelControl, inpaint_control, loop_control, outpaint_control

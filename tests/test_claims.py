@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from ditto2_nb import clap, data
+from ditto2_nb.clap import minilm
 from ditto2_nb.core import metrics
 from ditto2_nb.core.config import get_preset
 from ditto2_nb.data import evaluator_data, heldout_data, tag_vocab, tags_tensor, training_data
@@ -90,8 +91,8 @@ def test_evaluator_shares_no_parameters_or_text_encoder(scorers, monkeypatch):
     def no_minilm():
         raise AssertionError("the evaluator must not touch MiniLM")
 
-    monkeypatch.setattr(clap, "_minilm", no_minilm)
-    clap._TEXT_CACHE.clear()
+    monkeypatch.setattr(minilm, "_minilm", no_minilm)
+    minilm._TEXT_CACHE.clear()
     e = evaluator.embed_text(["timbre: organ; tempo: fast", "square | slow | drums"])
     assert e.shape == (2, evaluator.cfg.embed_dim)
     assert torch.allclose(e.norm(dim=-1), torch.ones(2), atol=1e-5)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from ditto2_nb import clap
+from ditto2_nb.clap.laion import _laion_state_dict
 from ditto2_nb.core.checkpoints import CheckpointError
 from ditto2_nb.core.config import get_preset
 from ditto2_nb.data import generate_clips
@@ -372,11 +373,11 @@ def test_laion_refuses_files_that_need_unpickling_and_reads_safetensors(tmp_path
         clap.LaionClap(bad, tok_dir)
     good = tmp_path / "tiny.safetensors"
     save_file(state, str(good))
-    read = clap._laion_state_dict(good)
+    read = _laion_state_dict(good)
     assert read.keys() == state.keys() and all(torch.equal(read[k], state[k]) for k in state)
     np_scalars = tmp_path / "numpy_scalar.pt"  # metrics stored as numpy scalars are allowed
     torch.save({"state_dict": state, "best": np.float64(0.5)}, np_scalars)
-    assert clap._laion_state_dict(np_scalars).keys() == state.keys()
+    assert _laion_state_dict(np_scalars).keys() == state.keys()
 
 
 def test_laion_rejects_fusion_and_unknown_models(laion_files):
