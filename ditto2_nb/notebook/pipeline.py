@@ -1,9 +1,11 @@
 """The notebook pipeline: run the chapters with papermill, render HTML, collect numbers.
 
-``python -m ditto2_nb.pipeline --preset laptop --out build`` executes the quickstart tutorial and
-every notebook of the tour in dependency order into ``build/``, renders each to HTML, and writes
-``build/summary.md`` with the numbers each notebook recorded (``record``) and the WAV files it
-wrote. The tests run the same pipeline on the ``ci`` preset and read the numbers back.
+``python -m ditto2_nb.notebook.pipeline --preset laptop --out build`` executes the quickstart
+tutorial and every notebook of the tour in dependency order into ``build/``, renders each to HTML,
+and writes ``build/summary.md`` with the numbers each notebook recorded (``record``) and the WAV
+files it wrote. The tests run the same pipeline on the ``ci`` preset and read the numbers back.
+Tutorials with a solutions file (``tutorials/solutions/T0x_name.py``) run with their exercises
+solved (:func:`solution_sections`, :func:`with_solutions`).
 
 Inside a notebook::
 
@@ -14,9 +16,11 @@ Inside a notebook::
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import random
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -25,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .core.config import Preset, get_preset, resolve_device
+from ..core.config import Preset, get_preset, resolve_device
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository (notebooks/, tutorials/)
 
 # The tour, in dependency order (later notebooks may use artifacts of earlier ones).
 TOUR = [
@@ -171,13 +175,42 @@ def _solved(src: Path, out: Path) -> Path:
         return src
     import nbformat
 
-    from .tutor import solution_sections, with_solutions
-
     solved = out / "solved" / src.name
     solved.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(with_solutions(nbformat.read(str(src), as_version=4), solution_sections(solutions)),
                    str(solved))
     return solved
+
+
+# ----------------------------------------------------------------------------- solved tutorials
+
+SOLUTION_SECTION = re.compile(r"^# %% (\S+)\s*$")
+
+
+def solution_sections(path: str | Path) -> dict[str, str]:
+    """``{exercise cell id: source}`` from the ``# %% <cell id>`` sections of a solutions file
+    (``tutorials/solutions/T0x_name.py``)."""
+    sections: dict[str, list[str]] = {}
+    current = None
+    for line in Path(path).read_text().splitlines():
+        m = SOLUTION_SECTION.match(line)
+        if m:
+            current = m.group(1)
+            sections[current] = []
+        elif current is not None:
+            sections[current].append(line)
+    return {k: "\n".join(v).strip() + "\n" for k, v in sections.items()}
+
+
+def with_solutions(nb, sections: dict[str, str]):
+    """A copy of notebook ``nb`` whose cells tagged ``exercise`` hold the solutions."""
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if "exercise" in cell.metadata.get("tags", []):
+            if cell.id not in sections:
+                raise KeyError(f"no solution for exercise cell {cell.id!r}")
+            cell.source = sections[cell.id]
+    return nb
 
 
 def render_html(ipynb: Path) -> Path:

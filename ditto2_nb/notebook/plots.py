@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from .core.config import MelConfig
+from ..core.config import MelConfig
 
 _MEL_COLORS = "Viridis"
 
