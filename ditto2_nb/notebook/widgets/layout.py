@@ -24,6 +24,8 @@ from .running import PanelResult
 class PanelWidgets:
     """The widget view of a panel (built on first use; absent in headless runs)."""
 
+    # ------------------------------------------------------------------ live updates
+
     def _live_callback(self, control: Control, p: dict[str, Any]):
         """The optimiser's per-iteration callback that refreshes the live figure every
         ``live_every`` iterations (None when there are no widgets to refresh)."""

@@ -37,9 +37,6 @@ def _seconds(name: str, v, length: float) -> float:
     return v
 
 
-# ----------------------------------------------------------------------------- the panel
-
-
 class PanelParameters:
     """Resolving and checking a run's parameters against :attr:`defaults`."""
 
