@@ -20,7 +20,7 @@ install: $(STAMP)
 ## The main job: run the notebook tour on the shipped defaults into build/ (executed notebooks,
 ## HTML, WAV files, summary.md).
 demo: $(STAMP)
-	$(PY) -m ditto2_nb.pipeline --preset $(PRESET) --out build
+	$(PY) -m ditto2_nb.notebook.pipeline --preset $(PRESET) --out build
 
 ## The whole test suite (unit, contract, bad input, notebook runs on the ci preset, nbval).
 test: $(STAMP)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ditto2_nb import data
-from ditto2_nb.config import MelConfig
+from ditto2_nb.core.config import MelConfig
 
 RESULTS = Path(__file__).resolve().parent / "results" / "data.json"
 

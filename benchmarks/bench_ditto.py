@@ -18,12 +18,13 @@ from pathlib import Path
 
 import torch
 
-from ditto2_nb.config import get_preset
 from ditto2_nb.controls import intensity_control
-from ditto2_nb.metrics import peak_rss_mb, saved_for_backward_mb
+from ditto2_nb.core.assets import machine
+from ditto2_nb.core.config import get_preset
+from ditto2_nb.core.metrics import peak_rss_mb, saved_for_backward_mb
+from ditto2_nb.data import heldout_data, tags_tensor
+from ditto2_nb.diffusion import get_sampler, guided, karras_for, load_teacher
 from ditto2_nb.optimize import OptimConfig, checkpointed, ditto
-from ditto2_nb.samplers import get_sampler, guided, karras_for
-from ditto2_nb.teacher import heldout_data, load_teacher, machine, tags_tensor
 
 OUT = Path(__file__).parent / "results"
 ITERATIONS = {"intensity": 70, "melody": 150, "structure": 150}

@@ -17,12 +17,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ditto2_nb.checkpoints import read_metadata
-from ditto2_nb.teacher import machine
+from ditto2_nb.core.assets import machine
+from ditto2_nb.core.checkpoints import read_metadata
 
 OUT = Path(__file__).parent / "results" / "train_memory_laptop.json"
 JOBS = {
-    "teacher": "from ditto2_nb.teacher import train_teacher as t; t('laptop', {out!r}, **{kw})",
+    "teacher": "from ditto2_nb.diffusion import train_teacher as t; t('laptop', {out!r}, **{kw})",
     "cm": "from ditto2_nb.distill import train_student as t; t('cm', 'laptop', {out!r}, **{kw})",
     "ctm": "from ditto2_nb.distill import train_student as t; t('ctm', 'laptop', {out!r}, **{kw})",
 }

@@ -17,7 +17,7 @@ The protocol (``PROTOCOL``, written into the results) is the same for every numb
 * **seconds per clip** from the same runs (the optimisation, the final decode and the vocoder; all
   methods batched alike), plus a batch-1 latency of one target per control;
 * **FD** with the ``attr-clf`` embedder (the 32-d bottleneck of an attribute classifier trained on
-  real training clips, gain-augmented, blind to dynamics: :class:`ditto2_nb.metrics.ClassifierEmbedder`),
+  real training clips, gain-augmented, blind to dynamics: :class:`ditto2_nb.core.metrics.ClassifierEmbedder`),
   which no control optimises; every method pools its outputs over the three controls (equal n), the
   reference is held-out clips that are no target, the floor is real training clips vs that reference
   at the same n (several draws), and the unoptimised outputs of the same noises are rows;
@@ -44,31 +44,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ditto2_nb import checkpoints as ckpt
-from ditto2_nb import clap, metrics
-from ditto2_nb.audio import GriffinLimVocoder
-from ditto2_nb.config import get_preset
-from ditto2_nb.controls import (
-    INTENSITY_SHAPES,
-    intensity_control,
-    melody_control,
-    reanalyse_mel,
-    structure_control,
-)
-from ditto2_nb.data import caption
-from ditto2_nb.distill import decode_file, load_distilled, student_decode
-from ditto2_nb.optimize import OptimConfig, ditto, ditto2
-from ditto2_nb.samplers import get_sampler, guided, karras_for, seeded_noise
-from ditto2_nb.teacher import (
-    cache_dir,
-    heldout_data,
-    load_teacher,
-    machine,
-    resolve_model_file,
-    tag_vocab,
-    tags_tensor,
-    training_data,
-)
+from ditto2_nb import clap
+from ditto2_nb.audio import GriffinLimVocoder, reanalyse_mel
+from ditto2_nb.controls import INTENSITY_SHAPES, intensity_control, melody_control, structure_control
+from ditto2_nb.core import checkpoints as ckpt
+from ditto2_nb.core import metrics
+from ditto2_nb.core.assets import cache_dir, machine, resolve_model_file
+from ditto2_nb.core.config import get_preset
+from ditto2_nb.data import caption, heldout_data, tag_vocab, tags_tensor, training_data
+from ditto2_nb.diffusion import load_teacher, seeded_noise
+from ditto2_nb.distill import decode_file, load_distilled
+from ditto2_nb.optimize import OptimConfig, StudentDecoder, TeacherDecoder, ditto, ditto2
 
 OUT = Path(__file__).parent / "results"
 CONTROLS = ("intensity", "melody", "structure")
@@ -131,13 +117,12 @@ def run_method(key: str, models: dict, loss, z0: torch.Tensor, tags: torch.Tenso
     teacher, w = models["teacher"], PROTOCOL["cfg_w"]
     opt = OptimConfig(iterations=iters, lr=PROTOCOL["lr"], snapshot_every=0)
     if key == "teacher":
-        sigmas = karras_for(teacher, PROTOCOL["ditto_steps"])
         with torch.no_grad():
-            return get_sampler("euler")(guided(teacher, tags, w), z0 * sigmas[0], sigmas), None, None
+            return TeacherDecoder(teacher, tags, steps=PROTOCOL["ditto_steps"], w=w)(z0), None, None
     if key == "ctm_2step":
         st = models["ctm"]
         with torch.no_grad():
-            return student_decode(st, z0 * st.sigma_max, PROTOCOL["decode_steps"], tags), None, None
+            return StudentDecoder(st, tags)(z0, PROTOCOL["decode_steps"]), None, None
     if key in ("ditto", "ditto_ckpt"):
         r = ditto(teacher, loss, z0, tags, steps=PROTOCOL["ditto_steps"], w=w,
                   grad_checkpoint=key == "ditto_ckpt", cfg=opt)
@@ -181,7 +166,8 @@ COMPUTE_SECONDS: list[float] = []  # wall time of every chunk this result is mad
 
 
 MODEL_OF = {"teacher": "teacher", "ditto": "teacher", "ditto_ckpt": "teacher", "ctm_2step": "ctm",
-            **{k: v[0] for k, v in DITTO2.items()}, "conditional_teacher": "teacher", "conditional_ctm": "ctm", "unconditional_ctm": "ctm_uncond",
+            **{k: v[0] for k, v in DITTO2.items()}, "conditional_teacher": "teacher",
+            "conditional_ctm": "ctm", "unconditional_ctm": "ctm_uncond",
             "unconditional_ctm_clap": "ctm_uncond"}
 
 
@@ -330,17 +316,16 @@ def text_stage(held, cfg, vocoder, a, first: int, run: Path) -> dict:
     def make(key):
         if key == "conditional_teacher":
             teacher = load_teacher(a.preset)
-            sigmas = karras_for(teacher, PROTOCOL["ditto_steps"])
             with torch.no_grad():
-                return get_sampler("euler")(guided(teacher, tags, PROTOCOL["cfg_w"]), z0 * sigmas[0], sigmas)
+                return TeacherDecoder(teacher, tags, steps=PROTOCOL["ditto_steps"], w=PROTOCOL["cfg_w"])(z0)
         if key == "conditional_ctm":
             st = load_distilled("ctm", a.preset)
             with torch.no_grad():
-                return student_decode(st, z0 * st.sigma_max, 2, tags)
+                return StudentDecoder(st, tags)(z0, 2)
         st = load_distilled("ctm", a.preset, conditional=False)
         if key == "unconditional_ctm":
             with torch.no_grad():
-                return student_decode(st, z0 * st.sigma_max, 2)
+                return StudentDecoder(st)(z0, 2)
         return ditto2(st, control.loss, z0, None, decode_steps=2, cfg=opt).x0
 
     def run_one(key):
@@ -402,8 +387,9 @@ def claims(res: dict) -> list[dict]:
                 "comparison": f"median {h} vs DITTO per control (in brackets: targets where DITTO-2 is "
                               "better); holds if neither the median nor the median paired difference is "
                               "worse on any control",
-                "holds": bool(all(v <= 0 for v in worse.values()) and all(v <= 0 for v in median_worse.values())),
-                "median_paired_worse_by": worse, "median_worse_by": median_worse, "targets_better": better_count})
+                "holds": bool(all(v <= 0 for v in [*worse.values(), *median_worse.values()])),
+                "median_paired_worse_by": worse, "median_worse_by": median_worse,
+                "targets_better": better_count})
     fd = res["fd"]["methods"]
     out.append({"claim": "quality (FD) no worse than DITTO",
                 "measured": f"{fd[h]['fd']:.3g} vs {fd['ditto']['fd']:.3g} (floor {res['fd']['floor']:.3g}, "

@@ -25,15 +25,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ditto2_nb import checkpoints as ckpt
-from ditto2_nb import metrics
 from ditto2_nb.audio import GriffinLimVocoder
-from ditto2_nb.config import get_preset
 from ditto2_nb.controls import INTENSITY_SHAPES, intensity_control
+from ditto2_nb.core import checkpoints as ckpt
+from ditto2_nb.core import metrics
+from ditto2_nb.core.assets import machine, resolve_model_file
+from ditto2_nb.core.config import get_preset
+from ditto2_nb.data import tag_vocab, tags_tensor, training_data
+from ditto2_nb.diffusion import seeded_noise
 from ditto2_nb.distill import decode_file, load_distilled, student_decode
 from ditto2_nb.optimize import OptimConfig, ditto2
-from ditto2_nb.samplers import seeded_noise
-from ditto2_nb.teacher import machine, resolve_model_file, tag_vocab, tags_tensor, training_data
 
 OUT = Path(__file__).parent / "results"
 SIGMA_MIDS = (0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.5)

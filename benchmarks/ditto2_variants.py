@@ -25,19 +25,19 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import claims as C
 import numpy as np
 import torch
 
-from ditto2_nb import checkpoints as ckpt
-from ditto2_nb import metrics
 from ditto2_nb.audio import GriffinLimVocoder
-from ditto2_nb.config import get_preset
+from ditto2_nb.core import checkpoints as ckpt
+from ditto2_nb.core import metrics
+from ditto2_nb.core.assets import cache_dir, machine
+from ditto2_nb.core.config import get_preset
+from ditto2_nb.data import heldout_data, tag_vocab, tags_tensor, training_data
+from ditto2_nb.diffusion import seeded_noise
 from ditto2_nb.distill import load_distilled
 from ditto2_nb.optimize import OptimConfig, ditto2
-from ditto2_nb.samplers import seeded_noise
-from ditto2_nb.teacher import cache_dir, heldout_data, machine, tag_vocab, tags_tensor, training_data
-
-import claims as C
 
 OUT = Path(__file__).parent / "results"
 

@@ -29,10 +29,12 @@ import numpy as np
 import torch
 
 from ditto2_nb import clap, data
-from ditto2_nb.audio import GriffinLimVocoder
-from ditto2_nb.config import get_preset
-from ditto2_nb.controls import reanalyse_mel
-from ditto2_nb.teacher import heldout_data, machine, tag_values
+from ditto2_nb.audio import GriffinLimVocoder, reanalyse_mel
+from ditto2_nb.clap.paraphrase import _data_template_masks
+from ditto2_nb.core.assets import machine
+from ditto2_nb.core.config import get_preset
+from ditto2_nb.data import heldout_data, tag_values
+from ditto2_nb.data.captions import UNSEEN_DYN, UNSEEN_INST, UNSEEN_TEMPO
 
 OUT = Path(__file__).parent / "results"
 
@@ -40,7 +42,7 @@ OUT = Path(__file__).parent / "results"
 def caption_sets(labels, seed: int = 123) -> dict[str, tuple[list[str], np.ndarray]]:
     """Caption set name -> (one caption per clip, mention masks)."""
     out = {"template0": ([data.caption(x) for x in labels],
-                         np.stack([clap._data_template_masks()[0]] * len(labels)))}
+                         np.stack([_data_template_masks()[0]] * len(labels)))}
     for style in ("full", "unseen"):
         pairs = [clap.clap_caption(x, np.random.default_rng([seed, i]), style) for i, x in enumerate(labels)]
         name = "paraphrase" if style == "full" else "unseen"
@@ -79,7 +81,7 @@ def agreement(a, b, mels, texts) -> float:
     return float(torch.corrcoef(torch.stack(sims))[0, 1])
 
 
-UNSEEN_WORDS = {"instrument": clap._UNSEEN_INST, "tempo": clap._UNSEEN_TEMPO, "dynamics": clap._UNSEEN_DYN}
+UNSEEN_WORDS = {"instrument": UNSEEN_INST, "tempo": UNSEEN_TEMPO, "dynamics": UNSEEN_DYN}
 
 
 @torch.no_grad()

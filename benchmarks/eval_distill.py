@@ -19,19 +19,12 @@ from pathlib import Path
 
 import torch
 
-from ditto2_nb import metrics
-from ditto2_nb.config import get_preset
+from ditto2_nb.core import metrics
+from ditto2_nb.core.assets import cache_dir, machine, shipped_path
+from ditto2_nb.core.config import get_preset
+from ditto2_nb.data import heldout_data, tags_tensor, training_data
+from ditto2_nb.diffusion import generate, load_teacher, nfe_per_sample
 from ditto2_nb.distill import load_student, student_decode, trajectory_gap
-from ditto2_nb.samplers import generate, nfe_per_sample
-from ditto2_nb.teacher import (
-    cache_dir,
-    heldout_data,
-    load_teacher,
-    machine,
-    shipped_path,
-    tags_tensor,
-    training_data,
-)
 
 OUT = Path(__file__).parent / "results"
 

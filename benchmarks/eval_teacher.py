@@ -15,19 +15,11 @@ from pathlib import Path
 
 import torch
 
-from ditto2_nb import metrics
-from ditto2_nb.config import get_preset
-from ditto2_nb.samplers import generate
-from ditto2_nb.teacher import (
-    TAG_FIELDS,
-    heldout_data,
-    load_model,
-    load_teacher,
-    machine,
-    tag_vocab,
-    tags_tensor,
-    training_data,
-)
+from ditto2_nb.core import metrics
+from ditto2_nb.core.assets import machine
+from ditto2_nb.core.config import get_preset
+from ditto2_nb.data import TAG_FIELDS, heldout_data, tag_vocab, tags_tensor, training_data
+from ditto2_nb.diffusion import generate, load_denoiser, load_teacher
 
 OUT = Path(__file__).parent / "results"
 
@@ -80,7 +72,7 @@ def main(argv=None) -> None:
     ap.add_argument("--n", type=int, default=128)
     ap.add_argument("--steps", type=int, default=20)
     a = ap.parse_args(argv)
-    model = load_model(a.model) if a.model else load_teacher(a.preset)
+    model = load_denoiser(a.model) if a.model else load_teacher(a.preset)
     torch.manual_seed(0)
     res = evaluate(model, a.preset, a.n, a.steps) | speed(model, get_preset(a.preset).mel.frames)
     OUT.mkdir(exist_ok=True)

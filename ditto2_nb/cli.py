@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .checkpoints import CheckpointError
-from .config import PRESETS
+from .core.checkpoints import CheckpointError
+from .core.config import PRESETS
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -56,14 +56,14 @@ def main(argv: list[str] | None = None) -> None:
         ap.error("--steps must be positive")
     try:
         if a.command == "train-teacher":
-            from .teacher import train_teacher
+            from .diffusion.teacher import train_teacher
 
             path = train_teacher(a.preset, a.out, conditional=not a.uncond, steps=a.steps,
                                  progress=not a.no_progress, work_dir=a.work_dir,
                                  from_conditional=a.from_conditional)
             print(f"wrote {path}")
         elif a.command == "distill":
-            from .distill import train_student
+            from .distill.train import train_student
 
             path = train_student(a.kind, a.preset, a.out, conditional=not a.uncond,
                                  teacher_path=a.teacher, steps=a.steps, progress=not a.no_progress,
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
                                  from_conditional=a.from_conditional)
             print(f"wrote {path}")
         elif a.command == "train-clap":
-            from .clap import train_clap
+            from .clap.training import train_clap
 
             path = train_clap(a.preset, a.evaluator, a.out, steps=a.steps, progress=not a.no_progress,
                               work_dir=a.work_dir)

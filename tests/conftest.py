@@ -20,7 +20,7 @@ def _private_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def music_clips():
     """Four rendered procedural clips of the laptop length, ``[4, L]``."""
-    from ditto2_nb.config import MelConfig
+    from ditto2_nb.core.config import MelConfig
     from ditto2_nb.data import generate_clips
 
     waves, _ = generate_clips(4, 0, MelConfig(frames=128))

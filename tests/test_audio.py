@@ -6,7 +6,7 @@ import soundfile as sf
 import torch
 
 from ditto2_nb import audio as A
-from ditto2_nb.config import MelConfig
+from ditto2_nb.core.config import MelConfig
 
 CFG = MelConfig(frames=128)
 

@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from ditto2_nb import clap, data, metrics
-from ditto2_nb.config import get_preset
-from ditto2_nb.teacher import evaluator_data, heldout_data, tag_vocab, tags_tensor, training_data
+from ditto2_nb import clap, data
+from ditto2_nb.clap import minilm
+from ditto2_nb.core import metrics
+from ditto2_nb.core.config import get_preset
+from ditto2_nb.data import evaluator_data, heldout_data, tag_vocab, tags_tensor, training_data
 
 CI = get_preset("ci")
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,8 +91,8 @@ def test_evaluator_shares_no_parameters_or_text_encoder(scorers, monkeypatch):
     def no_minilm():
         raise AssertionError("the evaluator must not touch MiniLM")
 
-    monkeypatch.setattr(clap, "_minilm", no_minilm)
-    clap._TEXT_CACHE.clear()
+    monkeypatch.setattr(minilm, "_minilm", no_minilm)
+    minilm._TEXT_CACHE.clear()
     e = evaluator.embed_text(["timbre: organ; tempo: fast", "square | slow | drums"])
     assert e.shape == (2, evaluator.cfg.embed_dim)
     assert torch.allclose(e.norm(dim=-1), torch.ones(2), atol=1e-5)
@@ -137,7 +139,7 @@ def test_evaluator_file_round_trips_with_its_vocabulary(scorers):
 
 
 def _evaluator_path() -> Path:
-    from ditto2_nb.teacher import cache_dir
+    from ditto2_nb.core.assets import cache_dir
 
     return cache_dir() / "miniclap_eval_ci.safetensors"
 

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from ditto2_nb import clap
-from ditto2_nb.checkpoints import CheckpointError
-from ditto2_nb.config import get_preset
+from ditto2_nb.clap.laion import _laion_state_dict
+from ditto2_nb.core.checkpoints import CheckpointError
+from ditto2_nb.core.config import get_preset
 from ditto2_nb.data import generate_clips
 
 CI = get_preset("ci")
@@ -138,7 +139,7 @@ def test_ci_miniclap_trains_in_seconds_and_beats_chance(trained):
 
 
 def test_ci_miniclap_retrieves_its_training_clips(trained):
-    from ditto2_nb.teacher import training_data
+    from ditto2_nb.data import training_data
 
     ds = training_data(CI)
     caps = [clap.clap_caption(lab, np.random.default_rng(i), "full") for i, lab in enumerate(ds.labels[:48])]
@@ -159,7 +160,7 @@ def test_interrupted_training_resumes_exactly(tmp_path, mels):
 
 
 def test_saved_file_round_trips(trained, tmp_path, mels):
-    from ditto2_nb.train import export_ema
+    from ditto2_nb.core.train import export_ema
 
     path = tmp_path / "m.safetensors"
     export_ema(path, trained, trained.meta)
@@ -214,7 +215,7 @@ def test_clap_control_errors(trained):
 
 
 def test_ditto2_optimises_text_adherence_through_a_student():
-    from ditto2_nb.config import MelConfig, NetConfig
+    from ditto2_nb.core.config import MelConfig, NetConfig
     from ditto2_nb.distill import ConsistencyModel
     from ditto2_nb.optimize import OptimConfig, ditto2
 
@@ -245,7 +246,7 @@ def test_griffin_lim_has_finite_gradients(mels):
 
 @pytest.mark.parametrize("evaluator", [False, True])
 def test_shipped_laptop_scorers_load_and_beat_chance(evaluator):
-    from ditto2_nb.teacher import shipped_path
+    from ditto2_nb.core.assets import shipped_path
 
     kind = "miniclap_eval" if evaluator else "miniclap"
     path = shipped_path(kind, "laptop")
@@ -372,11 +373,11 @@ def test_laion_refuses_files_that_need_unpickling_and_reads_safetensors(tmp_path
         clap.LaionClap(bad, tok_dir)
     good = tmp_path / "tiny.safetensors"
     save_file(state, str(good))
-    read = clap._laion_state_dict(good)
+    read = _laion_state_dict(good)
     assert read.keys() == state.keys() and all(torch.equal(read[k], state[k]) for k in state)
     np_scalars = tmp_path / "numpy_scalar.pt"  # metrics stored as numpy scalars are allowed
     torch.save({"state_dict": state, "best": np.float64(0.5)}, np_scalars)
-    assert clap._laion_state_dict(np_scalars).keys() == state.keys()
+    assert _laion_state_dict(np_scalars).keys() == state.keys()
 
 
 def test_laion_rejects_fusion_and_unknown_models(laion_files):

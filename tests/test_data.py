@@ -14,7 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ditto2_nb import data
-from ditto2_nb.config import DataConfig, MelConfig, get_preset
+from ditto2_nb.core.config import DataConfig, MelConfig, get_preset
+from ditto2_nb.data import corpus
+from ditto2_nb.data.captions import INSTRUMENT_WORDS, TEMPO_WORDS
+from ditto2_nb.data.composition import _compose_score
+from ditto2_nb.data.labels import _pitch_per_frame
+from ditto2_nb.data.synthesis import _synthesize, _triad_pcs
 
 CI = get_preset("ci").mel  # 64 frames x 256 hop at 16 kHz (1.02 s)
 LONG = 4.0  # seconds: the label-truth checks use longer clips, as the benchmark does
@@ -125,9 +130,9 @@ def test_composed_labels_are_consistent(seed, seconds):
         assert lo <= nt.midi <= hi and nt.midi % 12 in scale
         assert 0 <= nt.onset < dur + 1e-9 and nt.duration > 0
     for c in lab.chords:
-        assert set(data._triad_pcs(c)) <= scale  # diatonic
+        assert set(_triad_pcs(c)) <= scale  # diatonic
     times = lab.frame_times()
-    np.testing.assert_array_equal(lab.pitch, data._pitch_per_frame(lab.notes, times))
+    np.testing.assert_array_equal(lab.pitch, _pitch_per_frame(lab.notes, times))
     np.testing.assert_array_equal(lab.pitch_class, np.where(lab.pitch > 0, lab.pitch % 12, -1))
     assert (lab.pitch > 0).mean() > 0.5, "mostly notes, some rests"
     assert lab.tempo == data.tempo_class(lab.bpm)
@@ -167,12 +172,12 @@ def test_loudness_follows_intensity_envelope():
 def test_intensity_label_is_the_applied_gain_exactly():
     seed, n = 5, CI.n_samples
     rng = np.random.default_rng(seed)
-    lab = data._compose(rng, seed, CI, n)
+    lab = _compose_score(rng, seed, CI, n)
     state = rng.bit_generator.state
-    wave, gain_db = data._synthesize(lab, rng, n)
+    wave, gain_db = _synthesize(lab, rng, n)
     rng.bit_generator.state = state
     flat = dataclasses.replace(lab, intensity_db=np.zeros_like(lab.intensity_db))
-    wave0, gain0_db = data._synthesize(flat, rng, n)
+    wave0, gain0_db = _synthesize(flat, rng, n)
     t = np.arange(n) / CI.sample_rate
     expected = 10 ** ((np.interp(t, lab.frame_times(), lab.intensity_db) + gain_db - gain0_db)
                       / 20)
@@ -229,8 +234,8 @@ def test_captions_mention_the_labels():
     for lab in labels:
         first = data.caption(lab)
         assert first == data.caption(lab, 0)
-        assert lab.key in first and data._TEMPO_WORDS[lab.tempo] in first
-        assert data._INSTRUMENT_WORDS[lab.instrument] in first
+        assert lab.key in first and TEMPO_WORDS[lab.tempo][0] in first
+        assert INSTRUMENT_WORDS[lab.instrument][0] in first
         assert ("with drums" in first) == lab.has_drums
         texts = [data.caption(lab, t) for t in range(data.N_CAPTION_TEMPLATES)]
         assert len(set(texts)) == data.N_CAPTION_TEMPLATES
@@ -355,13 +360,13 @@ def test_chorales_render_with_fluidsynth(corpus_cache):
 def test_missing_libfluidsynth_falls_back_to_additive(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "fluidsynth", None)  # import now fails
     assert not data.fluidsynth_available()
-    assert data._resolve_renderer("auto") == "additive"
+    assert corpus._resolve_renderer("auto") == "additive"
     with pytest.raises(data.DataError, match="libfluidsynth"):
-        data._resolve_renderer("fluidsynth")
+        corpus._resolve_renderer("fluidsynth")
 
 
 def test_corpus_failures_are_counted_not_fatal(monkeypatch, corpus_cache):
-    real = data._parse_piece
+    real = corpus._parse_piece
     bad = data.corpus_pieces("bach", 2)[0]
 
     def flaky(piece):
@@ -369,7 +374,7 @@ def test_corpus_failures_are_counted_not_fatal(monkeypatch, corpus_cache):
             raise ValueError("malformed repeat")
         return real(piece)
 
-    monkeypatch.setattr(data, "_parse_piece", flaky)
+    monkeypatch.setattr(corpus, "_parse_piece", flaky)
     clips = data.render_corpus(CI, "bach", limit=2, renderer="additive", use_cache=False)
     assert clips.summary.n_rendered == 1 and "malformed repeat" in clips.summary.failed[bad]
     assert bad in str(clips.summary) and len(clips.waves) > 0

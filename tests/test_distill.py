@@ -4,17 +4,16 @@ student, samplers, and that distillation reduces the loss."""
 import pytest
 import torch
 
-from ditto2_nb.config import NetConfig
+from ditto2_nb.core.config import DistillConfig, NetConfig
+from ditto2_nb.diffusion import Denoiser
 from ditto2_nb.distill import (
     ConsistencyModel,
     CTMModel,
-    DistillConfig,
     cd_loss,
     cm_multistep,
     ctm_gamma_sample,
     ctm_loss,
 )
-from ditto2_nb.networks import Denoiser
 
 TINY = NetConfig(n_mels=8, channels=(8, 16), blocks=1, emb_dim=16, attn_heads=2, tag_vocab=(3,))
 SD = 0.5
@@ -107,8 +106,7 @@ def test_cd_loss_is_zero_for_the_exact_model():
 def test_distillation_moves_the_one_step_jump_towards_the_teachers_ode(kind):
     import copy
 
-    from ditto2_nb.samplers import guided, sample_heun
-    from ditto2_nb.schedule import karras_sigmas
+    from ditto2_nb.diffusion import guided, karras_sigmas, sample_heun
 
     t = teacher()
     student = (ConsistencyModel if kind == "cm" else CTMModel).from_teacher(t)
@@ -282,8 +280,8 @@ def test_dsm_term_targets_the_guided_teacher_the_ctm_term_distils():
 def test_measured_decode_default_is_used_only_for_its_own_weights(tmp_path):
     import json
 
-    from ditto2_nb import checkpoints as ckpt
-    from ditto2_nb.config import to_dict
+    from ditto2_nb.core import checkpoints as ckpt
+    from ditto2_nb.core.config import to_dict
     from ditto2_nb.distill import decode_file, load_student, student_times
 
     ctm = CTMModel.from_teacher(teacher())

@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from ditto2_nb.pipeline import TOUR, artifacts_dir, read_metrics, run_tour
+from ditto2_nb.notebook.pipeline import TOUR, artifacts_dir, read_metrics, run_tour
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = sorted(ROOT.glob("notebooks/*.ipynb")) + sorted(ROOT.glob("tutorials/*.ipynb"))

@@ -4,9 +4,9 @@ complete, and bad input is reported clearly."""
 import pytest
 import torch
 
-from ditto2_nb.config import NetConfig
+from ditto2_nb.core.config import NetConfig
+from ditto2_nb.diffusion import Denoiser, get_sampler, guided, karras_sigmas
 from ditto2_nb.distill import ConsistencyModel, CTMModel
-from ditto2_nb.networks import Denoiser
 from ditto2_nb.optimize import (
     OptimConfig,
     checkpointed,
@@ -16,8 +16,6 @@ from ditto2_nb.optimize import (
     project_to_shell,
     typical_set_penalty,
 )
-from ditto2_nb.samplers import get_sampler, guided
-from ditto2_nb.schedule import karras_sigmas
 
 TINY = NetConfig(n_mels=8, channels=(8, 16), blocks=1, emb_dim=16, attn_heads=2, tag_vocab=(3,))
 
@@ -137,7 +135,7 @@ def test_bad_inputs_are_reported():
 def test_checkpointing_keeps_activation_memory_flat_in_steps():
     """Autograd's saved tensors grow with S without checkpointing; with it, only the per-step
     inputs are kept (a small fraction)."""
-    from ditto2_nb.metrics import saved_for_backward_mb
+    from ditto2_nb.core.metrics import saved_for_backward_mb
 
     t = teacher()
     z = torch.randn(2, 8, 16, requires_grad=True)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from ditto2_nb.pipeline import ParameterError, read_metrics, record, run_notebook, setup
+from ditto2_nb.notebook.pipeline import ParameterError, read_metrics, record, run_notebook, setup
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -42,7 +42,7 @@ def test_a_failing_notebook_says_which_cell_and_why(tmp_path):
 def test_demo_runs_the_quickstart_then_the_tour():
     from pathlib import Path
 
-    from ditto2_nb.pipeline import DEMO, ROOT, TOUR
+    from ditto2_nb.notebook.pipeline import DEMO, ROOT, TOUR
 
     assert DEMO[0] == "tutorials/T00_quickstart.ipynb" and DEMO[1:] == TOUR
     assert all((ROOT / nb).is_file() for nb in DEMO), [nb for nb in DEMO if not (ROOT / Path(nb)).is_file()]
@@ -53,7 +53,7 @@ def test_tutorials_run_solved_in_the_demo(tmp_path):
     without a solutions file run as they are."""
     import nbformat
 
-    from ditto2_nb.pipeline import ROOT, _solved
+    from ditto2_nb.notebook.pipeline import ROOT, _solved
 
     solved = _solved(ROOT / "tutorials" / "T00_quickstart.ipynb", tmp_path)
     assert solved != ROOT / "tutorials" / "T00_quickstart.ipynb"

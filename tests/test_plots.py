@@ -5,9 +5,8 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from ditto2_nb.config import MelConfig
-from ditto2_nb.optimize import Trace
-from ditto2_nb.plots import (
+from ditto2_nb.core.config import MelConfig
+from ditto2_nb.notebook.plots import (
     chroma_vs_target,
     decoded_slider,
     feature_vs_target,
@@ -16,6 +15,7 @@ from ditto2_nb.plots import (
     pca_2d,
     ssm_pair,
 )
+from ditto2_nb.optimize import Trace
 
 CFG = MelConfig(n_mels=8, frames=16)
 

@@ -5,8 +5,13 @@ import math
 import pytest
 import torch
 
-from ditto2_nb.precond import consistency_scalings, ctm_jump, edm_scalings
-from ditto2_nb.schedule import karras_sigmas, sample_log_normal_sigma
+from ditto2_nb.diffusion import (
+    consistency_scalings,
+    ctm_jump,
+    edm_scalings,
+    karras_sigmas,
+    sample_log_normal_sigma,
+)
 
 SD = 0.5
 

@@ -3,8 +3,7 @@
 import pytest
 import torch
 
-from ditto2_nb.samplers import SAMPLERS, get_sampler, guided, nfe_per_sample, seeded_noise
-from ditto2_nb.schedule import karras_sigmas
+from ditto2_nb.diffusion import SAMPLERS, get_sampler, guided, karras_sigmas, nfe_per_sample, seeded_noise
 
 DATA_STD = 0.5
 

@@ -6,16 +6,10 @@ import sys
 import pytest
 import torch
 
-from ditto2_nb import checkpoints as ckpt
-from ditto2_nb.samplers import generate
-from ditto2_nb.teacher import (
-    TAG_FIELDS,
-    encode_tags,
-    load_model,
-    load_teacher,
-    shipped_path,
-    tag_vocab,
-)
+from ditto2_nb.core import checkpoints as ckpt
+from ditto2_nb.core.assets import shipped_path
+from ditto2_nb.data import TAG_FIELDS, encode_tags, tag_vocab
+from ditto2_nb.diffusion import generate, load_denoiser, load_teacher
 
 
 @pytest.fixture(scope="module")
@@ -63,10 +57,10 @@ def test_bad_model_files(tmp_path):
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"\x00" * 100)
     with pytest.raises(ckpt.CheckpointError, match="corrupt"):
-        load_model(junk)
+        load_denoiser(junk)
     other = ckpt.save(tmp_path / "other.safetensors", {"w": torch.ones(2)}, {"hello": "world"})
     with pytest.raises(ckpt.CheckpointError, match="not a ditto2_nb model"):
-        load_model(other)
+        load_denoiser(other)
 
 
 def test_cli_rejects_bad_arguments():
@@ -79,9 +73,11 @@ def test_cli_rejects_bad_arguments():
 
 
 def test_missing_laptop_model_is_an_error_not_a_silent_training(tmp_path, monkeypatch):
-    from ditto2_nb import distill, teacher
+    from ditto2_nb import distill
+    from ditto2_nb.core import assets
+    from ditto2_nb.diffusion import teacher
 
-    monkeypatch.setattr(teacher, "ASSETS", tmp_path / "no_assets")
+    monkeypatch.setattr(assets, "ASSETS", tmp_path / "no_assets")
     monkeypatch.setenv("DITTO2_CACHE", str(tmp_path / "empty_cache"))
     with pytest.raises(ckpt.CheckpointError, match="train-teacher --preset laptop"):
         teacher.load_teacher("laptop")
@@ -92,9 +88,8 @@ def test_missing_laptop_model_is_an_error_not_a_silent_training(tmp_path, monkey
 def test_unconditional_from_conditional_is_the_null_tag_mode():
     """Dropping the tag tables and folding their "no tag" rows into the time embedding's bias
     gives a tag-free network equal to the conditional one with every tag dropped."""
-    from ditto2_nb.config import get_preset
-    from ditto2_nb.networks import Denoiser
-    from ditto2_nb.teacher import teacher_net_config, unconditional_from
+    from ditto2_nb.core.config import get_preset
+    from ditto2_nb.diffusion import Denoiser, teacher_net_config, unconditional_from
 
     torch.manual_seed(0)
     cond = Denoiser(teacher_net_config(get_preset("ci"), conditional=True)).eval()

@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from ditto2_nb import checkpoints as ckpt
-from ditto2_nb.config import NetConfig, TrainConfig
-from ditto2_nb.losses import edm_loss
-from ditto2_nb.networks import Denoiser
-from ditto2_nb.train import fit
+from ditto2_nb.core import checkpoints as ckpt
+from ditto2_nb.core.config import NetConfig, TrainConfig
+from ditto2_nb.core.train import fit
+from ditto2_nb.diffusion import Denoiser, edm_loss
 
 TINY = NetConfig(n_mels=8, channels=(8, 16), blocks=1, emb_dim=16, attn_heads=2, tag_vocab=(3,))
 TAGS = torch.randint(1, 3, (32, 1), generator=torch.Generator().manual_seed(1))
@@ -118,8 +117,8 @@ DDP_SCRIPT = textwrap.dedent("""
     import sys, torch, torch.distributed as dist
     sys.path.insert(0, {tests!r})
     from test_train_checkpoints import make_model, loss_fn
-    from ditto2_nb.config import TrainConfig
-    from ditto2_nb.train import fit
+    from ditto2_nb.core.config import TrainConfig
+    from ditto2_nb.core.train import fit
     cfg = TrainConfig(steps=4, batch_size=8, lr=1e-3, warmup=1, ckpt_every=2)
     ema, hist = fit(make_model(), loss_fn, cfg, {ckpt!r}, meta={{}}, progress=False)
     flat = torch.cat([p.flatten() for p in ema.model.parameters()])

@@ -1,10 +1,10 @@
-"""The student tutorials (``tutorials/``) and their checks (:mod:`ditto2_nb.tutor`).
+"""The student tutorials (``tutorials/``) and their checks (:mod:`ditto2_nb.notebook.tutor`).
 
 * Structure: every tutorial has a title, one ``parameters`` cell, exercise cells with a blank, each
   followed by a check cell, a solution for every exercise, and a summary with open questions.
 * With the solutions substituted, every tutorial runs to the end on the ``ci`` preset and every check
   prints its ✓ line (papermill, slow).
-* As committed (the blanks), every check cell fails with a :class:`~ditto2_nb.tutor.TutorError` that
+* As committed (the blanks), every check cell fails with a :class:`~ditto2_nb.notebook.tutor.TutorError` that
   says the exercise is not written yet, before any other cell fails (papermill with errors allowed, slow).
 * Unit tests: each check passes on the solution and explains typical wrong answers (wrong sign, a
   missing term, wrong shape, no gradient...) in plain words; a check that cannot fail is a defect.
@@ -27,8 +27,9 @@ import nbformat
 import pytest
 import torch
 
-from ditto2_nb import tutor
-from ditto2_nb.tutor import TutorError
+from ditto2_nb.notebook import tutor
+from ditto2_nb.notebook.pipeline import solution_sections, with_solutions
+from ditto2_nb.notebook.tutor import TutorError
 
 ROOT = Path(__file__).resolve().parent.parent
 TUTORIALS = sorted((ROOT / "tutorials").glob("T*.ipynb"))
@@ -36,9 +37,6 @@ SOLUTIONS = ROOT / "tutorials" / "solutions"
 
 
 # ============================================================================ helpers
-
-
-solution_sections, with_solutions = tutor.solution_sections, tutor.with_solutions
 
 
 def solutions_for(nb_path: Path) -> Path:
@@ -121,8 +119,8 @@ def _execute(src: Path, dst: Path, params: dict, allow_errors: bool) -> tuple[fl
 @pytest.fixture(scope="session")
 def tutorial_runs(tmp_path_factory):
     """Every tutorial executed on ci twice: solved and blank. ``{(stem, mode): (nb, artifacts, s, err)}``."""
+    from ditto2_nb.diffusion import load_teacher
     from ditto2_nb.distill import load_distilled
-    from ditto2_nb.teacher import load_teacher
 
     load_teacher("ci"), load_distilled("cm", "ci"), load_distilled("ctm", "ci")  # train once, up front
     out = tmp_path_factory.mktemp("tutorials_ci")
@@ -469,8 +467,8 @@ def test_sampler_step_wrong_answers():
 
 
 def test_consistency_wrong_answers():
+    from ditto2_nb.diffusion import append_dims
     from ditto2_nb.distill import pseudo_huber
-    from ditto2_nb.precond import append_dims
 
     sol = load_solutions("T04_consistency_distillation")
 

@@ -8,7 +8,7 @@ import torch
 
 from ditto2_nb.audio import save_audio
 from ditto2_nb.data import generate_clips
-from ditto2_nb.widgets import CONTROLS, METHODS, ControlPanel, PanelResult, load_model
+from ditto2_nb.notebook.widgets import CONTROLS, METHODS, ControlPanel, PanelResult, method_model
 
 FAST = dict(iterations=3, snapshot_every=2, teacher_steps=3)
 # traces of the "feature" figure: DITTO-2 adds the surrogate's curve to the intensity plot
@@ -58,9 +58,9 @@ def test_instrument_tags_condition_the_model(panel, method):
 
 
 def test_models_are_loaded_once():
-    assert load_model("ci", "ditto2-ctm") is load_model("ci", "ditto2-ctm")
+    assert method_model("ci", "ditto2-ctm") is method_model("ci", "ditto2-ctm")
     with pytest.raises(ValueError, match="ditto2-cm"):
-        load_model("ci", "ditto3")
+        method_model("ci", "ditto3")
 
 
 def test_references_from_a_file_and_the_intensity_of_a_clip(panel, tmp_path):
@@ -148,7 +148,7 @@ def test_baseline_is_the_unoptimised_output(panel, method):
 
 
 def test_text_panel_steers_the_unconditional_student():
-    from ditto2_nb.widgets import TextPanel
+    from ditto2_nb.notebook.widgets import TextPanel
 
     tp = TextPanel("ci", "cpu", live_every=0, **{**FAST, "iterations": 8, "refine_last": 2})
     res = tp.run(prompt="a fast, loud square-wave melody with drums")

@@ -8,7 +8,7 @@ on its own.
 import torch
 
 from ditto2_nb.distill import pseudo_huber
-from ditto2_nb.precond import append_dims
+from ditto2_nb.diffusion import append_dims
 
 
 # %% ex-cm-scalings

@@ -1,0 +1,31 @@
+"""Audio: the differentiable mel front-end, the Griffin-Lim vocoder, audio files, and the librosa
+analysis the evaluators use.
+
+* :mod:`.mel` -- waveform <-> normalised log-mel ``[B, M, T]``, checks, dB/power conversions;
+* :mod:`.vocoder` -- :class:`GriffinLimVocoder` (mel -> waveform) and the spectral convergence;
+* :mod:`.files` -- :func:`load_audio`, :func:`save_audio`, :func:`rms_db`;
+* :mod:`.analysis` -- the same features computed by librosa on decoded audio (evaluation only).
+"""
+
+from .analysis import MIDDLE_C_HZ, librosa_chroma, librosa_mel_power, librosa_power, reanalyse_mel
+from .files import load_audio, rms_db, save_audio
+from .mel import (
+    AudioError,
+    as_waveform,
+    check_mel,
+    db_to_norm,
+    mel_filterbank,
+    mel_power,
+    norm_to_db,
+    norm_to_power,
+    power_to_db,
+    resample,
+    stft_magnitude,
+    wave_to_mel,
+)
+from .vocoder import GriffinLimVocoder, spectral_convergence
+
+__all__ = ["MIDDLE_C_HZ", "AudioError", "GriffinLimVocoder", "as_waveform", "check_mel", "db_to_norm",
+           "librosa_chroma", "librosa_mel_power", "librosa_power", "load_audio", "mel_filterbank",
+           "mel_power", "norm_to_db", "norm_to_power", "power_to_db", "reanalyse_mel", "resample",
+           "rms_db", "save_audio", "spectral_convergence", "stft_magnitude", "wave_to_mel"]

@@ -1,0 +1,58 @@
+"""Mel -> waveform: the Griffin-Lim vocoder (no weights, deterministic, differentiable) and the
+spectral convergence that measures what a mel round trip loses."""
+
+from __future__ import annotations
+
+import torch
+import torchaudio.functional as AF
+
+from ..core.config import MelConfig
+from .mel import _window, check_mel, mel_filterbank, norm_to_power
+
+
+class GriffinLimVocoder:
+    """Mel -> linear magnitude (non-negative least squares-ish) -> Griffin-Lim phase recovery.
+
+    Deterministic (the phase starts from zero, not at random). Needs no weights. Differentiable
+    through the mel inversion; Griffin-Lim's iterations are plain torch ops too.
+    """
+
+    def __init__(self, cfg: MelConfig, n_iter: int = 32, momentum: float = 0.99):
+        self.cfg, self.n_iter, self.momentum = cfg, n_iter, momentum
+        self.sample_rate = cfg.sample_rate
+        fb = mel_filterbank(cfg)  # [F, M]
+        # Pseudo-inverse of the filterbank, computed once: mel power -> linear power.
+        self._fb_pinv = torch.linalg.pinv(fb.T)  # [F, M]
+        self._fb = fb
+
+    def linear_magnitude(self, mel: torch.Tensor) -> torch.Tensor:
+        """Normalised mel ``[B, M, T]`` -> scaled linear magnitude ``[B, F, T]``."""
+        power = norm_to_power(mel, self.cfg)  # [B, M, T]
+        fb_pinv = self._fb_pinv.to(mel.device)
+        lin = torch.einsum("fm,bmt->bft", fb_pinv, power).clamp_min(0.0)
+        # A few multiplicative NNLS updates sharpen the pseudo-inverse (keeps lin >= 0).
+        fb = self._fb.to(mel.device)
+        for _ in range(8):
+            approx = torch.einsum("fm,bft->bmt", fb, lin).clamp_min(1e-12)
+            lin = lin * torch.einsum("fm,bmt->bft", fb, power / approx) / (
+                fb.sum(1)[None, :, None] + 1e-12)
+        return lin.clamp_min(1e-12).sqrt()  # floor: sqrt'(0) is infinite, gradients would be NaN
+
+    def __call__(self, mel: torch.Tensor) -> torch.Tensor:
+        mel = check_mel(mel, self.cfg)
+        cfg = self.cfg
+        win = _window(cfg, mel.device)
+        mag = self.linear_magnitude(mel) * (win.sum() / 2)  # undo the analysis scaling
+        mag = torch.cat([mag, mag[..., -1:]], dim=-1)  # [B, F, T+1]: the dropped centred frame
+        length = mel.shape[-1] * cfg.hop_length
+        wave = AF.griffinlim(
+            mag, win, cfg.n_fft, cfg.hop_length, cfg.n_fft, power=1.0, n_iter=self.n_iter,
+            momentum=self.momentum, length=length, rand_init=False,
+        )
+        return wave.clamp(-1.0, 1.0)
+
+
+def spectral_convergence(mel_ref: torch.Tensor, mel_est: torch.Tensor, cfg: MelConfig) -> float:
+    """``||S - S_hat||_F / ||S||_F`` on mel magnitudes (sqrt of mel power), from normalised mels."""
+    s, s_hat = norm_to_power(mel_ref, cfg).sqrt(), norm_to_power(mel_est, cfg).sqrt()
+    return float(torch.linalg.norm(s - s_hat) / torch.linalg.norm(s))

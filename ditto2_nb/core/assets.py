@@ -1,0 +1,96 @@
+"""Where models live and how they are described: shipped assets, the cache, model cards, and the
+commands that reproduce each model.
+
+* :data:`ASSETS` -- ``ditto2_nb/assets/``, the shipped weights and their model cards;
+* :func:`cache_dir` -- where models trained on the fly are kept (``$DITTO2_CACHE``);
+* :func:`resolve_model_file` -- the shipped file, else the cached one (``ci`` trains on the fly);
+* :func:`reproduce_command` / :func:`training_card` / :func:`model_card` -- the metadata and the
+  markdown card written beside every exported model;
+* :func:`machine` -- a one-line description of this computer for those cards.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+from . import checkpoints as ckpt
+from .metrics import peak_rss_mb
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+
+
+def cache_dir() -> Path:
+    """Where models trained on the fly (ci preset, retrains) are kept."""
+    return Path(os.environ.get("DITTO2_CACHE", Path.home() / ".cache" / "ditto2_nb"))
+
+
+def shipped_path(kind: str, preset: str = "laptop") -> Path:
+    return ASSETS / f"{kind}_{preset}.safetensors"
+
+
+def reproduce_command(kind: str, preset: str, conditional: bool = True,
+                      steps: int | None = None, from_conditional: bool = False) -> str:
+    """The CLI command that trains ``kind`` ("teacher", "cm" or "ctm") for ``preset``."""
+    what = "train-teacher" if kind == "teacher" else f"distill --kind {kind}"
+    return (f"python -m ditto2_nb.cli {what} --preset {preset}" + ("" if conditional else " --uncond")
+            + (" --from-conditional" if from_conditional else "") + (f" --steps {steps}" if steps else ""))
+
+
+def training_card(meta: dict, kind: str, conditional: bool, tcfg, hist, **extra) -> dict:
+    """Metadata of an exported model: its configs plus steps, time, memory, machine, history and
+    the command that reproduces it."""
+    return {**meta, **extra, "steps": tcfg.steps, "train_seconds": round(hist.seconds, 1),
+            "peak_rss_mb": round(peak_rss_mb()), "machine": machine(), "history": hist.to_dict(),
+            "reproduce": reproduce_command(kind, meta["preset"], conditional, tcfg.steps,
+                                           bool(meta.get("init_from")))}
+
+
+def resolve_model_file(kind: str, preset: str, retrain: bool, command: str) -> Path:
+    """The file to load for ``kind`` on ``preset``: the shipped one, else the cached one.
+
+    Only the ``ci`` preset (seconds) is trained on the fly when neither exists; for the others a
+    missing model is an error that names the command (minutes to hours) rather than a silent
+    long training. ``retrain=True`` always returns the cache path (to be trained).
+    """
+    shipped = shipped_path(kind, preset)
+    if shipped.exists() and not retrain:
+        return shipped
+    cached = cache_dir() / f"{kind}_{preset}.safetensors"
+    if retrain or cached.exists() or preset == "ci":
+        return cached
+    raise ckpt.CheckpointError(
+        f"no {kind} model for preset {preset!r} is shipped or cached. Train it with `{command}` "
+        f"(it is written to {cached}), or pass retrain=True / RETRAIN=True.")
+
+
+def model_card(name: str, meta: dict) -> str:
+    """A short markdown model card from a model's metadata."""
+    tr, hist = meta.get("train", {}), meta.get("history", {})
+    loss = hist.get("loss", [])
+    k = max(len(loss) // 20, 1)
+    lines = [f"# {name}", "",
+             f"* kind: {meta.get('kind')} (preset `{meta.get('preset')}`)",
+             f"* data: {meta.get('data_description', 'the preset procedural training set')}",
+             f"* training: {meta.get('steps')} steps of batch {tr.get('batch_size')}, Adam lr "
+             f"{tr.get('lr')}, EMA {tr.get('ema_decay')}, seed {tr.get('seed')}",
+             f"* time: {float(meta.get('train_seconds', 0)) / 60:.1f} min on {meta.get('machine')}"
+             + (f"; peak memory {meta['peak_rss_mb']} MB" if "peak_rss_mb" in meta else ""),
+             f"* loss: {sum(loss[:k]) / k:.4f} (first 5% of steps) -> "
+             f"{sum(loss[-k:]) / k:.4f} (last 5%)" if loss else "* loss: -",
+             "* weights: EMA, float16 (cast to float32 on load); config in the safetensors "
+             "metadata",
+             f"* reproduce: `{meta.get('reproduce', 'see README.md')}`"]
+    if "parameters" in meta:
+        lines.insert(3, f"* parameters: {meta['parameters'] / 1e6:.2f} M")
+    if "distill" in meta:
+        lines.insert(3, f"* distillation recipe: {meta['distill']}")
+    return "\n".join(lines) + "\n"
+
+
+def machine() -> str:
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
+    return f"{os.cpu_count()} CPU cores ({platform.machine()}), {gpu}, torch {torch.__version__}"

@@ -1,0 +1,178 @@
+"""One fit loop for the teacher and the distilled students.
+
+``fit`` runs Adam with warm-up, gradient clipping and an EMA of the weights, writes atomic
+checkpoints every ``ckpt_every`` steps and resumes exactly from the last one: every step draws its
+randomness from a generator seeded by (seed, step, rank), so a resumed run sees the same batches
+and noise as an uninterrupted one.
+
+Data-parallel training: launch with ``torchrun --nproc_per_node N`` and ``fit`` joins the process
+group (gloo on CPU, nccl on CUDA), wraps the model in DDP and lets rank 0 write checkpoints.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import checkpoints as ckpt
+from .assets import model_card
+from .config import TrainConfig
+
+
+@dataclass
+class History:
+    """Loss per step and wall time, kept in checkpoint metadata."""
+
+    step: list = field(default_factory=list)
+    loss: list = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"step": self.step, "loss": [round(v, 6) for v in self.loss],
+                "seconds": round(self.seconds, 2)}
+
+
+LossFn = Callable[[nn.Module, torch.Generator, int], torch.Tensor]
+
+
+def step_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:
+    """The generator for one step: a pure function of (seed, step, rank)."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + step * 101 + rank)
+
+
+class EMA:
+    """Exponential moving average of a module's parameters (buffers copied)."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay, self.model = decay, copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        for p_ema, p in zip(self.model.parameters(), model.parameters()):
+            p_ema.lerp_(p.detach(), 1.0 - self.decay)
+        for b_ema, b in zip(self.model.buffers(), model.buffers()):
+            b_ema.copy_(b)
+
+
+def _dist_setup() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+
+
+def _state(model, ema, opt, extra: dict[str, nn.Module]) -> dict[str, torch.Tensor]:
+    t = {f"model/{k}": v for k, v in model.state_dict().items()}
+    t |= {f"ema/{k}": v for k, v in ema.model.state_dict().items()}
+    for name, module in extra.items():
+        t |= {f"{name}/{k}": v for k, v in module.state_dict().items()}
+    for i, s in opt.state_dict()["state"].items():
+        t |= {f"optim/{i}/{k}": torch.as_tensor(v) for k, v in s.items()}
+    return t
+
+
+def _restore(path, model, ema, opt, extra) -> tuple[int, History]:
+    tensors, meta = ckpt.read(path)
+    ckpt.load_state(model, ckpt.prefixed(tensors, "model"), path)
+    ckpt.load_state(ema.model, ckpt.prefixed(tensors, "ema"), path)
+    for name, module in extra.items():
+        ckpt.load_state(module, ckpt.prefixed(tensors, name), path)
+    osd = opt.state_dict()
+    state = {}
+    for key, v in ckpt.prefixed(tensors, "optim").items():
+        i, k = key.split("/", 1)
+        state.setdefault(int(i), {})[k] = v
+    osd["state"] = state
+    opt.load_state_dict(osd)
+    h = meta.get("history", {})
+    return int(meta["step"]), History(h.get("step", []), h.get("loss", []), h.get("seconds", 0.0))
+
+
+def fit(model: nn.Module, loss_fn: LossFn, cfg: TrainConfig, ckpt_path, *, meta: dict,
+        extra: dict[str, nn.Module] | None = None, after_step: Callable | None = None,
+        progress: bool = True) -> tuple[EMA, History]:
+    """Train ``model`` on ``loss_fn(model, generator, step)`` and return (EMA, history).
+
+    Args:
+        model: the module to train (its EMA is returned for sampling).
+        loss_fn: draws its own batch and noise from the generator; returns a scalar loss.
+        cfg: optimisation settings.
+        ckpt_path: training checkpoint (resumed from when it exists and matches ``meta``).
+        meta: JSON-safe description (configs) stored in the checkpoint's metadata.
+        extra: further modules saved and restored with the checkpoint (e.g. a CM target net).
+        after_step: called as ``after_step(step, ema)`` after each optimizer step (e.g. a
+            target-network update or a snapshot of the EMA).
+    """
+    rank, world = _dist_setup()
+    extra = extra or {}
+    ema = EMA(model, cfg.ema_decay)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
+    start, hist = 0, History()
+    if ckpt_path is not None and os.path.exists(ckpt_path):
+        if _comparable(json.loads(json.dumps(meta))) != _comparable(_meta_of(ckpt_path)):
+            raise ckpt.CheckpointError(
+                f"{ckpt_path} was written for a different configuration; delete it or choose "
+                "another checkpoint path to start afresh")
+        start, hist = _restore(ckpt_path, model, ema, opt, extra)
+    net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    t0 = time.perf_counter() - hist.seconds
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps,
+               disable=not progress or rank != 0, desc="train")
+    for step in bar:
+        for g in opt.param_groups:
+            g["lr"] = cfg.lr * min(1.0, (step + 1) / max(cfg.warmup, 1))
+        loss = loss_fn(net, step_generator(cfg.seed, step, rank), step)
+        if not math.isfinite(loss.item()):
+            raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower the "
+                                     "learning rate or check the data for NaNs")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        ema.update(model)
+        if after_step is not None:
+            after_step(step, ema)
+        hist.step.append(step)
+        hist.loss.append(loss.item())
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+        done = step + 1
+        if ckpt_path is not None and rank == 0 and (done % cfg.ckpt_every == 0 or done == cfg.steps):
+            hist.seconds = time.perf_counter() - t0
+            ckpt.save(ckpt_path, _state(model, ema, opt, extra),
+                      {**meta, "step": done, "history": hist.to_dict()})
+    hist.seconds = time.perf_counter() - t0
+    return ema, hist
+
+
+def _comparable(meta: dict) -> dict:
+    """Metadata that must match to resume; the step count may grow (extending a run)."""
+    m = dict(meta)
+    if isinstance(m.get("train"), dict):
+        m["train"] = {k: v for k, v in m["train"].items() if k != "steps"}
+    return m
+
+
+def _meta_of(path) -> dict:
+    m = ckpt.read_metadata(path)
+    return {k: v for k, v in m.items() if k not in ("step", "history")}
+
+
+def export_ema(path, ema_model: nn.Module, metadata: dict) -> None:
+    """Write the shipped form of a model: EMA weights in float16 plus metadata, and a model card
+    (``<name>.md``) beside it."""
+    tensors = {k: v.half() if v.is_floating_point() else v
+               for k, v in ema_model.state_dict().items()}
+    ckpt.save(path, tensors, metadata)
+    Path(path).with_suffix(".md").write_text(model_card(Path(path).name, metadata))

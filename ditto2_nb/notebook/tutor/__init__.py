@@ -1,0 +1,75 @@
+"""Checks for the tutorial exercises (``tutorials/``): say in plain words what is wrong.
+
+Each ``check_*`` function takes the student's function, runs it and the library's reference on
+**fresh random inputs** (a new draw on every call, so an answer hard-coded for the notebook's data
+cannot pass), and either prints one line starting with ``✓`` or raises :class:`TutorError` whose
+message names the problem: not written yet, returned None, wrong shape (expected vs got), wrong
+sign, off by a constant factor, a missing term, no gradient, ... A tutorial calls a check in the
+cell right after each exercise::
+
+    from ditto2_nb.notebook import tutor
+    tutor.check_mel_filterbank(my_mel_filterbank)
+
+Checks draw from their own generators and build their small models inside
+``torch.random.fork_rng``, so running a check never changes a notebook's random numbers.
+
+=====================  ==========================================================================
+tutorial               checks
+=====================  ==========================================================================
+T00 quickstart         :func:`check_swell_target`
+T01 audio and mels     :func:`check_hz_to_mel`, :func:`check_mel_filterbank`, :func:`check_log_compress`
+T02 diffusion          :func:`check_edm_scalings`, :func:`check_denoiser`, :func:`check_edm_loss`
+T03 sampling           :func:`check_euler_step`, :func:`check_heun_step`
+T04 consistency        :func:`check_consistency_scalings`, :func:`check_cd_target`, :func:`check_cd_loss`
+T05 CTM                :func:`check_ctm_jump`, :func:`check_gamma_step`
+T06 DITTO / DITTO-2    :func:`check_checkpointed`, :func:`check_optimise`, :func:`check_ditto2`
+T07 your own control   :func:`check_brightness`, :func:`check_brightness_loss`
+=====================  ==========================================================================
+
+Modules: :mod:`.checking` (how a check compares and explains), :mod:`.checks_audio` (T01),
+:mod:`.checks_diffusion` (T02, T03), :mod:`.checks_distill` (T04, T05), :mod:`.checks_ditto` (T06)
+and :mod:`.checks_control` (T00, T07).
+"""
+
+from .checking import TutorError
+from .checks_audio import check_hz_to_mel, check_log_compress, check_mel_filterbank
+from .checks_control import check_brightness, check_brightness_loss, check_swell_target, spectral_centroid_hz
+from .checks_diffusion import (
+    check_denoiser,
+    check_edm_loss,
+    check_edm_scalings,
+    check_euler_step,
+    check_heun_step,
+)
+from .checks_distill import (
+    check_cd_loss,
+    check_cd_target,
+    check_consistency_scalings,
+    check_ctm_jump,
+    check_gamma_step,
+)
+from .checks_ditto import check_checkpointed, check_ditto2, check_optimise
+
+__all__ = [
+    "TutorError",
+    "check_brightness",
+    "check_brightness_loss",
+    "check_cd_loss",
+    "check_cd_target",
+    "check_checkpointed",
+    "check_consistency_scalings",
+    "check_ctm_jump",
+    "check_denoiser",
+    "check_ditto2",
+    "check_edm_loss",
+    "check_edm_scalings",
+    "check_euler_step",
+    "check_gamma_step",
+    "check_heun_step",
+    "check_hz_to_mel",
+    "check_log_compress",
+    "check_mel_filterbank",
+    "check_optimise",
+    "check_swell_target",
+    "spectral_centroid_hz",
+]

@@ -1,0 +1,220 @@
+"""Checks of T04 (consistency distillation) and T05 (CTM): the consistency scalings, the CD target
+and loss, CTM's jump and one gamma-sampling step."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from ...core.config import DistillConfig
+from ...diffusion.precond import append_dims, consistency_scalings, ctm_jump
+from ...diffusion.schedule import karras_sigmas
+from ...distill.losses import cd_loss, pseudo_huber, teacher_solve
+from ...distill.sampling import ctm_gamma_sample
+from .checking import (
+    _TINY,
+    TutorError,
+    _as_tensor,
+    _call,
+    _compare,
+    _gen,
+    _log_normal_sigmas,
+    _passed,
+    _tiny_cm_models,
+    _tuple_of,
+)
+
+# ============================================================================ T04 consistency distillation
+
+
+def check_consistency_scalings(fn: Callable) -> None:
+    """T04: ``fn(t, sigma_data, eps) -> (c_skip, c_out)`` with c_skip(eps) = 1, c_out(eps) = 0."""
+    g = _gen()
+    sd = 0.3 + 0.7 * float(torch.rand(1, generator=g))
+    eps = 0.05 + 0.3 * float(torch.rand(1, generator=g))  # large, so that a lost eps shows
+    t = torch.cat([torch.tensor([eps], dtype=torch.float64), eps + _log_normal_sigmas(g, 10)]).view(-1, 1)
+    out = _tuple_of(_call(fn, t.clone(), sd, eps), 2, "my_consistency_scalings", "c_skip, c_out")
+    c_skip, c_out = consistency_scalings(t, sd, eps)
+    at_eps = [float(_as_tensor(v, "c").reshape(-1)[0]) if _as_tensor(v, "c").numel() == len(t) else None
+              for v in out]
+    if at_eps[0] is not None and abs(at_eps[0] - 1.0) > 1e-4:
+        edm = abs(at_eps[0] - sd**2 / (eps**2 + sd**2)) < 1e-4
+        hint = " These are the EDM scalings: shift t by eps." if edm else ""
+        raise TutorError(f"the boundary condition fails: f(x, eps) must equal x, so c_skip(eps) must be 1, "
+                         f"yours is {at_eps[0]:.4g}.{hint}")
+    if at_eps[1] is not None and abs(at_eps[1]) > 1e-4:
+        raise TutorError(f"the boundary condition fails: c_out(eps) must be 0 (the network has no say at "
+                         f"t = eps), yours is {at_eps[1]:.4g}. Use (t - eps) in c_out's numerator.")
+    what = f"(sigma_data = {sd:.3f}, eps = {eps:.3f})"
+    _compare(out[0], c_skip, f"c_skip {what}", mistakes=[
+        ("c_skip = sd² / ((t - eps)² + sd²).", sd**2 / (t**2 + sd**2))])
+    _compare(out[1], c_out, f"c_out {what}", mistakes=[
+        ("c_out's denominator uses t, not t - eps: c_out = (t - eps) · sd / sqrt(t² + sd²).",
+         (t - eps) * sd / ((t - eps) ** 2 + sd**2).sqrt()),
+        ("c_out = (t - eps) · sd / sqrt(t² + sd²): the factor sigma_data is missing.",
+         (t - eps) / (t**2 + sd**2).sqrt()),
+    ])
+    _passed("c_skip(eps) = 1, c_out(eps) = 0, and both match precond.consistency_scalings")
+
+
+def _cd_batch(g: torch.Generator, n_grid: int = 12):
+    b = 3
+    grid = karras_sigmas(n_grid, 0.002, 80.0, append_zero=False)
+    n = torch.randint(0, n_grid - 1, (b,), generator=g)
+    x0 = torch.randn(b, _TINY.n_mels, 16, generator=g) * 0.5
+    t, t_next = grid[n], grid[n + 1]
+    return x0, t, t_next, x0 + append_dims(t, 3) * torch.randn(x0.shape, generator=g)
+
+
+def check_cd_target(fn: Callable) -> None:
+    """T04: ``fn(target, teacher, x_t, t [B], t_next [B]) -> f_target(x_hat_{t_next}, t_next)``
+    after one teacher Heun step, under stop-gradient."""
+    g = _gen()
+    teacher, _, target = _tiny_cm_models(int(torch.randint(2**31, (1,), generator=g)))
+    _, t, t_next, x_t = _cd_batch(g)
+    with torch.no_grad():
+        x_next = teacher_solve(teacher, x_t, torch.stack([t, t_next], 1), None, 1.0)
+        want = target(x_next, t_next)
+        tn, tt = append_dims(t_next, 3), append_dims(t, 3)
+        x_euler = x_t + (x_t - teacher(x_t, t)) / tt * (tn - tt)
+        mistakes = [
+            ("you gave the target x_t: first take one teacher Heun step from t to t_next.",
+             target(x_t, t_next)),
+            ("you gave the target x_t at time t: first take one teacher Heun step from t to t_next, "
+             "then evaluate the target there.", target(x_t, t)),
+            ("evaluate the target at t_next (where the teacher's step landed), not at t.", target(x_next, t)),
+            ("that is an Euler step: the teacher takes a Heun step (add the corrector).",
+             target(x_euler, t_next)),
+            ("you returned the teacher's step itself: pass it through the target network, "
+             "target(x_next, t_next).", x_next),
+        ]
+    got = _call(fn, target, teacher, x_t.clone(), t.clone(), t_next.clone())
+    _compare(got, want, "my_cd_target(target, teacher, x_t, t, t_next)", rtol=1e-4, atol=1e-5,
+             mistakes=mistakes)
+    if isinstance(got, torch.Tensor) and got.requires_grad:
+        raise TutorError("the target carries gradients: it must be a stop-gradient target. Compute it "
+                         "under `with torch.no_grad():` (or .detach() it).")
+    _passed("your CD target matches one teacher Heun step + the target network (no gradient)")
+
+
+def check_cd_loss(fn: Callable) -> None:
+    """T04: ``fn(student, target, teacher, x0, t, t_next, z) -> scalar`` vs
+    :func:`ditto2_nb.distill.cd_loss` on the same draws (pseudo-Huber distance)."""
+    g = _gen()
+    seed = int(torch.randint(2**31, (1,), generator=g))
+    teacher, student, target = _tiny_cm_models(seed)
+    x0 = torch.randn(3, _TINY.n_mels, 16, generator=g) * 0.5
+    cfg = DistillConfig(n_grid=12, w=1.0, distance="pseudo_huber")
+    want = cd_loss(student, target, teacher, x0, None, torch.Generator().manual_seed(seed), cfg)
+    gen = torch.Generator().manual_seed(seed)  # the same draws, in the library's order
+    grid = karras_sigmas(cfg.n_grid, student.sigma_min, student.sigma_max, append_zero=False)
+    n = torch.randint(0, cfg.n_grid - 1, (len(x0),), generator=gen)
+    t, t_next = grid[n], grid[n + 1]
+    z = torch.randn(x0.shape, generator=gen)
+    with torch.no_grad():
+        x_t = x0 + append_dims(t, 3) * z
+        f_tgt = target(teacher_solve(teacher, x_t, torch.stack([t, t_next], 1), None, 1.0), t_next)
+        mistakes = [
+            ("the student sees the noisy x_t = x0 + t · z, not the clean x0.",
+             pseudo_huber(student(x0, t), f_tgt).mean()),
+            ("scale the noise by t: x_t = x0 + t · z.", pseudo_huber(student(x0 + z, t), f_tgt).mean()),
+            ("use the pseudo-Huber distance (distill.pseudo_huber), as the library does.",
+             (student(x_t, t) - f_tgt).pow(2).flatten(1).mean(1).mean()),
+            ("average the per-example distances with .mean(), not .sum().",
+             pseudo_huber(student(x_t, t), f_tgt).sum()),
+        ]
+    got = _call(fn, student, target, teacher, x0.clone(), t.clone(), t_next.clone(), z.clone())
+    _compare(got, want, "my_cd_loss(...)", rtol=1e-4, atol=1e-6, mistakes=mistakes)
+    if not isinstance(got, torch.Tensor) or not got.requires_grad:
+        raise TutorError("no gradient reaches the student: compute the student side student(x_t, t) with "
+                         "gradients on (only the target goes under torch.no_grad()).")
+    got.backward()
+    if all(p.grad is None or float(p.grad.abs().sum()) == 0 for p in student.parameters()):
+        raise TutorError("no gradient reaches the student's weights: call student(x_t, t) outside "
+                         "torch.no_grad() and without .detach().")
+    if any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in target.parameters()):
+        raise TutorError("gradients reach the target network: the target must be under stop-gradient "
+                         "(torch.no_grad()).")
+    _passed("your CD loss equals distill.cd_loss on the same draws; gradients reach the student only")
+
+
+# ============================================================================ T05 CTM
+
+
+def check_ctm_jump(fn: Callable) -> None:
+    """T05: ``fn(x_t, g, t, s) -> G = (s/t) x_t + (1 - s/t) g`` with t, s broadcastable ``[B, 1, 1]``."""
+    gen = _gen()
+    b = 4
+    x_t = torch.randn(b, 6, 8, generator=gen, dtype=torch.float64) * 3.0
+    g_val = torch.randn(b, 6, 8, generator=gen, dtype=torch.float64) * 0.5
+    t = _log_normal_sigmas(gen, b) + 0.1
+    s = t * torch.rand(b, generator=gen, dtype=torch.float64)
+    s[0], s[1] = t[0], 0.0  # the two identities: G(x, t, t) = x and G(x, t, 0) = g
+    t, s = t.view(-1, 1, 1), s.view(-1, 1, 1)
+    r = s / t
+    got = _call(fn, x_t.clone(), g_val.clone(), t.clone(), s.clone())
+    _compare(got, ctm_jump(x_t, g_val, t, s), "my_ctm_jump(x_t, g, t, s)", rtol=1e-6, atol=1e-8, mistakes=[
+        ("the two weights are swapped: at s = t the jump must return x_t itself (G(x, t, t) = x), and at "
+         "s = 0 it must return g.", (1 - r) * x_t + r * g_val),
+        ("you returned g: mix it with x_t, G = (s/t) · x_t + (1 - s/t) · g.", g_val),
+        ("the weight of x_t is s/t, not t/s.",
+         (t / s.clamp_min(1e-12)).clamp_max(1e12) * x_t + (1 - r) * g_val),
+    ], nonfinite="Dividing by s? s can be 0 (a jump to the clean end): the weight of x_t is s / t.")
+    _passed("G(x, t, s) matches precond.ctm_jump, including G(x, t, t) = x and G(x, t, 0) = g")
+
+
+class _GModel(nn.Module):
+    """Wraps a function G(x, t, s) in the interface of :func:`ditto2_nb.distill.ctm_gamma_sample`."""
+
+    def __init__(self, G: Callable, eps: float):
+        super().__init__()
+        self.G, self.sigma_min = G, eps
+
+    def forward(self, x, t, s, tags=None):
+        return self.G(x, t, s)
+
+
+def check_gamma_step(fn: Callable) -> None:
+    """T05: ``fn(G, x, t, t_next, gamma, eps, z) -> x_next``, one CTM gamma-sampling step."""
+    g = _gen()
+    shape = (2, 4, 6)
+    a = torch.randn(shape, generator=g, dtype=torch.float64) * 0.5
+
+    def G(x, t, s):
+        return (s / t) * x + (1.0 - s / t) * torch.tanh(a * x)
+
+    eps = 0.05 + 0.2 * float(torch.rand(1, generator=g))
+    x = torch.randn(shape, generator=g, dtype=torch.float64) * 5.0
+    z = torch.randn(shape, generator=g, dtype=torch.float64)
+    t = float(2.0 + 10.0 * torch.rand(1, generator=g))
+    cases = [(t, 0.4 * t, gamma) for gamma in (0.0, 0.5, 1.0)] + [(0.3 + eps, 0.0, 0.5)]
+    for t, t_next, gamma in cases:
+        want = ctm_gamma_sample(_GModel(G, eps), x, [t, t_next], gamma=gamma, noise_fn=lambda _: z)
+        s = (1 - gamma**2) ** 0.5 * (t_next - eps) + eps if t_next > 0 else eps
+        s_no_eps = (1 - gamma**2) ** 0.5 * t_next
+        s_last = (1 - gamma**2) ** 0.5 * (t_next - eps) + eps
+        mistakes = [("the noise scale is sqrt(t_next² - s²) (only the noise missing at s), not t_next.",
+                     G(x, t, s) + t_next * z)]
+        if t_next > 0:
+            mistakes += [
+                ("s = sqrt(1 - γ²) · (t_next - eps) + eps: the eps terms are missing.",
+                 G(x, t, s_no_eps) + max(t_next**2 - s_no_eps**2, 0.0) ** 0.5 * z),
+                ("s uses sqrt(1 - γ²), not γ: γ = 0 must jump exactly to t_next with no noise.",
+                 G(x, t, gamma * (t_next - eps) + eps)
+                 + max(t_next**2 - (gamma * (t_next - eps) + eps) ** 2, 0.0) ** 0.5 * z),
+                ("the noise is missing: add sqrt(t_next² - s²) · z after the jump.", G(x, t, s)),
+                ("jump first, then add noise: x_next = G(x, t, s) + sqrt(t_next² - s²) · z.",
+                 G(x + max(t_next**2 - s**2, 0.0) ** 0.5 * z, t, s)),
+            ]
+        else:
+            mistakes += [("at the last step (t_next = 0) jump to s = eps, with no noise.", G(x, t, s_last)),
+                         ("at the last step jump to s = eps, not 0: the student was trained on times down "
+                          "to eps (sigma_min) only, and s = 0 is a time it never saw.", G(x, t, 0.0))]
+        got = _call(fn, G, x.clone(), t, t_next, gamma, eps, z.clone())
+        _compare(got, want, f"my_gamma_step (t={t:.3g}, t_next={t_next:.3g}, γ={gamma:g})", rtol=1e-6,
+                 atol=1e-8, mistakes=mistakes,
+                 nonfinite="At the last step (t_next = 0) jump to s = eps with no noise; before "
+                           "it, s <= t_next keeps t_next² - s² >= 0 under the square root.")
+    _passed("your gamma step matches distill.ctm_gamma_sample for γ = 0, 0.5, 1 and the last step (to eps)")

@@ -1,0 +1,182 @@
+"""Checks of T06 (DITTO and DITTO-2): gradient checkpointing, the Adam loop over the noise, and
+DITTO-2 (1-step surrogate in the loop, one decode at the end)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from ...distill.sampling import student_decode
+from ...optimize.loop import OptimConfig
+from ...optimize.methods import ditto2
+from .checking import (
+    _TINY,
+    TutorError,
+    _as_tensor,
+    _call,
+    _close,
+    _compare,
+    _gen,
+    _passed,
+    _tiny_cm_models,
+    _tuple_of,
+)
+
+# ============================================================================ T06 DITTO and DITTO-2
+
+
+class _Counted(nn.Module):
+    """A small denoiser that counts how often it runs (forward passes and recomputations)."""
+
+    def __init__(self, shape: tuple[int, ...], g: torch.Generator):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(shape, generator=g, dtype=torch.float64) * 0.5)
+        self.calls = 0
+
+    def forward(self, x, sigma):
+        self.calls += 1
+        return torch.tanh(self.w * x) / (1.0 + torch.as_tensor(sigma, dtype=x.dtype))
+
+
+def check_checkpointed(fn: Callable) -> None:
+    """T06: ``fn(denoise) -> denoise'``, the same function with gradient checkpointing (same values
+    and gradients; the forward pass runs again during backward instead of storing activations)."""
+    g = _gen()
+    shape = (2, 3, 5)
+    net = _Counted(shape, g)
+    x0 = torch.randn(shape, generator=g, dtype=torch.float64)
+    sigmas = [torch.tensor(s, dtype=torch.float64) for s in (3.0, 1.0, 0.3)]
+
+    def run(step):
+        net.zero_grad()
+        net.calls = 0
+        x = x0.clone().requires_grad_(True)
+        h = x
+        for s in sigmas:
+            h = step(h, s)
+        (h**2).sum().backward()
+        return h.detach(), x.grad, net.w.grad, net.calls
+
+    ref_out, ref_gx, ref_gw, _ = run(net)
+    wrapped = _call(fn, net)
+    if not callable(wrapped):
+        raise TutorError(f"my_checkpointed should return a function (the wrapped denoiser), got "
+                         f"{type(wrapped).__name__}.")
+    out, gx, gw, calls = run(lambda x, s: _call(wrapped, x, s, what="the wrapped denoiser"))
+    _compare(out, ref_out, "the wrapped denoiser's output", rtol=1e-6, atol=1e-9)
+    if gx is None or gw is None:
+        raise TutorError("no gradient flows through the wrapped denoiser (to x or to the weights): pass x "
+                         "and sigma as arguments to checkpoint(...), and use use_reentrant=False.")
+    _compare(gx, ref_gx, "the gradient with respect to x through the wrapped denoiser", rtol=1e-6, atol=1e-9)
+    _compare(gw, ref_gw, "the gradient with respect to the weights", rtol=1e-6, atol=1e-9)
+    n = len(sigmas)
+    if calls < 2 * n:
+        raise TutorError(f"no recomputation happened: the denoiser ran {calls} times for {n} steps (expected "
+                         f"{2 * n}: once forward, once more during backward). Wrap each call in "
+                         "torch.utils.checkpoint.checkpoint(denoise, x, sigma, use_reentrant=False).")
+    _passed(f"same values and gradients, and the denoiser ran {calls} times for {n} steps "
+            "(recomputed in backward instead of stored)")
+
+
+def _reference_optimise(generate, loss_fn, z0, iterations, lr, *, zero_grad=True, opt="adam",
+                        maximize=False):
+    z = z0.detach().clone().requires_grad_(True)
+    o = torch.optim.Adam([z], lr=lr, maximize=maximize) if opt == "adam" else torch.optim.SGD([z], lr=lr)
+    losses = []
+    for _ in range(iterations):
+        per_example = loss_fn(generate(z))
+        if zero_grad:
+            o.zero_grad(set_to_none=True)
+        per_example.sum().backward()
+        o.step()
+        losses.append(per_example.mean().item())
+    return z.detach(), losses
+
+
+def _losses_list(losses, iterations: int, what: str) -> torch.Tensor:
+    if isinstance(losses, torch.Tensor):
+        losses = losses.detach().reshape(-1).tolist() if losses.ndim <= 1 else None
+    if not isinstance(losses, (list, tuple)) or len(losses) != iterations:
+        n = len(losses) if isinstance(losses, (list, tuple)) else type(losses).__name__
+        raise TutorError(f"{what}: record one loss per iteration ({iterations} numbers), got {n}.")
+    try:
+        return torch.tensor([float(v) for v in losses], dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise TutorError(f"{what}: each recorded loss should be one number (per_example.mean().item()), "
+                         f"got {type(losses[0]).__name__} of shape "
+                         f"{list(getattr(losses[0], 'shape', []))}.") from None
+
+
+def check_optimise(fn: Callable) -> None:
+    """T06: ``fn(generate, loss_fn, z0, iterations, lr) -> (z, losses)``, Adam on the noise z."""
+    g = _gen()
+    b, dim = 3, 6
+    a = torch.randn(dim, dim, generator=g, dtype=torch.float64) / dim**0.5
+    y = torch.rand(dim, generator=g, dtype=torch.float64) - 0.5
+    generate = lambda z: torch.tanh(z @ a)  # noqa: E731
+    loss_fn = lambda x: ((x - y) ** 2).mean(-1)  # noqa: E731 - one loss per example [B]
+    z0 = torch.randn(b, dim, generator=g, dtype=torch.float64)
+    iterations = int(torch.randint(5, 12, (1,), generator=g))
+    lr = 0.02 + 0.08 * float(torch.rand(1, generator=g))
+    z_ref, loss_ref = _reference_optimise(generate, loss_fn, z0, iterations, lr)
+    z0_copy = z0.clone()
+    out = _tuple_of(_call(fn, generate, loss_fn, z0, iterations, lr), 2, "my_optimise", "z, losses")
+    if not torch.equal(z0, z0_copy):
+        raise TutorError("my_optimise changed z0 in place: work on a copy, z = z0.detach().clone()"
+                         ".requires_grad_(True).")
+    z = _as_tensor(out[0], "the optimised z")
+    losses = _losses_list(out[1], iterations, "my_optimise")
+    if _close(z.detach().double(), z0.double(), 0, 1e-12):
+        raise TutorError("z never changed: call opt.step() after loss.backward() in every iteration (and "
+                         "give the optimiser the tensor you optimise: torch.optim.Adam([z], lr=lr)).")
+    _compare(losses[0], torch.tensor(loss_ref[0], dtype=torch.float64), "the first recorded loss",
+             rtol=1e-5, atol=1e-8, mistakes=[
+                 ("record the mean over the batch, per_example.mean().item(), not the sum.",
+                  torch.tensor(loss_ref[0] * b, dtype=torch.float64))])
+    cands = [("gradients pile up across iterations: call opt.zero_grad() before each backward().",
+              dict(zero_grad=False)),
+             ("that is gradient *ascent*: the loss must go down (minimise; don't negate the gradient).",
+              dict(maximize=True)),
+             ("use Adam (torch.optim.Adam([z], lr=lr)), as DITTO does, not plain SGD.", dict(opt="sgd"))]
+    _compare(z, z_ref, f"z after {iterations} iterations", rtol=1e-4, atol=1e-6, mistakes=[
+        (msg, _reference_optimise(generate, loss_fn, z0, iterations, lr, **kw)[0]) for msg, kw in cands])
+    _compare(losses, torch.tensor(loss_ref, dtype=torch.float64), "the recorded losses", rtol=1e-4,
+             atol=1e-7, hint=" Record each iteration's loss before opt.step() changes z.")
+    _passed(f"your loop reproduces Adam on z ({iterations} iterations, lr {lr:.3f}); "
+            f"loss {loss_ref[0]:.4f} -> {loss_ref[-1]:.4f}")
+
+
+def check_ditto2(fn: Callable) -> None:
+    """T06: ``fn(student, loss_fn, z0, iterations, lr, decode_steps) -> (z, x0)`` vs
+    :func:`ditto2_nb.optimize.ditto2` (1-step surrogate in the loop, one ``decode_steps`` decode)."""
+    g = _gen()
+    _, student, _ = _tiny_cm_models(int(torch.randint(2**31, (1,), generator=g)))
+    student.requires_grad_(False)
+    frames = 16
+    y = torch.rand(frames, generator=g) - 0.5
+    loss_fn = lambda mel: ((mel.mean(1) - y) ** 2).mean(-1)  # noqa: E731 - [B]
+    z0 = torch.randn(2, _TINY.n_mels, frames, generator=g)
+    iterations, lr = int(torch.randint(4, 9, (1,), generator=g)), 0.05
+    ref = ditto2(student, loss_fn, z0, decode_steps=2, decode_seed=0,
+                 cfg=OptimConfig(iterations=iterations, lr=lr, snapshot_every=0))
+    out = _tuple_of(_call(fn, student, loss_fn, z0.clone(), iterations, lr, 2), 2, "my_ditto2", "z, x0")
+    one_step = lambda z: student_decode(student, z * student.sigma_max, 1)  # noqa: E731
+    unscaled = lambda z: student_decode(student, z, 1)  # noqa: E731
+    z_unscaled, _ = _reference_optimise(unscaled, loss_fn, z0, iterations, lr)
+    _compare(out[0], ref.z, "the optimised z", rtol=1e-4, atol=1e-5, mistakes=[
+        ("the student starts from x_T = z · sigma_max: multiply z by student.sigma_max before the jump.",
+         z_unscaled)], hint=" Optimise through the 1-step surrogate: student_decode(student, "
+                            "z * student.sigma_max, 1) inside my_optimise.")
+    with torch.no_grad():
+        x_one = one_step(ref.z)
+        x_other_seed = student_decode(student, ref.z * student.sigma_max, 2, seed=1)
+        x_unscaled = student_decode(student, ref.z, 2)
+    _compare(out[1], ref.x0, "the decoded x0", rtol=1e-4, atol=1e-5, mistakes=[
+        ("x0 is the 1-step surrogate: after the loop, decode once with decode_steps steps.", x_one),
+        ("decode from x_T = z · sigma_max.", x_unscaled),
+        ("fix the decode's injected noise with seed=0 (student_decode(..., seed=0)).", x_other_seed),
+    ])
+    _passed(f"z and the {2}-step decode match optimize.ditto2 ({iterations} iterations on a small random "
+            "student)")

@@ -1,0 +1,225 @@
+"""The panel's widgets: the ipywidgets tree (parameter inputs, upload, Run button, status, the live
+plotly ``FigureWidget``), what each widget event does, and the live updates during a run."""
+
+from __future__ import annotations
+
+import html
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+
+from ...controls.base import Control
+from ...controls.structure import StructureControl
+from ...data.theory import INSTRUMENTS
+from .builders import SHAPES
+from .models import METHODS
+from .running import PanelResult
+
+
+class PanelWidgets:
+    """The widget view of a panel (built on first use; absent in headless runs)."""
+
+    # ------------------------------------------------------------------ live updates
+
+    def _live_callback(self, control: Control, p: dict[str, Any]):
+        """The optimiser's per-iteration callback that refreshes the live figure every
+        ``live_every`` iterations (None when there are no widgets to refresh)."""
+        if self._ui is None or not self.live_every:
+            return None
+        with self.figure.batch_update():
+            self.figure.data = self.figure.data[:1]
+            self.figure.data[0].update(x=[], y=[])
+
+        def callback(it: int, trace, mel: torch.Tensor) -> None:
+            if it % self.live_every == 0:
+                self._update_live(trace.loss, control, mel[:1], p)
+
+        return callback
+
+    def _update_live(self, history: list[float], control: Control, mel: torch.Tensor, p) -> None:
+        with self.figure.batch_update():
+            self.figure.data[0].update(x=list(range(len(history))), y=list(history))
+            self._set_view(control, mel)
+        self.status.value = (f"{METHODS[p['method']]}: iteration {len(history)}/{p['iterations']}, "
+                             f"loss {history[-1]:.4g}")
+
+    def _set_view(self, control: Control, mel: torch.Tensor, name: str = "output") -> None:
+        """Replace (or update in place) the right-hand feature-vs-target view of the figure."""
+        view = self.feature_figure(control, {name: mel}, compact=True)
+        new, fw = list(view.data), self.figure
+        same = len(fw.data) == 1 + len(new) and all(a.type == b.type for a, b in zip(fw.data[1:], new))
+        if same:
+            for old, tr in zip(fw.data[1:], new):
+                old.update({k: tr[k] for k in ("x", "y", "z") if k in tr})
+            return
+        for tr in new:
+            if "showscale" in tr:
+                tr.showscale = False
+        fw.data = fw.data[:1]
+        fw.add_traces(new, rows=1, cols=2)
+        fw.layout.annotations[1].text = view.layout.title.text or name
+        fw.update_yaxes(autorange="reversed" if isinstance(control, StructureControl) else True,
+                        row=1, col=2)
+
+    def _show(self, out: PanelResult) -> None:
+        """After a run: full loss curve, decoded output's view, spectrogram, audio, metrics."""
+        from IPython import get_ipython
+        from IPython.display import clear_output, display
+
+        tr = out.result.trace
+        with self.figure.batch_update():
+            self.figure.data[0].update(x=list(range(len(tr.loss))), y=tr.loss)
+            self._set_view(out.control, out.result.x0[:1].cpu(), "decoded")
+        if get_ipython() is not None:  # a kernel to display into
+            with self._output:
+                clear_output(wait=True)
+                display(out.figures["mel"], out.audio())
+        metrics = ", ".join(f"{k} {v:.4g}" for k, v in out.metrics.items())
+        self.status.value = (f"<b>{METHODS[out.params['method']]}</b>: {len(tr.loss)} iterations in "
+                             f"{out.result.seconds_total:.1f} s. {html.escape(metrics)}")
+
+    # ------------------------------------------------------------------ widgets
+
+    @property
+    def ui(self):
+        """The panel's widget tree (built on first use)."""
+        if self._ui is None:
+            self._build()
+        return self._ui
+
+    @property
+    def button(self):
+        """The Run button (``panel.button.click()`` runs as a click would)."""
+        self.ui  # noqa: B018 - builds the widgets on first use
+        return self._button
+
+    @property
+    def figure(self) -> go.FigureWidget:
+        """The live figure: loss (left), feature vs target (right)."""
+        self.ui  # noqa: B018
+        return self._figure
+
+    @property
+    def inputs(self) -> dict[str, Any]:
+        """The parameter widgets by parameter name."""
+        self.ui  # noqa: B018
+        return self._widgets
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.ui._repr_mimebundle_(**kwargs)
+
+    @staticmethod
+    def _widget_value(name: str, v):
+        return "" if v is None and name == "reference_path" else v
+
+    def widget_for(self, name: str, value):
+        """The widget editing parameter ``name`` (subclasses add theirs; unknown ones get a
+        widget by the value's type)."""
+        import ipywidgets as W
+
+        s, n = self.cfg.seconds, self.preset.data.n_heldout
+        frame = self.cfg.hop_length / self.cfg.sample_rate
+
+        def slider(cls, lo, hi, **kw):
+            return cls(value=value, min=min(lo, value), max=max(hi, value), description=name, **kw)
+
+        make = {
+            "control": lambda: W.Dropdown(options=self.CONTROLS, value=value, description=name),
+            "method": lambda: W.Dropdown(options=[(v, k) for k, v in METHODS.items()], value=value,
+                                         description=name),
+            "shape": lambda: W.Dropdown(options=SHAPES, value=value, description=name),
+            "instrument": lambda: W.Dropdown(options=[("any (unconditional)", None)]
+                                             + [(i, i) for i in INSTRUMENTS], value=value,
+                                             description=name),
+            "lo_db": lambda: slider(W.FloatSlider, -60.0, 0.0, step=1.0),
+            "hi_db": lambda: slider(W.FloatSlider, -60.0, 0.0, step=1.0),
+            "reference": lambda: slider(W.IntSlider, 0, n - 1),
+            "gap": lambda: W.FloatRangeSlider(value=value, min=0.0, max=s, step=0.01, description=name),
+            "overlap": lambda: slider(W.FloatSlider, frame, s - frame, step=0.01),
+            "iterations": lambda: slider(W.IntSlider, 1, 300),
+            "lr": lambda: W.FloatLogSlider(value=value, base=10, min=-3, max=0, description=name),
+            "decode_steps": lambda: slider(W.IntSlider, 1, 8),
+            "refine_last": lambda: slider(W.IntSlider, 0, self.values["iterations"]),
+            "teacher_steps": lambda: slider(W.IntSlider, 2, 40),
+            "w": lambda: slider(W.FloatSlider, 1.0, 5.0, step=0.25),
+            "snapshot_every": lambda: slider(W.IntSlider, 0, 50),
+            "reg_weight": lambda: slider(W.FloatSlider, 0.0, 1.0, step=0.01),
+            "seed": lambda: W.BoundedIntText(value=value, min=0, max=2**31 - 1, description=name),
+        }
+        if name in make:
+            return make[name]()
+        if isinstance(value, bool):
+            return W.Checkbox(value=value, description=name)
+        if isinstance(value, (int, float)):
+            return (W.IntText if isinstance(value, int) else W.FloatText)(value=value, description=name)
+        return W.Text(value="" if value is None else str(value), description=name)
+
+    def _build(self) -> None:
+        import ipywidgets as W
+
+        self._widgets = {k: self.widget_for(k, self._widget_value(k, v)) for k, v in self.values.items()}
+        for name, w in self._widgets.items():
+            w.observe(lambda ch, name=name: self._on_change(name, ch["new"]), names="value")
+        W.dlink((self._widgets["iterations"], "value"), (self._widgets["refine_last"], "max"))
+        self._upload = W.FileUpload(accept=".wav,.flac,.ogg,.mp3", multiple=False,
+                                    description="upload reference")
+        self._upload.observe(self._on_upload, names="value")
+        self._button = W.Button(description="Run", button_style="primary", icon="play")
+        self._button.on_click(self._on_click)
+        self.status = W.HTML(value="Set the control and press Run.")
+        self._output = W.Output()
+        self._figure = go.FigureWidget(make_subplots(rows=1, cols=2, column_widths=[0.4, 0.6],
+                                                     subplot_titles=["control loss", "feature vs target"]))
+        self._figure.add_trace(go.Scatter(x=[], y=[], mode="lines+markers", name="loss"), row=1, col=1)
+        self._figure.update_yaxes(type="log", row=1, col=1)
+        self._figure.update_layout(height=340, showlegend=False, margin=dict(l=50, r=20, t=40, b=40))
+        wrap = W.Layout(flex_flow="row wrap")
+        rows = [W.Box([w for k, w in self._widgets.items() if k not in self._contextual()], layout=wrap),
+                W.Box([*(self._widgets[k] for k in self._contextual()), self._upload], layout=wrap),
+                W.HBox([self._button, self.status]), self._figure, self._output]
+        self._ui = W.VBox(rows)
+        self._refresh_visibility()
+
+    def _contextual(self) -> list[str]:
+        """Parameters shown only for some controls or methods, in first-mention order."""
+        return list(dict.fromkeys(k for v in self.SHOWN.values() for k in v if k in self._widgets))
+
+    def _refresh_visibility(self) -> None:
+        v = self.values
+        shown = {*self.SHOWN.get(v["control"], ()), *self.SHOWN.get(v["method"], ())}
+        if v["control"] == "intensity" and v["shape"] == "reference":
+            shown |= {"reference", "reference_path"}
+        for k in self._contextual():
+            self._widgets[k].layout.display = None if k in shown else "none"
+        self._upload.layout.display = None if "reference_path" in shown else "none"
+
+    def _on_change(self, name: str, new) -> None:
+        self.values[name] = None if (name == "reference_path" and new == "") else new
+        if name in ("control", "method", "shape"):
+            self._refresh_visibility()
+
+    def _on_upload(self, change) -> None:
+        for f in change["new"]:
+            path = Path(tempfile.mkdtemp(prefix="ditto2_upload_")) / Path(f["name"]).name
+            path.write_bytes(bytes(f["content"]))
+            self._widgets["reference_path"].value = str(path)
+
+    def _on_click(self, _button=None) -> None:
+        """Run with the widgets' values; errors are shown in the panel (and kept in
+        ``last_error``) instead of vanishing into the widget log."""
+        self._button.disabled, self.last_error = True, None
+        t0 = time.perf_counter()
+        try:
+            self.status.value = "loading models and running..."
+            self.run()
+        except Exception as e:  # noqa: BLE001 - any failure must reach the user
+            self.last_error = e
+            self.status.value = (f"<b style='color:#c00'>{type(e).__name__}</b> after "
+                                 f"{time.perf_counter() - t0:.1f} s: {html.escape(str(e))}")
+        finally:
+            self._button.disabled = False
