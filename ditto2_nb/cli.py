@@ -13,7 +13,9 @@ when interrupted; with ``torchrun --nproc_per_node N -m ditto2_nb.cli ...`` it r
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 from .core.checkpoints import CheckpointError
 from .core.config import PRESETS
@@ -54,6 +56,8 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     if a.steps is not None and a.steps <= 0:
         ap.error("--steps must be positive")
+    for problem in _path_problems(a):  # before any training: a bad path must not cost the run
+        ap.error(problem)
     try:
         if a.command == "train-teacher":
             from .diffusion.teacher import train_teacher
@@ -78,6 +82,31 @@ def main(argv: list[str] | None = None) -> None:
             print(f"wrote {path}")
     except (CheckpointError, FloatingPointError, ValueError) as e:
         sys.exit(f"error: {e}")
+
+
+def _path_problems(a) -> list[str]:
+    """What is wrong with --out, --work-dir and --teacher, checked before the work starts."""
+    out = []
+    if getattr(a, "out", None):
+        p = Path(a.out)
+        if p.is_dir():
+            out.append(f"--out {p} is a directory; give a file name ending in .safetensors")
+        parent = next((q for q in [p.parent, *p.parent.parents] if q.exists()), Path("."))
+        if not parent.is_dir() or not os.access(parent, os.W_OK):
+            out.append(f"--out {p}: cannot create files under {parent} (not a writable directory)")
+    if getattr(a, "work_dir", None):
+        w = Path(a.work_dir)
+        if w.exists() and not w.is_dir():
+            out.append(f"--work-dir {w} exists and is a file, not a directory")
+        elif not w.exists():
+            parent = next((q for q in w.parents if q.exists()), Path("."))
+            if not os.access(parent, os.W_OK):
+                out.append(f"--work-dir {w}: cannot create it under {parent} (not writable)")
+        elif not os.access(w, os.W_OK):
+            out.append(f"--work-dir {w} is not writable")
+    if getattr(a, "teacher", None) and not Path(a.teacher).is_file():
+        out.append(f"--teacher {a.teacher}: no such file")
+    return out
 
 
 if __name__ == "__main__":

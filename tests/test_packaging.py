@@ -30,7 +30,7 @@ def test_layout():
 # ditto2_nb/__init__.py comes last. A module may import only what is listed before it, so no stage
 # imports a later one and nothing imports the surface.
 LAYERS = [
-    ("core", ["config", "checkpoints", "metrics", "assets", "train"]),
+    ("core", ["validate", "config", "checkpoints", "metrics", "assets", "train"]),
     ("audio", ["mel", "vocoder", "files", "analysis"]),
     ("data", ["theory", "labels", "composition", "synthesis", "captions", "tags", "summaries", "cache",
               "datasets", "corpus", "folder"]),

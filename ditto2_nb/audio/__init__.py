@@ -23,9 +23,10 @@ from .mel import (
     stft_magnitude,
     wave_to_mel,
 )
-from .vocoder import GriffinLimVocoder, spectral_convergence
+from .vocoder import GriffinLimVocoder, clipped_fraction, spectral_convergence
 
-__all__ = ["MIDDLE_C_HZ", "AudioError", "GriffinLimVocoder", "as_waveform", "check_mel", "db_to_norm",
+__all__ = ["MIDDLE_C_HZ", "AudioError", "GriffinLimVocoder", "as_waveform", "clipped_fraction", "check_mel",
+           "db_to_norm",
            "librosa_chroma", "librosa_mel_power", "librosa_power", "load_audio", "mel_filterbank",
            "mel_power", "norm_to_db", "norm_to_power", "power_to_db", "reanalyse_mel", "resample",
            "rms_db", "save_audio", "spectral_convergence", "stft_magnitude", "wave_to_mel"]

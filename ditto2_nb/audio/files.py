@@ -4,6 +4,7 @@ the overall level in dBFS (for silence checks)."""
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,10 @@ def load_audio(path: str | Path, sample_rate: int) -> torch.Tensor:
     wave = torch.from_numpy(data.mean(axis=1))
     if not torch.isfinite(wave).all():
         raise AudioError(f"{path} contains NaN or infinite samples")
+    peak = float(wave.abs().max())
+    if peak > 1.0:
+        warnings.warn(f"{path}: peak amplitude {peak:.3g} exceeds full scale (1.0); the file is used as "
+                      "is, but its level is out of the range the models were trained on", stacklevel=2)
     return resample(wave, sr, sample_rate)
 
 
@@ -41,7 +46,13 @@ def save_audio(path: str | Path, wave: torch.Tensor | np.ndarray, sample_rate: i
     w = as_waveform(wave)
     if w.shape[0] != 1:
         raise AudioError(f"save_audio writes one clip, got a batch of {w.shape[0]}")
-    sf.write(str(path), w[0].detach().cpu().numpy().clip(-1, 1), sample_rate, subtype="PCM_16")
+    x = w[0].detach().cpu().numpy()
+    over = float((abs(x) > 1.0).mean())
+    if over > 0:
+        warnings.warn(f"save_audio({path}): {100 * over:.2f}% of the samples exceed full scale and are "
+                      "clipped at +-1; scale the clip down first (GriffinLimVocoder never does this)",
+                      stacklevel=2)
+    sf.write(str(path), x.clip(-1, 1), sample_rate, subtype="PCM_16")
     return path
 
 

@@ -15,10 +15,18 @@ class GriffinLimVocoder:
 
     Deterministic (the phase starts from zero, not at random). Needs no weights. Differentiable
     through the mel inversion; Griffin-Lim's iterations are plain torch ops too.
+
+    The audio never clips: a clip whose peak would exceed ``ceiling`` is scaled down as a whole
+    (its level drops, its shape is kept) instead of being cut at +-1; the gain each clip of the
+    last call received is in ``last_gain_db`` (0 = untouched). Everything downstream (the
+    controls' evaluation, the WAV files) uses this same audio.
     """
 
-    def __init__(self, cfg: MelConfig, n_iter: int = 32, momentum: float = 0.99):
-        self.cfg, self.n_iter, self.momentum = cfg, n_iter, momentum
+    def __init__(self, cfg: MelConfig, n_iter: int = 32, momentum: float = 0.99, ceiling: float = 0.98):
+        if not 0 < ceiling <= 1:
+            raise ValueError(f"ceiling={ceiling} must be in (0, 1] (full scale = 1)")
+        self.cfg, self.n_iter, self.momentum, self.ceiling = cfg, n_iter, momentum, ceiling
+        self.last_gain_db: list[float] = []
         self.sample_rate = cfg.sample_rate
         fb = mel_filterbank(cfg)  # [F, M]
         # Pseudo-inverse of the filterbank, computed once: mel power -> linear power.
@@ -49,7 +57,14 @@ class GriffinLimVocoder:
             mag, win, cfg.n_fft, cfg.hop_length, cfg.n_fft, power=1.0, n_iter=self.n_iter,
             momentum=self.momentum, length=length, rand_init=False,
         )
-        return wave.clamp(-1.0, 1.0)
+        gain = (self.ceiling / wave.abs().amax(dim=-1, keepdim=True).clamp_min(1e-12)).clamp(max=1.0)
+        self.last_gain_db = (20 * torch.log10(gain.detach())).flatten().tolist()
+        return wave * gain
+
+
+def clipped_fraction(wave: torch.Tensor, threshold: float = 0.999) -> float:
+    """Fraction of samples at or beyond ``threshold`` of full scale (what a WAV would clip)."""
+    return float((wave.detach().abs() >= threshold).float().mean())
 
 
 def spectral_convergence(mel_ref: torch.Tensor, mel_est: torch.Tensor, cfg: MelConfig) -> float:

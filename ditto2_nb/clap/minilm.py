@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from functools import lru_cache
@@ -45,6 +46,7 @@ def _minilm() -> tuple[Any, Any]:
     return tok, model
 
 
+MAX_TOKENS = 256  # MiniLM's input length; longer prompts are cut (with a warning)
 _TEXT_CACHE: OrderedDict[str, torch.Tensor] = OrderedDict()
 _TEXT_CACHE_SIZE = 4096
 
@@ -52,7 +54,11 @@ _TEXT_CACHE_SIZE = 4096
 @torch.no_grad()
 def _minilm_batch(texts: list[str]) -> torch.Tensor:
     tok, model = _minilm()
-    enc = tok(texts, padding=True, truncation=True, max_length=256, return_tensors="pt")
+    long = [i for i, t in enumerate(texts) if len(tok(t)["input_ids"]) > MAX_TOKENS]
+    if long:
+        warnings.warn(f"prompt(s) {long[:5]} are longer than the text encoder's {MAX_TOKENS} tokens; "
+                      f"only their first {MAX_TOKENS} tokens are used", stacklevel=3)
+    enc = tok(texts, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
     hidden = model(**enc).last_hidden_state  # [B, tokens, 384]
     mask = enc["attention_mask"].unsqueeze(-1).float()  # [B, tokens, 1]
     pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)  # mean over real tokens

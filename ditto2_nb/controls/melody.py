@@ -99,6 +99,10 @@ def pitch_classes_from_mel(mel: torch.Tensor, cfg: MelConfig, rest_db: float = -
     clip's loudest frame.
     """
     mel = check_mel(mel.detach().float(), cfg)
+    silent = [i for i in range(len(mel)) if float(mel[i].max()) <= -0.99]
+    if silent:
+        raise ValueError(f"reference mel example(s) {silent} are silent (every bin at the -1 floor, "
+                         f"{cfg.db_min:g} dB): a silent clip has no melody to follow")
     energy = _chroma_energy(mel, cfg)  # [B, 12, T]
     level = 10 * torch.log10(energy.sum(1) + 1e-10)  # [B, T]
     rest = level < level.max(-1, keepdim=True).values + rest_db

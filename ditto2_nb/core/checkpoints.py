@@ -17,7 +17,8 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import load_file, safe_open
+from safetensors.torch import save as save_bytes
 
 
 class CheckpointError(RuntimeError):
@@ -30,16 +31,30 @@ def save(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict) -> 
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    remove_stale_temps(path)
+    data = save_bytes(tensors, metadata=meta)  # serialised in memory: the only temp file is ours
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     try:
-        save_file(tensors, tmp, metadata=meta)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; checkpoints are ordinary files
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def remove_stale_temps(path: str | Path) -> list[Path]:
+    """Delete temporary files an interrupted :func:`save` of ``path`` left beside it
+    (``<name>.<random>.tmp``); returns what was removed."""
+    path = Path(path)
+    stale = [p for p in path.parent.glob(path.name + ".*.tmp") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def sha256(path: str | Path) -> str:
@@ -109,4 +124,9 @@ def load_state(module: torch.nn.Module, state: dict[str, torch.Tensor], path, *,
             f"unexpected {unexpected[:3]}, wrong shape {wrong[:3]}. " + (hint or (
                 "Was it written by another version of ditto2_nb? Retrain it with the reproducing "
                 "command in its model card.")))
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"{path} holds NaN/inf weights in {bad[:3]}{' ...' if len(bad) > 3 else ''}: "
+                              "the file is damaged or came from a diverged run. Retrain it with the "
+                              "reproducing command in its model card, or restore it from git.")
     module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=False)

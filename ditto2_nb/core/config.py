@@ -13,6 +13,7 @@ them in safetensors metadata and papermill can pass overrides as literals.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
@@ -81,6 +82,15 @@ class NetConfig:
     def __post_init__(self) -> None:  # JSON gives lists; keep tuples so the config is hashable
         object.__setattr__(self, "channels", tuple(self.channels))
         object.__setattr__(self, "tag_vocab", tuple(self.tag_vocab))
+        for name in ("sigma_data", "sigma_min", "sigma_max"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ValueError(f"NetConfig.{name}={v!r} must be a finite positive number")
+        if self.sigma_max <= self.sigma_min:
+            raise ValueError(f"NetConfig.sigma_max={self.sigma_max} must exceed sigma_min={self.sigma_min}")
+        if not self.channels or min(self.channels) <= 0 or self.n_mels <= 0 or self.blocks < 0:
+            raise ValueError(f"NetConfig: channels {self.channels}, n_mels {self.n_mels} and blocks "
+                             f"{self.blocks} must be positive")
 
     @property
     def conditional(self) -> bool:

@@ -41,7 +41,15 @@ def load_denoiser(path: str | Path, device: str | torch.device = "cpu") -> Denoi
     if "net" not in meta:
         raise ckpt.CheckpointError(f"{path} has no network config in its metadata; it is not a "
                                    "ditto2_nb model file")
-    model = Denoiser(from_dict(NetConfig, meta["net"]))
+    if "student" in meta or not str(meta.get("kind", "teacher")).startswith("teacher"):
+        raise ckpt.CheckpointError(f"{path} is a {meta.get('student', meta.get('kind'))!s} file "
+                                   f"(kind {meta.get('kind')!r}), not a teacher: load students with "
+                                   "load_distilled / load_student")
+    try:
+        net_cfg = from_dict(NetConfig, meta["net"])
+    except (TypeError, ValueError) as e:
+        raise ckpt.CheckpointError(f"{path}: its network config is invalid ({e})") from e
+    model = Denoiser(net_cfg)
     ckpt.load_state(model, tensors, path)
     model.meta = meta
     return model.to(device).eval().requires_grad_(False)

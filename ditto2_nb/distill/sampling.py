@@ -11,6 +11,7 @@ import torch
 
 from ..controls.intensity import intensity
 from ..controls.melody import chroma_agreement
+from ..core import validate as check
 from ..diffusion.schedule import karras_sigmas
 from .students import ConsistencyModel, CTMModel, decode_defaults
 
@@ -72,6 +73,17 @@ def student_times(model, steps: int, sigma_mid: float | None = None) -> list[flo
     return grid[:-1] + [0.0]  # M + 1 times: T, M - 1 intermediate sigmas, then clean
 
 
+def check_decode(model, steps: int | None = None, gamma: float = 0.0, sigma_mid: float | None = None,
+                 seed: int = 0) -> None:
+    """Range checks of a decode's settings (``steps`` None: not known yet)."""
+    if steps is not None:
+        check.integer("decode steps", steps, 1)
+    check.real("gamma", gamma, 0.0, 1.0)
+    if sigma_mid is not None:
+        check.real("sigma_mid", sigma_mid, model.sigma_min, model.sigma_max, lo_open=True, hi_open=True)
+    check.integer("seed", seed, 0)
+
+
 def student_decode(model, x_T: torch.Tensor, steps: int, tags=None, *, gamma: float = 0.0,
                    sigma_mid: float | None = None, seed: int = 0) -> torch.Tensor:
     """Decode x_T with ``steps`` student evaluations (CM multistep or CTM gamma-sampling).
@@ -79,6 +91,7 @@ def student_decode(model, x_T: torch.Tensor, steps: int, tags=None, *, gamma: fl
     Injected noise is drawn from a generator seeded by ``seed``, so the decode is a deterministic
     function of x_T (what DITTO-2's final decode needs).
     """
+    check_decode(model, steps, gamma, sigma_mid, seed)
     gen = torch.Generator().manual_seed(seed)
     noise_fn = lambda x: torch.randn(x.shape, generator=gen).to(x.device)  # noqa: E731
     ts = student_times(model, steps, sigma_mid)

@@ -109,7 +109,10 @@ def load_student(path, device="cpu") -> nn.Module:
     kind = meta.get("student")
     if kind not in ("cm", "ctm") or "net" not in meta:
         raise ckpt.CheckpointError(f"{path} is not a ditto2_nb CM/CTM student file")
-    cfg = from_dict(NetConfig, meta["net"])
+    try:
+        cfg = from_dict(NetConfig, meta["net"])
+    except (TypeError, ValueError) as e:
+        raise ckpt.CheckpointError(f"{path}: its network config is invalid ({e})") from e
     model = ConsistencyModel(cfg) if kind == "cm" else CTMModel(cfg)
     ckpt.load_state(model, tensors, path)
     model.meta = meta

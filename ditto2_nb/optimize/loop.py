@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
+from ..core import validate as check
+
 LossFn = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -29,6 +31,16 @@ class OptimConfig:
     refine_last: int = 0  # DITTO-2 only: last R iterations backpropagate through the M-step decode
     project: bool = False  # after every step, rescale each z to the typical norm sqrt(D)
     trust_radius: float = 0.0  # > 0: keep |z - z0| <= radius * sqrt(D) (a trust region; 0 = off)
+
+    def __post_init__(self) -> None:
+        check.integer("iterations", self.iterations, 0)  # 0: the decode of z0, unoptimised
+        check.real("lr", self.lr, 0.0, lo_open=True)
+        check.integer("snapshot_every", self.snapshot_every, 0)
+        check.integer("patience", self.patience, 0)
+        check.real("min_improvement", self.min_improvement, 0.0)
+        check.real("reg_weight", self.reg_weight, 0.0)
+        check.integer("refine_last", self.refine_last, 0, self.iterations)
+        check.real("trust_radius", self.trust_radius, 0.0)
 
 
 @dataclass
@@ -97,14 +109,18 @@ def into_trust_region(z: torch.Tensor, z0: torch.Tensor, radius: float) -> torch
 
 
 def _check_z(z0: torch.Tensor) -> torch.Tensor:
-    if z0.ndim != 3:
-        raise ValueError(f"initial noise must be [B, M, T], got shape {tuple(z0.shape)}")
-    if not torch.isfinite(z0).all():
-        raise ValueError("initial noise contains NaN or infinite values")
-    return z0.detach().clone().requires_grad_(True)
+    return check.noise("z0", z0).detach().clone().requires_grad_(True)
 
 
 Callback = Callable[[int, Trace, torch.Tensor], None]
+
+
+def _nonfinite_output(it: int, cfg: OptimConfig) -> str:
+    if it == 0:
+        return ("the model's output for the initial noise is NaN/inf (before any update): the weights or "
+                "the sampler settings (e.g. the CFG scale w) are non-finite, not the learning rate")
+    return (f"the generated mel became NaN/inf at iteration {it} (finite until then): the updates "
+            f"diverged; lower the learning rate (now lr={cfg.lr})")
 
 
 def _optimise(z0: torch.Tensor, generate_fn, loss_fn: LossFn, cfg: OptimConfig, model: torch.nn.Module,
@@ -132,10 +148,12 @@ def _adam_loop(z0, generate_fn, loss_fn: LossFn, cfg: OptimConfig, counter: _Cal
         if per_example.ndim != 1 or per_example.shape[0] != z.shape[0]:
             raise ValueError(f"loss_fn must return one loss per example [B]={z.shape[0]}, "
                              f"got shape {tuple(per_example.shape)}")
+        if not torch.isfinite(mel).all():
+            raise FloatingPointError(_nonfinite_output(it, cfg))
         if not torch.isfinite(per_example).all():
             raise FloatingPointError(
-                f"control loss became NaN/inf at iteration {it}; lower the learning rate "
-                f"(now {cfg.lr}) or check the target for NaNs")
+                f"the control loss is NaN/inf at iteration {it} while the generated mel is finite: "
+                "check the control's target for NaN/inf")
         total = per_example.sum()
         if cfg.reg_weight > 0:
             total = total + cfg.reg_weight * typical_set_penalty(z).sum()

@@ -22,6 +22,8 @@ import time
 
 import torch
 
+from ..core import validate as check
+from ..diffusion.samplers import SAMPLERS
 from .loop import Callback, LossFn, OptimConfig, OptResult, _optimise
 from .noise import StudentDecoder, TeacherDecoder, checkpointed
 
@@ -37,6 +39,12 @@ def ditto(teacher, loss_fn: LossFn, z0: torch.Tensor, tags: torch.Tensor | None 
     """
     if sampler == "ancestral":
         raise ValueError("DITTO needs a deterministic sampler: use 'euler' or 'heun'")
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler={sampler!r} is unknown; allowed: 'euler', 'heun'")
+    steps = check.integer("steps", steps, 1)
+    w = check.real("w", w, 0.0)
+    z0 = check.noise("z0", z0, teacher.cfg)
+    tags = check.tags("tags", tags, len(z0), teacher.cfg)
     decode = TeacherDecoder(teacher, tags, steps=steps, w=w, sampler=sampler, device=z0.device)
     step_fn = checkpointed(decode.denoise) if grad_checkpoint else decode.denoise
 
@@ -46,7 +54,8 @@ def ditto(teacher, loss_fn: LossFn, z0: torch.Tensor, tags: torch.Tensor | None 
     z, trace = _optimise(z0, generate, loss_fn, cfg, teacher, progress, "DITTO", callback)
     t0 = time.perf_counter()
     with torch.no_grad():
-        x0 = decode(z)
+        x0 = check.finite_output("DITTO's final sample", decode(z),
+                                 "the teacher's weights or its settings are non-finite")
     return OptResult(z, x0, trace, seconds_total=trace.wall + time.perf_counter() - t0)
 
 
@@ -61,8 +70,9 @@ def ditto2(student, loss_fn: LossFn, z0: torch.Tensor, tags: torch.Tensor | None
     refinement iteration and in the final decode, so the output is a function of z.
     Reference: Novack et al. 2024 (DITTO-2); decode-aware refinement is this project's addition.
     """
-    if not 0 <= cfg.refine_last <= cfg.iterations:
-        raise ValueError(f"refine_last must be in [0, iterations={cfg.iterations}]")
+    decode_steps = check.integer("decode_steps", decode_steps, 1)
+    z0 = check.noise("z0", z0, student.cfg)
+    tags = check.tags("tags", tags, len(z0), student.cfg)
     decode = StudentDecoder(student, tags, gamma=gamma, sigma_mid=sigma_mid, seed=decode_seed)
 
     def generate(z, it):
@@ -73,7 +83,8 @@ def ditto2(student, loss_fn: LossFn, z0: torch.Tensor, tags: torch.Tensor | None
     z, trace = _optimise(z0, generate, loss_fn, cfg, student, progress, "DITTO-2", callback)
     t0 = time.perf_counter()
     with torch.no_grad():
-        x0 = decode(z, decode_steps)
+        x0 = check.finite_output("DITTO-2's final decode", decode(z, decode_steps),
+                                 "the student's weights or the decode settings are non-finite")
         x0_surrogate = decode(z, 1)
     return OptResult(z, x0, trace, x0_surrogate,
                      seconds_total=trace.wall + time.perf_counter() - t0)

@@ -17,7 +17,7 @@ import torch
 from torch.utils.checkpoint import checkpoint
 
 from ..diffusion.samplers import get_sampler, guided, karras_for
-from ..distill.sampling import student_decode
+from ..distill.sampling import check_decode, student_decode
 
 
 def checkpointed(denoise):
@@ -57,6 +57,7 @@ class StudentDecoder:
 
     def __init__(self, student, tags: torch.Tensor | None = None, *, gamma: float = 0.0,
                  sigma_mid: float | None = None, seed: int = 0):
+        check_decode(student, None, gamma, sigma_mid, seed)
         self.student, self.tags = student, tags
         self.decode_kw = dict(gamma=gamma, sigma_mid=sigma_mid, seed=seed)
 
