@@ -207,3 +207,22 @@ def test_loud_mel_is_not_clipped_and_quiet_is_untouched():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # nothing to warn about
         assert math.isfinite(clipped_fraction(quiet))
+
+
+@pytest.mark.parametrize("kw, words", [
+    (dict(n=0), "n=0"), (dict(frames=15), "frames=15 must be a multiple of 2"), (dict(steps=0), "steps=0"),
+    (dict(w=-1.0), "w=-1.0"), (dict(seed=-3), "seed=-3"), (dict(tags=torch.tensor([[9]])), "vocabulary"),
+])
+def test_generate_checks_its_arguments(kw, words):
+    from ditto2_nb.diffusion import generate
+
+    args = dict(n=1, frames=16, steps=2) | kw
+    with pytest.raises(ValueError, match=words):
+        generate(teacher(), args.pop("n"), args.pop("frames"), **args)
+
+
+def test_notebook_knobs_must_be_finite():
+    from ditto2_nb.notebook.pipeline import ParameterError, setup
+
+    with pytest.raises(ParameterError, match="LR must be a finite non-negative number, got nan"):
+        setup("ci", 0, "cpu", "/tmp/ditto2_nb_knobs", LR=float("nan"))

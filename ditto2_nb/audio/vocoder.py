@@ -4,6 +4,7 @@ spectral convergence that measures what a mel round trip loses."""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 import torchaudio.functional as AF
 
 from ..core.config import MelConfig
@@ -16,16 +17,17 @@ class GriffinLimVocoder:
     Deterministic (the phase starts from zero, not at random). Needs no weights. Differentiable
     through the mel inversion; Griffin-Lim's iterations are plain torch ops too.
 
-    The audio never clips: a clip whose peak would exceed ``ceiling`` is scaled down as a whole
-    (its level drops, its shape is kept) instead of being cut at +-1; the gain each clip of the
-    last call received is in ``last_gain_db`` (0 = untouched). Everything downstream (the
-    controls' evaluation, the WAV files) uses this same audio.
+    The audio never clips: instead of cutting samples at +-1, a look-ahead limiter (:meth:`limit`)
+    lowers the gain smoothly around the peaks that would exceed ``ceiling``; the deepest gain
+    reduction of each clip of the last call is in ``last_gain_db`` (0 = untouched). Everything
+    downstream (the controls' evaluation, the WAV files) uses this same audio.
     """
 
     def __init__(self, cfg: MelConfig, n_iter: int = 32, momentum: float = 0.99, ceiling: float = 0.98):
         if not 0 < ceiling <= 1:
             raise ValueError(f"ceiling={ceiling} must be in (0, 1] (full scale = 1)")
         self.cfg, self.n_iter, self.momentum, self.ceiling = cfg, n_iter, momentum, ceiling
+        self.window = 2 * (cfg.sample_rate // 200) + 1  # ~10 ms: odd, centred on each sample
         self.last_gain_db: list[float] = []
         self.sample_rate = cfg.sample_rate
         fb = mel_filterbank(cfg)  # [F, M]
@@ -57,8 +59,18 @@ class GriffinLimVocoder:
             mag, win, cfg.n_fft, cfg.hop_length, cfg.n_fft, power=1.0, n_iter=self.n_iter,
             momentum=self.momentum, length=length, rand_init=False,
         )
-        gain = (self.ceiling / wave.abs().amax(dim=-1, keepdim=True).clamp_min(1e-12)).clamp(max=1.0)
-        self.last_gain_db = (20 * torch.log10(gain.detach())).flatten().tolist()
+        return self.limit(wave)
+
+    def limit(self, wave: torch.Tensor) -> torch.Tensor:
+        """A look-ahead peak limiter: the gain min(1, ceiling / |x|) is held at its minimum over a
+        ``window`` around each sample and then averaged over the same window, so it is smooth,
+        touches only the neighbourhood of the peaks and never lets |x| exceed the ceiling."""
+        w = self.window
+        g = (self.ceiling / wave.abs().clamp_min(1e-12)).clamp(max=1.0)[:, None]  # [B, 1, L]
+        held = -F.max_pool1d(-g, w, stride=1, padding=w // 2)
+        smooth = F.avg_pool1d(F.pad(held, (w // 2, w // 2), mode="replicate"), w, stride=1)
+        gain = torch.minimum(smooth, g)[:, 0]  # (equal inside the clip; at its ends the bound binds)
+        self.last_gain_db = (20 * torch.log10(gain.detach().min(-1).values)).tolist()
         return wave * gain
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import torch
 from tqdm.auto import tqdm
 
+from ..core import validate as check
 from .schedule import karras_sigmas
 
 Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -124,6 +125,13 @@ def generate(model, n: int, frames: int, *, steps: int = 20, sampler: str = "heu
              tags: torch.Tensor | None = None, w: float = 1.0, seed: int = 0,
              progress: bool = False) -> torch.Tensor:
     """Sample ``n`` mels ``[n, M, frames]`` from a denoiser (seeds ``seed .. seed+n-1``)."""
+    n, steps = check.integer("n", n, 1), check.integer("steps", steps, 1)
+    seed = check.integer("seed", seed, 0)
+    w = check.real("w", w, 0.0)
+    frames = check.integer("frames", frames, 1)
+    if frames % model.cfg.time_divisor:
+        raise ValueError(f"frames={frames} must be a multiple of {model.cfg.time_divisor} for this model")
+    tags = check.tags("tags", tags, n, model.cfg)
     device = next(model.parameters()).device
     sigmas = karras_for(model, steps).to(device)
     x = seeded_noise(range(seed, seed + n), (model.cfg.n_mels, frames), device) * sigmas[0]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import os
 import random
 import re
@@ -95,8 +96,8 @@ def setup(preset: str = "laptop", seed: int = 0, device: str = "auto",
         raise ParameterError("DEVICE='cuda' but no CUDA device is available; use 'auto' or 'cpu'")
     for name, value in knobs.items():
         if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)
-                             and value < 0):
-            raise ParameterError(f"{name} must be a non-negative number, got {value!r}")
+                             and not (math.isfinite(value) and value >= 0)):
+            raise ParameterError(f"{name} must be a finite non-negative number, got {value!r}")
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
