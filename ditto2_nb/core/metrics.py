@@ -155,7 +155,17 @@ def train_fd_embedder(mels: torch.Tensor, tags: torch.Tensor, vocab: tuple[int, 
                       seed: int = 0, lr: float = 2e-3) -> ClassifierEmbedder:
     """Fit :class:`ClassifierEmbedder` on real clips ``[N, M, T]`` with their tag columns ``[N, K]``
     (values 1..vocab-1). Each example gets a random gain of up to +-``gain_db`` dB (``db_range``:
-    the dB span of the normalised mel's [-1, 1])."""
+    the dB span of the normalised mel's [-1, 1]). Trained on one thread, so the embedder (and
+    every FD measured with it) is the same whatever the machine's thread count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _fit_embedder(mels, tags, vocab, steps, batch, gain_db, db_range, seed, lr)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit_embedder(mels, tags, vocab, steps, batch, gain_db, db_range, seed, lr) -> ClassifierEmbedder:
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     emb = ClassifierEmbedder(mels.shape[1], vocab)
