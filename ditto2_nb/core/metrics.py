@@ -7,6 +7,7 @@ the same way: real data vs real data (0, the floor) and a trivial baseline (1, t
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,11 +105,28 @@ class AttributeClassifier(nn.Module):
 
 
 @torch.enable_grad()
+
+def one_thread(fn):
+    """Run ``fn`` on one torch thread: an evaluator trained on the fly is then bit-identical
+    whatever the thread count (multi-threaded reductions change the training's rounding)."""
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            torch.set_num_threads(threads)
+
+    return run
+
+@one_thread
 def train_attribute_classifier(mels: torch.Tensor, tags: torch.Tensor, vocab: tuple[int, ...], *,
                                steps: int = 400, batch: int = 64, seed: int = 0,
                                lr: float = 2e-3) -> AttributeClassifier:
     """Fit the classifier on real data (tags ``[N, K]``, values in 1..vocab-1); trains even when
-    called under ``torch.no_grad``."""
+    called under ``torch.no_grad``, on one thread (the same classifier on any machine)."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     clf = AttributeClassifier(mels.shape[1], vocab)
@@ -150,6 +168,7 @@ class ClassifierEmbedder(nn.Module):
 
 
 @torch.enable_grad()
+@one_thread
 def train_fd_embedder(mels: torch.Tensor, tags: torch.Tensor, vocab: tuple[int, ...], *,
                       steps: int = 600, batch: int = 64, gain_db: float = 6.0, db_range: float = 80.0,
                       seed: int = 0, lr: float = 2e-3) -> ClassifierEmbedder:
@@ -157,15 +176,6 @@ def train_fd_embedder(mels: torch.Tensor, tags: torch.Tensor, vocab: tuple[int, 
     (values 1..vocab-1). Each example gets a random gain of up to +-``gain_db`` dB (``db_range``:
     the dB span of the normalised mel's [-1, 1]). Trained on one thread, so the embedder (and
     every FD measured with it) is the same whatever the machine's thread count."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _fit_embedder(mels, tags, vocab, steps, batch, gain_db, db_range, seed, lr)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _fit_embedder(mels, tags, vocab, steps, batch, gain_db, db_range, seed, lr) -> ClassifierEmbedder:
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     emb = ClassifierEmbedder(mels.shape[1], vocab)
