@@ -40,6 +40,7 @@ from ditto2_nb.distill import load_distilled
 from ditto2_nb.optimize import OptimConfig, ditto2
 
 OUT = Path(__file__).parent / "results"
+BASE_R = 10  # the DITTO-2 refinement before this study (its `base` row)
 
 # name -> (OptimConfig changes, ditto2 keyword changes)
 VARIANTS = {
@@ -79,7 +80,7 @@ def run_variant(name: str, student, clips, cfg, vocoder, n: int, noise) -> dict:
         z0 = noise(control_name, idx, n, cfg)
         iters = C.ITERATIONS[control_name]
         opt = replace(OptimConfig(iterations=iters, lr=C.PROTOCOL["lr"], snapshot_every=0,
-                                  refine_last=C.PROTOCOL["refine_last"]), **opt_kw)
+                                  refine_last=BASE_R), **opt_kw)
         t0 = time.perf_counter()
         r = ditto2(student, control.loss, z0, tags, decode_steps=C.PROTOCOL["decode_steps"], cfg=opt, **d2_kw)
         seconds += time.perf_counter() - t0

@@ -79,8 +79,10 @@ class PanelRunning:
         return {k: float(v[0]) for k, v in control.evaluate(wave).items()}
 
     def measure(self, control: Control, res: OptResult, wave: torch.Tensor) -> dict[str, float]:
-        """``control.evaluate`` on the audio, plus the control loss of the output mel(s)."""
+        """``control.evaluate`` on the audio, plus the control loss of the output mel(s) and how
+        much the vocoder's limiter lowered the audio's peaks (dB; 0 = untouched, never clipped)."""
         out = {k: float(v[0]) for k, v in control.evaluate(wave).items()}
+        out["limiter_gain_db"] = float(self.vocoder.last_gain_db[0]) if self.vocoder.last_gain_db else 0.0
         with torch.no_grad():
             out["loss_decoded"] = float(control.loss(res.x0)[0])
             if res.x0_surrogate is not None:
