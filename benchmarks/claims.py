@@ -75,7 +75,8 @@ HEADLINE = "ditto2_ctm_trust"  # the DITTO-2 configuration the claims name, fixe
 PROTOCOL = {"ditto_steps": 20, "ditto_sampler": "euler", "cfg_w": 2.0, "checkpointing": False,
             "iterations": ITERATIONS, "lr": 0.05, "decode_steps": 2,
             "ditto2": {k: {"student": v[0]} | v[1] for k, v in DITTO2.items()},
-            "headline_ditto2": HEADLINE, "fd_embedder": "attr-clf", "vocoder": "Griffin-Lim (32 iterations)"}
+            "headline_ditto2": HEADLINE, "fd_embedder": "attr-clf",
+            "vocoder": "Griffin-Lim (32 iterations) + look-ahead limiter at 0.98"}
 TEXT_METHODS = ("conditional_teacher", "conditional_ctm", "unconditional_ctm", "unconditional_ctm_clap")
 
 

@@ -224,5 +224,5 @@ def test_generate_checks_its_arguments(kw, words):
 def test_notebook_knobs_must_be_finite():
     from ditto2_nb.notebook.pipeline import ParameterError, setup
 
-    with pytest.raises(ParameterError, match="LR must be a finite non-negative number, got nan"):
+    with pytest.raises(ParameterError, match=r"LR must be a non-negative number \(finite\), got nan"):
         setup("ci", 0, "cpu", "/tmp/ditto2_nb_knobs", LR=float("nan"))

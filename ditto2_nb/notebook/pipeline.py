@@ -97,7 +97,7 @@ def setup(preset: str = "laptop", seed: int = 0, device: str = "auto",
     for name, value in knobs.items():
         if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)
                              and not (math.isfinite(value) and value >= 0)):
-            raise ParameterError(f"{name} must be a finite non-negative number, got {value!r}")
+            raise ParameterError(f"{name} must be a non-negative number (finite), got {value!r}")
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
