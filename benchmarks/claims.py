@@ -151,16 +151,23 @@ def measure(key: str, control_name: str, models, held, cfg, vocoder, idx: list[i
     x0, x0_sur, trace = run_method(key, models, control.loss, z0, tags, iters)
     wave = vocoder(x0.detach())
     seconds = time.perf_counter() - t0
-    meta = {"targets": idx, "seconds": seconds, "loadavg_at_start": load,
-            "decoded": control.evaluate(wave)[metric], "limiter_gain_db": vocoder.last_gain_db}
-    tensors = {"x0": x0.detach()}
-    if x0_sur is not None:
-        meta["surrogate"] = control.evaluate(vocoder(x0_sur.detach()))[metric]
-        tensors["x0_surrogate"] = x0_sur.detach()
+    tensors = {"x0": x0.detach()} | ({"x0_surrogate": x0_sur.detach()} if x0_sur is not None else {})
+    meta = {"targets": idx, "seconds": seconds, "loadavg_at_start": load}
+    meta |= heard(control, metric, vocoder, tensors, wave)
     if trace is not None:
         meta.update(final_loss=trace.loss[-1], nfe_per_iteration=trace.nfe[-1] / len(trace.loss),
                     iterations=len(trace.loss))
     return tensors, meta
+
+
+def heard(control, metric: str, vocoder, tensors: dict, wave=None) -> dict:
+    """The chunk's metrics on the vocoded audio: decoded (from ``wave`` when already vocoded),
+    the limiter's gain, and the surrogate's when the chunk has one."""
+    wave = vocoder(tensors["x0"]) if wave is None else wave
+    out = {"decoded": control.evaluate(wave)[metric], "limiter_gain_db": vocoder.last_gain_db}
+    if "x0_surrogate" in tensors:
+        out["surrogate"] = control.evaluate(vocoder(tensors["x0_surrogate"]))[metric]
+    return out
 
 
 def reevaluate_control(control_name: str, held, cfg, vocoder):
@@ -169,11 +176,7 @@ def reevaluate_control(control_name: str, held, cfg, vocoder):
 
     def run(tensors, meta):
         control = make_control(control_name, held, cfg, meta["targets"])
-        meta["decoded"] = control.evaluate(vocoder(tensors["x0"]))[metric]
-        meta["limiter_gain_db"] = vocoder.last_gain_db
-        if "x0_surrogate" in tensors:
-            meta["surrogate"] = control.evaluate(vocoder(tensors["x0_surrogate"]))[metric]
-        return tensors, meta
+        return tensors, meta | heard(control, metric, vocoder, tensors)
 
     return run
 

@@ -68,7 +68,8 @@ def test_student_decode_needs_a_step(kind):
 
 
 @pytest.mark.parametrize("kw, words", [
-    (dict(steps=0), "steps=0"), (dict(w=float("nan")), "w=nan"), (dict(sampler="fast"), "sampler='fast'"),
+    (dict(steps=0), "steps=0"), (dict(w=float("nan")), "w=nan"),
+    (dict(sampler="fast"), "unknown sampler 'fast'"),
 ])
 def test_ditto_settings(kw, words):
     with pytest.raises(ValueError, match=words):

@@ -92,6 +92,12 @@ def student_decode(model, x_T: torch.Tensor, steps: int, tags=None, *, gamma: fl
     function of x_T (what DITTO-2's final decode needs).
     """
     check_decode(model, steps, gamma, sigma_mid, seed)
+    return decode_unchecked(model, x_T, steps, tags, gamma=gamma, sigma_mid=sigma_mid, seed=seed)
+
+
+def decode_unchecked(model, x_T, steps, tags=None, *, gamma=0.0, sigma_mid=None, seed=0) -> torch.Tensor:
+    """:func:`student_decode` without the range checks, for a caller that made them once
+    (DITTO-2 decodes every iteration with the same settings)."""
     gen = torch.Generator().manual_seed(seed)
     noise_fn = lambda x: torch.randn(x.shape, generator=gen).to(x.device)  # noqa: E731
     ts = student_times(model, steps, sigma_mid)

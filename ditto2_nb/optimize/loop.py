@@ -108,10 +108,6 @@ def into_trust_region(z: torch.Tensor, z0: torch.Tensor, radius: float) -> torch
     return z0 + (z - z0) * shrink
 
 
-def _check_z(z0: torch.Tensor) -> torch.Tensor:
-    return check.noise("z0", z0).detach().clone().requires_grad_(True)
-
-
 Callback = Callable[[int, Trace, torch.Tensor], None]
 
 
@@ -137,7 +133,7 @@ def _optimise(z0: torch.Tensor, generate_fn, loss_fn: LossFn, cfg: OptimConfig, 
 
 def _adam_loop(z0, generate_fn, loss_fn: LossFn, cfg: OptimConfig, counter: _CallCounter, progress: bool,
                desc: str, callback: Callback | None) -> tuple[torch.Tensor, Trace]:
-    z = _check_z(z0)
+    z = z0.detach().clone().requires_grad_(True)  # z0 checked by the method against its model
     start = z.detach().clone()
     opt = torch.optim.Adam([z], lr=cfg.lr)
     trace, best, waited = Trace(), float("inf"), 0

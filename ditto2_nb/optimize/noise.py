@@ -17,7 +17,7 @@ import torch
 from torch.utils.checkpoint import checkpoint
 
 from ..diffusion.samplers import get_sampler, guided, karras_for
-from ..distill.sampling import check_decode, student_decode
+from ..distill.sampling import check_decode, decode_unchecked
 
 
 def checkpointed(denoise):
@@ -65,4 +65,4 @@ class StudentDecoder:
         return z * self.student.sigma_max
 
     def __call__(self, z: torch.Tensor, steps: int) -> torch.Tensor:
-        return student_decode(self.student, self.x_T(z), steps, self.tags, **self.decode_kw)
+        return decode_unchecked(self.student, self.x_T(z), steps, self.tags, **self.decode_kw)
