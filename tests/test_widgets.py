@@ -86,7 +86,8 @@ def test_the_button_updates_the_figure_live(panel, monkeypatch):
     assert calls == [1, 2, 3]  # refreshed during the optimisation, every iteration
     assert list(p.figure.data[0].y) == p.last_result.result.trace.loss
     assert [(d.type, d.xaxis) for d in p.figure.data[1:]] == [("heatmap", "x2"), ("scatter", "x2")]
-    assert "DITTO-2 (CTM)" in p.status.value and "accuracy" in p.status.value
+    assert p.status.value.startswith("done") and "DITTO-2 (CTM)" in p.status.value
+    assert "accuracy" in p.status.value
     p.inputs["control"].value = "structure"  # widget edits reach the values ...
     assert p.values["control"] == "structure"
     assert p.inputs["structure"].layout.display is None and p.inputs["shape"].layout.display == "none"
@@ -158,6 +159,20 @@ def test_the_live_figure_keeps_its_traces_and_a_reload_sees_them(monkeypatch):
         assert p.figure in p.ui.children[3].children  # the one on display
     assert sent == []
     assert first.comm is None  # replaced widgets are closed
+
+
+def test_dropdowns_show_a_label_for_none_and_labels_fit():
+    p = ControlPanel("ci", "cpu", **FAST)
+    inst = p.inputs["instrument"]
+    assert p.values["instrument"] is None and inst.label == "any (unconditional)" and inst.index == 0
+    inst.value = "square"
+    assert p.values["instrument"] == "square"
+    p.set(instrument=None)
+    assert inst.label == "any (unconditional)" and p.values["instrument"] is None
+    assert p.resolve()["instrument"] is None
+    for name, w in p.inputs.items():  # descriptions take the width they need ("snapshot_every")
+        assert w.style.description_width == "initial", name
+        assert w.description == name
 
 
 def test_the_button_reports_errors_in_the_panel():

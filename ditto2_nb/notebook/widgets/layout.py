@@ -124,8 +124,8 @@ class PanelWidgets:
                 clear_output(wait=True)
                 display(out.figures["mel"], out.audio())
         metrics = ", ".join(f"{k} {v:.4g}" for k, v in out.metrics.items())
-        self.status.value = (f"<b>{METHODS[out.params['method']]}</b>: {len(tr.loss)} iterations in "
-                             f"{out.result.seconds_total:.1f} s. {html.escape(metrics)}")
+        self.status.value = (f"done: <b>{METHODS[out.params['method']]}</b>, {len(tr.loss)} iterations "
+                             f"in {out.result.seconds_total:.1f} s. {html.escape(metrics)}")
 
     # ------------------------------------------------------------------ widgets
 
@@ -157,9 +157,13 @@ class PanelWidgets:
     def _repr_mimebundle_(self, **kwargs):
         return self.ui._repr_mimebundle_(**kwargs)
 
-    @staticmethod
-    def _widget_value(name: str, v):
-        return "" if v is None and name == "reference_path" else v
+    # Parameters whose None is "" in their widget (a text box; a dropdown, whose value None
+    # would select nothing and show blank).
+    _NONE_AS_EMPTY = ("reference_path", "instrument")
+
+    @classmethod
+    def _widget_value(cls, name: str, v):
+        return "" if v is None and name in cls._NONE_AS_EMPTY else v
 
     def widget_for(self, name: str, value):
         """The widget editing parameter ``name`` (subclasses add theirs; unknown ones get a
@@ -177,7 +181,7 @@ class PanelWidgets:
             "method": lambda: W.Dropdown(options=[(v, k) for k, v in METHODS.items()], value=value,
                                          description=name),
             "shape": lambda: W.Dropdown(options=SHAPES, value=value, description=name),
-            "instrument": lambda: W.Dropdown(options=[("any (unconditional)", None)]
+            "instrument": lambda: W.Dropdown(options=[("any (unconditional)", "")]
                                              + [(i, i) for i in INSTRUMENTS], value=value,
                                              description=name),
             "lo_db": lambda: slider(W.FloatSlider, -60.0, 0.0, step=1.0),
@@ -208,10 +212,12 @@ class PanelWidgets:
 
         self._widgets = {k: self.widget_for(k, self._widget_value(k, v)) for k, v in self.values.items()}
         for name, w in self._widgets.items():
+            if hasattr(w, "style") and w.style.has_trait("description_width"):
+                w.style.description_width = "initial"  # the whole name ("snapshot_every")
             w.observe(lambda ch, name=name: self._on_change(name, ch["new"]), names="value")
         W.dlink((self._widgets["iterations"], "value"), (self._widgets["refine_last"], "max"))
         self._upload = W.FileUpload(accept=".wav,.flac,.ogg,.mp3", multiple=False,
-                                    description="upload reference")
+                                    description="upload reference", layout=W.Layout(width="auto"))
         self._upload.observe(self._on_upload, names="value")
         self._button = W.Button(description="Run", button_style="primary", icon="play")
         self._button.on_click(self._on_click)
@@ -240,7 +246,7 @@ class PanelWidgets:
         self._upload.layout.display = None if "reference_path" in shown else "none"
 
     def _on_change(self, name: str, new) -> None:
-        self.values[name] = None if (name == "reference_path" and new == "") else new
+        self.values[name] = None if (name in self._NONE_AS_EMPTY and new == "") else new
         if name in ("control", "method", "shape"):
             self._refresh_visibility()
 
