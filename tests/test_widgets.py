@@ -158,7 +158,8 @@ def test_the_live_figure_keeps_its_traces_and_a_reload_sees_them(monkeypatch):
         assert [t["type"] for t in state] == types and state[0]["y"] == p.last_result.result.trace.loss
         assert p.figure in p.ui.children[3].children  # the one on display
     assert sent == []
-    assert first.comm is None  # replaced widgets are closed
+    assert first.comm is None  # replaced widgets are closed (at the start of the next run)
+    assert fw.comm is not None and all(w.comm is not None for w in p._retired)
 
 
 def test_dropdowns_show_a_label_for_none_and_labels_fit():

@@ -104,10 +104,17 @@ class PanelWidgets:
             fw.layout.annotations[1].text = title
 
     def _set_figure(self, figure: go.FigureWidget, key) -> None:
-        """Display ``figure`` in place of the current live figure (which is closed)."""
+        """Display ``figure`` in place of the current live figure. The replaced one is closed at
+        the start of the next run: the front end's answers to its last updates are still queued
+        behind the running button click, and a closed widget would get them ("No such comm")."""
         old, self._figure, self._figure_key = self._figure, figure, key
         self._figure_box.children = (figure,)
-        old.close()
+        self._retired.append(old)
+
+    def _close_retired(self) -> None:
+        """Close the figure widgets replaced before this run."""
+        while self._retired:
+            self._retired.pop().close()
 
     def _show(self, out: PanelResult) -> None:
         """After a run: full loss curve, decoded output's view, spectrogram, audio, metrics.
@@ -223,7 +230,7 @@ class PanelWidgets:
         self._button.on_click(self._on_click)
         self.status = W.HTML(value="Set the control and press Run.")
         self._output = W.Output()
-        self._figure, self._figure_key = _live_figure(dict(x=[], y=[])), None
+        self._figure, self._figure_key, self._retired = _live_figure(dict(x=[], y=[])), None, []
         self._figure_box = W.VBox([self._figure])  # holds the live figure (replaced per view)
         wrap = W.Layout(flex_flow="row wrap")
         rows = [W.Box([w for k, w in self._widgets.items() if k not in self._contextual()], layout=wrap),
