@@ -6,9 +6,11 @@ from __future__ import annotations
 import html
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
@@ -19,6 +21,34 @@ from ...data.theory import INSTRUMENTS
 from .builders import SHAPES
 from .models import METHODS
 from .running import PanelResult
+
+
+def _plain(obj):
+    """Plotly JSON with numpy arrays turned into (nested) lists. A ``FigureWidget`` must not hold
+    numpy arrays: the front end echoes such properties back as typed arrays, which plotly's delta
+    handler then tests with ``if not value`` ("The truth value of an array ... is ambiguous")."""
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def _live_figure(loss: dict[str, list], view: Sequence[dict] = (), title: str = "feature vs target",
+                 reversed_y: bool = False) -> go.FigureWidget:
+    """The live figure, built whole (so its widget state holds every trace): the loss ``{x, y}``
+    on the left, the view's traces (plain plotly JSON) on the right."""
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.4, 0.6], subplot_titles=["control loss", title])
+    fig.add_trace(go.Scatter(**loss, mode="lines+markers", name="loss"), row=1, col=1)
+    for tr in view:
+        fig.add_trace(tr, row=1, col=2)
+    fig.update_yaxes(type="log", row=1, col=1)
+    if reversed_y:
+        fig.update_yaxes(autorange="reversed", row=1, col=2)
+    fig.update_layout(height=340, showlegend=False, margin=dict(l=50, r=20, t=40, b=40))
+    return go.FigureWidget(fig)
 
 
 class PanelWidgets:
@@ -32,8 +62,7 @@ class PanelWidgets:
         if self._ui is None or not self.live_every:
             return None
         with self.figure.batch_update():
-            self.figure.data = self.figure.data[:1]
-            self.figure.data[0].update(x=[], y=[])
+            self.figure.data[0].update(x=[], y=[])  # the traces stay: a fresh run, same layout
 
         def callback(it: int, trace, mel: torch.Tensor) -> None:
             if it % self.live_every == 0:
@@ -42,46 +71,68 @@ class PanelWidgets:
         return callback
 
     def _update_live(self, history: list[float], control: Control, mel: torch.Tensor, p) -> None:
-        with self.figure.batch_update():
-            self.figure.data[0].update(x=list(range(len(history))), y=list(history))
-            self._set_view(control, mel)
+        self._draw(history, control, mel)
         self.status.value = (f"{METHODS[p['method']]}: iteration {len(history)}/{p['iterations']}, "
                              f"loss {history[-1]:.4g}")
 
-    def _set_view(self, control: Control, mel: torch.Tensor, name: str = "output") -> None:
-        """Replace (or update in place) the right-hand feature-vs-target view of the figure."""
+    def _draw(self, loss: list[float], control: Control, mel: torch.Tensor, name: str = "output",
+              rebuild: bool = False) -> None:
+        """Show the loss so far and the feature-vs-target view of ``mel``.
+
+        A figure widget keeps the traces it was built with: when the view has the same traces
+        (and axes) as the one on display, their data are updated in place; otherwise, or when
+        ``rebuild``, a new widget replaces it. Adding or deleting traces of a displayed widget
+        breaks any view that did not see those messages: after a browser reload the page gets
+        the widget's state as built (``_widget_data``), and the next update's trace indices then
+        point at the wrong traces ("indices must be valid indices for gd.data")."""
         view = self.feature_figure(control, {name: mel}, compact=True)
-        new, fw = list(view.data), self.figure
-        same = len(fw.data) == 1 + len(new) and all(a.type == b.type for a, b in zip(fw.data[1:], new))
-        if same:
-            for old, tr in zip(fw.data[1:], new):
-                old.update({k: tr[k] for k in ("x", "y", "z") if k in tr})
+        traces = [_plain(tr.to_plotly_json()) for tr in view.data]
+        for tr in traces:
+            if tr["type"] == "heatmap":
+                tr["showscale"] = False
+        title = view.layout.title.text or name
+        key = (tuple(tr["type"] for tr in traces), isinstance(control, StructureControl))
+        loss_xy = dict(x=list(range(len(loss))), y=[float(v) for v in loss])
+        fw = self.figure
+        if rebuild or key != self._figure_key:
+            self._set_figure(_live_figure(loss_xy, traces, title, reversed_y=key[1]), key)
             return
-        for tr in new:
-            if "showscale" in tr:
-                tr.showscale = False
-        fw.data = fw.data[:1]
-        fw.add_traces(new, rows=1, cols=2)
-        fw.layout.annotations[1].text = view.layout.title.text or name
-        fw.update_yaxes(autorange="reversed" if isinstance(control, StructureControl) else True,
-                        row=1, col=2)
+        with fw.batch_update():
+            fw.data[0].update(loss_xy)
+            for old, tr in zip(fw.data[1:], traces):
+                old.update({k: tr[k] for k in ("x", "y", "z") if k in tr})
+            fw.layout.annotations[1].text = title
+
+    def _set_figure(self, figure: go.FigureWidget, key) -> None:
+        """Display ``figure`` in place of the current live figure. The replaced one is closed at
+        the start of the next run: the front end's answers to its last updates are still queued
+        behind the running button click, and a closed widget would get them ("No such comm")."""
+        old, self._figure, self._figure_key = self._figure, figure, key
+        self._figure_box.children = (figure,)
+        self._retired.append(old)
+
+    def _close_retired(self) -> None:
+        """Close the figure widgets replaced before this run."""
+        while self._retired:
+            self._retired.pop().close()
 
     def _show(self, out: PanelResult) -> None:
-        """After a run: full loss curve, decoded output's view, spectrogram, audio, metrics."""
+        """After a run: full loss curve, decoded output's view, spectrogram, audio, metrics.
+
+        The figure is rebuilt with the final data, so that the widget state a reloaded page
+        receives is the figure as drawn."""
         from IPython import get_ipython
         from IPython.display import clear_output, display
 
         tr = out.result.trace
-        with self.figure.batch_update():
-            self.figure.data[0].update(x=list(range(len(tr.loss))), y=tr.loss)
-            self._set_view(out.control, out.result.x0[:1].cpu(), "decoded")
+        self._draw(tr.loss, out.control, out.result.x0[:1].cpu(), "decoded", rebuild=True)
         if get_ipython() is not None:  # a kernel to display into
             with self._output:
                 clear_output(wait=True)
                 display(out.figures["mel"], out.audio())
         metrics = ", ".join(f"{k} {v:.4g}" for k, v in out.metrics.items())
-        self.status.value = (f"<b>{METHODS[out.params['method']]}</b>: {len(tr.loss)} iterations in "
-                             f"{out.result.seconds_total:.1f} s. {html.escape(metrics)}")
+        self.status.value = (f"done: <b>{METHODS[out.params['method']]}</b>, {len(tr.loss)} iterations "
+                             f"in {out.result.seconds_total:.1f} s. {html.escape(metrics)}")
 
     # ------------------------------------------------------------------ widgets
 
@@ -113,9 +164,13 @@ class PanelWidgets:
     def _repr_mimebundle_(self, **kwargs):
         return self.ui._repr_mimebundle_(**kwargs)
 
-    @staticmethod
-    def _widget_value(name: str, v):
-        return "" if v is None and name == "reference_path" else v
+    # Parameters whose None is "" in their widget (a text box; a dropdown, whose value None
+    # would select nothing and show blank).
+    _NONE_AS_EMPTY = ("reference_path", "instrument")
+
+    @classmethod
+    def _widget_value(cls, name: str, v):
+        return "" if v is None and name in cls._NONE_AS_EMPTY else v
 
     def widget_for(self, name: str, value):
         """The widget editing parameter ``name`` (subclasses add theirs; unknown ones get a
@@ -133,7 +188,7 @@ class PanelWidgets:
             "method": lambda: W.Dropdown(options=[(v, k) for k, v in METHODS.items()], value=value,
                                          description=name),
             "shape": lambda: W.Dropdown(options=SHAPES, value=value, description=name),
-            "instrument": lambda: W.Dropdown(options=[("any (unconditional)", None)]
+            "instrument": lambda: W.Dropdown(options=[("any (unconditional)", "")]
                                              + [(i, i) for i in INSTRUMENTS], value=value,
                                              description=name),
             "lo_db": lambda: slider(W.FloatSlider, -60.0, 0.0, step=1.0),
@@ -164,24 +219,23 @@ class PanelWidgets:
 
         self._widgets = {k: self.widget_for(k, self._widget_value(k, v)) for k, v in self.values.items()}
         for name, w in self._widgets.items():
+            if hasattr(w, "style") and w.style.has_trait("description_width"):
+                w.style.description_width = "initial"  # the whole name ("snapshot_every")
             w.observe(lambda ch, name=name: self._on_change(name, ch["new"]), names="value")
         W.dlink((self._widgets["iterations"], "value"), (self._widgets["refine_last"], "max"))
         self._upload = W.FileUpload(accept=".wav,.flac,.ogg,.mp3", multiple=False,
-                                    description="upload reference")
+                                    description="upload reference", layout=W.Layout(width="auto"))
         self._upload.observe(self._on_upload, names="value")
         self._button = W.Button(description="Run", button_style="primary", icon="play")
         self._button.on_click(self._on_click)
         self.status = W.HTML(value="Set the control and press Run.")
         self._output = W.Output()
-        self._figure = go.FigureWidget(make_subplots(rows=1, cols=2, column_widths=[0.4, 0.6],
-                                                     subplot_titles=["control loss", "feature vs target"]))
-        self._figure.add_trace(go.Scatter(x=[], y=[], mode="lines+markers", name="loss"), row=1, col=1)
-        self._figure.update_yaxes(type="log", row=1, col=1)
-        self._figure.update_layout(height=340, showlegend=False, margin=dict(l=50, r=20, t=40, b=40))
+        self._figure, self._figure_key, self._retired = _live_figure(dict(x=[], y=[])), None, []
+        self._figure_box = W.VBox([self._figure])  # holds the live figure (replaced per view)
         wrap = W.Layout(flex_flow="row wrap")
         rows = [W.Box([w for k, w in self._widgets.items() if k not in self._contextual()], layout=wrap),
                 W.Box([*(self._widgets[k] for k in self._contextual()), self._upload], layout=wrap),
-                W.HBox([self._button, self.status]), self._figure, self._output]
+                W.HBox([self._button, self.status]), self._figure_box, self._output]
         self._ui = W.VBox(rows)
         self._refresh_visibility()
 
@@ -199,7 +253,7 @@ class PanelWidgets:
         self._upload.layout.display = None if "reference_path" in shown else "none"
 
     def _on_change(self, name: str, new) -> None:
-        self.values[name] = None if (name == "reference_path" and new == "") else new
+        self.values[name] = None if (name in self._NONE_AS_EMPTY and new == "") else new
         if name in ("control", "method", "shape"):
             self._refresh_visibility()
 

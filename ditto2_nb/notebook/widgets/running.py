@@ -96,6 +96,8 @@ class PanelRunning:
         Returns a :class:`PanelResult`. When the panel's widgets exist they are updated too.
         """
         p = self.resolve(**overrides)
+        if self._ui is not None:
+            self._close_retired()
         control = self.make_control(p)
         res = self.optimise(p, control)
         with torch.no_grad():
