@@ -1,7 +1,7 @@
 """The notebook pipeline: run the chapters with papermill, render HTML, collect numbers.
 
-``python -m ditto2_nb.notebook.pipeline --preset laptop --out build`` executes the quickstart
-tutorial and every notebook of the tour in dependency order into ``build/``, renders each to HTML,
+``python -m ditto2_nb.notebook.pipeline --preset laptop --out build`` executes every tutorial of
+the student path (solved) and every notebook of the tour in dependency order into ``build/``, renders each to HTML,
 and writes ``build/summary.md`` with the numbers each notebook recorded (``record``) and the WAV
 files it wrote. The tests run the same pipeline on the ``ci`` preset and read the numbers back.
 Tutorials with a solutions file (``tutorials/solutions/T0x_name.py``) run with their exercises
@@ -49,10 +49,20 @@ TOUR = [
 ]
 
 
+# The kernel runs on this machine: talk to it over local sockets (IPC), not TCP, which ipykernel
+# warns about once per notebook.
+def _local_kernel():
+    from traitlets.config import Config
+
+    return Config({"KernelManager": {"transport": "ipc"}})
+
 CELL_TIMEOUT_S = 1800  # a cell that runs longer has hung (e.g. lost kernel messages): fail, don't wait
 
-# `make demo`: the students' quickstart first, then the tour.
-DEMO = ["tutorials/T00_quickstart.ipynb", *TOUR]
+# The student path (tutorials/T00..., run solved), in order.
+STUDENT_PATH = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tutorials").glob("T[0-9]*.ipynb"))
+
+# `make demo`: the student path first, then the tour.
+DEMO = [*STUDENT_PATH, *TOUR]
 
 
 class ParameterError(ValueError):
@@ -159,13 +169,42 @@ def run_notebook(notebook: str, preset: str, out: str | Path, *, parameters: dic
     try:
         pm.execute_notebook(str(src), str(dst), parameters=params, kernel_name="python3",
                             cwd=str(cwd), progress_bar=False, log_output=False,
-                            execution_timeout=CELL_TIMEOUT_S)
+                            execution_timeout=CELL_TIMEOUT_S, config=_local_kernel())
     except pm.PapermillExecutionError as e:
         raise RuntimeError(f"{notebook} failed in cell {e.exec_count}: {e.ename}: {e.evalue}. "
                            f"The executed notebook with the traceback is {dst}") from None
+    share_plotly_js(dst)
     if html:
         render_html(dst)
     return dst
+
+
+PLOTLY_JS = "plotly.min.js"
+_INLINE_PLOTLY = re.compile(r"<script>/\*\*\s*\* plotly\.js v.*?</script>", re.S)
+
+
+def share_plotly_js(ipynb: Path) -> None:
+    """Replace the copy of plotly.js (~5 MB) that plotly's notebook renderer embeds in each executed
+    notebook by a reference to one shared file beside it, so the notebooks and their HTML stay small
+    and still render offline (JupyterLab itself draws the figures from their plotly JSON)."""
+    import nbformat
+
+    nb = nbformat.read(str(ipynb), as_version=4)
+    tag = f'<script src="{PLOTLY_JS}"></script>'
+    changed = False
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            html = output.get("data", {}).get("text/html")
+            if html and _INLINE_PLOTLY.search(html):
+                output["data"]["text/html"] = _INLINE_PLOTLY.sub(tag, html)
+                changed = True
+    if changed:
+        shared = ipynb.parent / PLOTLY_JS
+        if not shared.is_file():
+            from plotly.offline import get_plotlyjs
+
+            shared.write_text(get_plotlyjs(), encoding="utf-8")
+        nbformat.write(nb, str(ipynb))
 
 
 def _solved(src: Path, out: Path) -> Path:
@@ -261,7 +300,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--preset", default="laptop", help="ci, laptop (default) or gpu")
     ap.add_argument("--out", default="build", help="output folder")
-    ap.add_argument("notebooks", nargs="*", help="notebooks to run (default: the quickstart tutorial "
+    ap.add_argument("notebooks", nargs="*", help="notebooks to run (default: the student path "
                                                  "and the whole tour)")
     a = ap.parse_args(argv)
     try:
