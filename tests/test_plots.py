@@ -105,3 +105,19 @@ def test_decoded_slider_has_one_frame_per_snapshot():
     assert [s.label for s in fig.layout.sliders[0].steps] == ["iteration 0", "iteration 2",
                                                                "iteration 4", "iteration 5"]
     np.testing.assert_allclose(fig.frames[-1].data[0].z, np.full((8, 16), 5 / 6), rtol=1e-6)
+
+
+def test_mel_grid_labels_its_axes():
+    """Time along the bottom of each column, mel bin up the first column, one colour bar."""
+    from ditto2_nb.notebook.plots import mel_grid
+
+    fig = mel_grid(torch.zeros(5, 8, 16), cols=3, cfg=CFG)
+    layout = fig.layout
+    axes = {name: layout[name] for name in layout if name.startswith(("xaxis", "yaxis"))}
+    x_titled = sorted(n for n, a in axes.items() if n.startswith("x") and a.title.text == "seconds")
+    y_titled = sorted(n for n, a in axes.items() if n.startswith("y") and a.title.text == "mel bin")
+    # 5 panels in a 2 x 3 grid: panels 3, 4 end columns 1 and 2, panel 2 ends column 3
+    assert x_titled == ["xaxis3", "xaxis4", "xaxis5"], x_titled
+    assert y_titled == ["yaxis", "yaxis4"], y_titled
+    assert sum(bool(t.showscale) for t in fig.data) == 1
+    assert mel_grid(torch.zeros(2, 8, 16)).layout.xaxis.title.text == "frame"

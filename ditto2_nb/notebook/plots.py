@@ -26,7 +26,7 @@ def _time_axis(frames: int, cfg: MelConfig | None) -> np.ndarray:
 
 
 def mel_heatmap(mel, title: str = "", cfg: MelConfig | None = None, height: int = 260) -> go.Figure:
-    """One mel spectrogram ``[M, T]``."""
+    """One mel spectrogram ``[n_mels, frames]``."""
     m = _np(mel)
     fig = go.Figure(go.Heatmap(z=m, x=_time_axis(m.shape[-1], cfg), colorscale=_MEL_COLORS,
                                zmin=-1, zmax=1, colorbar=dict(title="norm. dB")))
@@ -37,7 +37,8 @@ def mel_heatmap(mel, title: str = "", cfg: MelConfig | None = None, height: int 
 
 def mel_grid(mels, titles: list[str] | None = None, cols: int = 4, cfg: MelConfig | None = None,
              title: str = "", row_height: int = 170) -> go.Figure:
-    """A grid of mels ``[B, M, T]`` with one shared colour scale."""
+    """A grid of mels ``[B, n_mels, frames]`` with one shared colour scale; time (seconds, or frames
+    without ``cfg``) along the bottom row, mel bin up the first column."""
     m = _np(mels)
     rows = (len(m) + cols - 1) // cols
     titles = titles or [f"#{i}" for i in range(len(m))]
@@ -46,9 +47,16 @@ def mel_grid(mels, titles: list[str] | None = None, cols: int = 4, cfg: MelConfi
     x = _time_axis(m.shape[-1], cfg)
     for i, mel in enumerate(m):
         fig.add_trace(go.Heatmap(z=mel, x=x, colorscale=_MEL_COLORS, zmin=-1, zmax=1,
-                                 showscale=i == 0), row=i // cols + 1, col=i % cols + 1)
-    fig.update_layout(title=title, height=row_height * rows + 60,
-                      margin=dict(l=30, r=20, t=60, b=30))
+                                 showscale=i == 0, colorbar=dict(title="norm. dB")),
+                      row=i // cols + 1, col=i % cols + 1)
+    for i in range(len(m)):
+        r, c = i // cols + 1, i % cols + 1
+        last_in_column = i + cols >= len(m)
+        fig.update_xaxes(title_text=("seconds" if cfg else "frame") if last_in_column else None,
+                         row=r, col=c)
+        fig.update_yaxes(title_text="mel bin" if c == 1 else None, row=r, col=c)
+    fig.update_layout(title=title, height=row_height * rows + 80,
+                      margin=dict(l=50, r=20, t=60, b=40))
     fig.update_annotations(font_size=10)
     return fig
 
@@ -90,7 +98,8 @@ def lines(x, ys: dict[str, list], title: str = "", xaxis: str = "", yaxis: str =
 
 
 def mel_slider(mels, labels: list[str], title: str = "", cfg: MelConfig | None = None) -> go.Figure:
-    """Step through a sequence of mels ``[S, M, T]`` with a slider (e.g. a denoising trajectory)."""
+    """Step through a sequence of mels ``[steps, n_mels, frames]`` with a slider (e.g. a denoising
+    trajectory)."""
     m = _np(mels)
     x = _time_axis(m.shape[-1], cfg)
     fig = go.Figure(go.Heatmap(z=m[0], x=x, colorscale=_MEL_COLORS, zmin=-1, zmax=1))
@@ -98,7 +107,8 @@ def mel_slider(mels, labels: list[str], title: str = "", cfg: MelConfig | None =
     steps = [dict(method="animate", label=lab,
                   args=[[str(i)], dict(mode="immediate", frame=dict(duration=0, redraw=True))])
              for i, lab in enumerate(labels)]
-    fig.update_layout(title=title, height=330, sliders=[dict(steps=steps, active=0,
+    fig.update_layout(title=title, height=330, xaxis_title="seconds" if cfg else "frame",
+                      yaxis_title="mel bin", sliders=[dict(steps=steps, active=0,
                                                                currentvalue=dict(prefix=""))])
     return fig
 
