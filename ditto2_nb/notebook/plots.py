@@ -1,7 +1,7 @@
 """plotly figure builders. Each returns a ``go.Figure`` (never calls ``.show()``).
 
-Mels are ``[M, T]`` (or ``[B, M, T]`` for grids) normalised to [-1, 1]; time axes are in seconds
-when a :class:`~ditto2_nb.core.config.MelConfig` is given, else in frames.
+Mels are ``[n_mels, frames]`` (or ``[B, n_mels, frames]`` for grids) normalised to [-1, 1]; time axes are
+in seconds when a :class:`~ditto2_nb.core.config.MelConfig` is given, else in frames.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def _time_axis(frames: int, cfg: MelConfig | None) -> np.ndarray:
 
 
 def mel_heatmap(mel, title: str = "", cfg: MelConfig | None = None, height: int = 260) -> go.Figure:
-    """One mel spectrogram ``[M, T]``."""
+    """One mel spectrogram ``[n_mels, frames]``."""
     m = _np(mel)
     fig = go.Figure(go.Heatmap(z=m, x=_time_axis(m.shape[-1], cfg), colorscale=_MEL_COLORS,
                                zmin=-1, zmax=1, colorbar=dict(title="norm. dB")))
@@ -37,7 +37,7 @@ def mel_heatmap(mel, title: str = "", cfg: MelConfig | None = None, height: int 
 
 def mel_grid(mels, titles: list[str] | None = None, cols: int = 4, cfg: MelConfig | None = None,
              title: str = "", row_height: int = 170) -> go.Figure:
-    """A grid of mels ``[B, M, T]`` with one shared colour scale."""
+    """A grid of mels ``[B, n_mels, frames]`` with one shared colour scale."""
     m = _np(mels)
     rows = (len(m) + cols - 1) // cols
     titles = titles or [f"#{i}" for i in range(len(m))]
@@ -90,7 +90,7 @@ def lines(x, ys: dict[str, list], title: str = "", xaxis: str = "", yaxis: str =
 
 
 def mel_slider(mels, labels: list[str], title: str = "", cfg: MelConfig | None = None) -> go.Figure:
-    """Step through a sequence of mels ``[S, M, T]`` with a slider (e.g. a denoising trajectory)."""
+    """Step through a sequence of mels ``[n, n_mels, frames]`` with a slider (e.g. a denoising trajectory)."""
     m = _np(mels)
     x = _time_axis(m.shape[-1], cfg)
     fig = go.Figure(go.Heatmap(z=m[0], x=x, colorscale=_MEL_COLORS, zmin=-1, zmax=1))
@@ -131,16 +131,16 @@ def loss_trajectories(traces: dict, x: str = "iteration", title: str = "control 
 
 
 def _rows(x) -> np.ndarray:
-    """``[T]`` or ``[B, T]`` -> float ``[B, T]``."""
+    """``[frames]`` or ``[B, frames]`` -> float ``[B, frames]``."""
     a = _np(x).astype(float)
     return a[None] if a.ndim == 1 else a
 
 
 def feature_vs_target(feature, target, cfg: MelConfig | None = None, names: list[str] | None = None,
                       title: str = "feature vs target", yaxis: str = "dB") -> go.Figure:
-    """Per-frame feature curves ``[T]`` / ``[B, T]`` (solid) against their target(s) (dashed).
+    """Per-frame feature curves ``[frames]`` / ``[B, frames]`` (solid) against their target(s) (dashed).
 
-    ``target`` is ``[T]``, ``[1, T]`` (shared) or ``[B, T]`` (one per curve), e.g. an intensity
+    ``target`` is ``[frames]``, ``[1, frames]`` (shared) or ``[B, frames]`` (one per curve), e.g. an intensity
     curve in dB. Trace order: every feature, then every target.
     """
     f, y = _rows(feature), _rows(target)
@@ -166,7 +166,7 @@ PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"
 
 def chroma_vs_target(chroma, target, cfg: MelConfig | None = None,
                      title: str = "chroma vs target melody") -> go.Figure:
-    """Chroma ``[12, T]`` as a heatmap with the target pitch class per frame ``[T]`` (-1 = rest,
+    """Chroma ``[12, frames]`` as a heatmap with the target pitch class per frame ``[frames]`` (-1 = rest,
     not drawn) overlaid as white dots. Two traces: the heatmap, then the target."""
     c, y = _np(chroma), _np(target).astype(float).reshape(-1)
     if c.shape != (12, y.shape[-1]):
@@ -184,7 +184,7 @@ def chroma_vs_target(chroma, target, cfg: MelConfig | None = None,
 
 def ssm_pair(achieved, target, title: str = "self-similarity: achieved vs target",
              triangle: bool = False) -> go.Figure:
-    """Achieved and target self-similarity matrices ``[S, S]`` side by side (two heatmaps).
+    """Achieved and target self-similarity matrices ``[segments, segments]`` side by side (two heatmaps).
 
     ``triangle=True`` packs both into one heatmap: achieved above the diagonal (and on it),
     target below (SSMs are symmetric, so nothing is lost).
@@ -207,7 +207,8 @@ def ssm_pair(achieved, target, title: str = "self-similarity: achieved vs target
 
 
 def _snapshots(trace, example: int):
-    """(iterations, z ``[K, D]``, mels ``[K, M, T]``) of one example of a trace's snapshots."""
+    """(iterations, z ``[n_snapshots, D]``, mels ``[n_snapshots, n_mels, frames]``) of one example of a
+    trace's snapshots."""
     if not trace.snapshots:
         raise ValueError("the trace has no snapshots; run with OptimConfig(snapshot_every=N > 0)")
     its = [s[0] for s in trace.snapshots]
@@ -217,8 +218,8 @@ def _snapshots(trace, example: int):
 
 
 def pca_2d(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Project rows ``[K, D]`` on their first two principal axes: (``[K, 2]``, explained variance
-    ratio ``[2]``). Missing components (K < 3) are zero."""
+    """Project rows ``[n_snapshots, D]`` on their first two principal axes: (``[n_snapshots, 2]``,
+    explained variance ratio ``[2]``). Missing components (n_snapshots < 3) are zero."""
     centred = x - x.mean(0, keepdims=True)
     u, s, _ = np.linalg.svd(centred, full_matrices=False)
     coords, var = np.zeros((len(x), 2)), np.zeros(2)
