@@ -1,7 +1,7 @@
 """Audio: the differentiable mel front-end, the Griffin-Lim vocoder, audio files, and the librosa
 analysis the evaluators use.
 
-* :mod:`.mel` -- waveform <-> normalised log-mel ``[B, M, T]``, checks, dB/power conversions;
+* :mod:`.mel` -- waveform <-> normalised log-mel ``[B, n_mels, frames]``, checks, dB/power conversions;
 * :mod:`.vocoder` -- :class:`GriffinLimVocoder` (mel -> waveform) and the spectral convergence;
 * :mod:`.files` -- :func:`load_audio`, :func:`save_audio`, :func:`rms_db`;
 * :mod:`.analysis` -- the same features computed by librosa on decoded audio (evaluation only).

@@ -29,9 +29,9 @@ def wave_np(wave: torch.Tensor | np.ndarray, cfg: MelConfig, frames: int | None)
 
 
 def librosa_power(wave: np.ndarray, cfg: MelConfig) -> np.ndarray:
-    """STFT power ``[B, F, T]`` with librosa, scaled like :func:`ditto2_nb.audio.stft_magnitude`.
+    """STFT power ``[B, n_freq, frames]`` with librosa, scaled like :func:`ditto2_nb.audio.stft_magnitude`.
 
-    Centred, reflect-padded Hann frames; the trailing frame is dropped (``T = L // hop``).
+    Centred, reflect-padded Hann frames; the trailing frame is dropped (``frames = L // hop``).
     """
     spec = librosa.stft(wave, n_fft=cfg.n_fft, hop_length=cfg.hop_length, window="hann",
                         center=True, pad_mode="reflect")
@@ -41,15 +41,15 @@ def librosa_power(wave: np.ndarray, cfg: MelConfig) -> np.ndarray:
 
 
 def librosa_mel_power(wave: np.ndarray, cfg: MelConfig) -> np.ndarray:
-    """Mel power ``[B, M, T]`` with librosa (HTK mel scale, unnormalised
+    """Mel power ``[B, n_mels, frames]`` with librosa (HTK mel scale, unnormalised
     triangles, like the torch front-end)."""
     fb = librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.f_min,
-                             fmax=cfg.f_max, htk=True, norm=None)  # [M, F]
+                             fmax=cfg.f_max, htk=True, norm=None)  # [n_mels, n_freq]
     return np.einsum("mf,bft->bmt", fb, librosa_power(wave, cfg))
 
 
 def reanalyse_mel(wave: torch.Tensor | np.ndarray, cfg: MelConfig) -> torch.Tensor:
-    """Normalised log-mel ``[B, M, T]`` of audio ``[B, L]`` computed with librosa (for evaluation).
+    """Normalised log-mel ``[B, n_mels, frames]`` of audio ``[B, L]`` computed with librosa (for evaluation).
 
     Same scale as :func:`ditto2_nb.audio.wave_to_mel` (measured max difference 2.4e-5 on music), but
     an independent implementation, so evaluators do not share code with the losses they check.
@@ -60,7 +60,7 @@ def reanalyse_mel(wave: torch.Tensor | np.ndarray, cfg: MelConfig) -> torch.Tens
 
 def librosa_chroma(wave: torch.Tensor | np.ndarray, cfg: MelConfig,
                    f_low: float = MIDDLE_C_HZ) -> np.ndarray:
-    """STFT chroma ``[B, 12, T]`` (index 0 = C) of audio ``[B, L]`` high-passed at ``f_low`` Hz.
+    """STFT chroma ``[B, 12, frames]`` (index 0 = C) of audio ``[B, L]`` high-passed at ``f_low`` Hz.
 
     STFT bins below ``f_low`` are zeroed (drops bass and pad fundamentals), then
     ``librosa.feature.chroma_stft`` with tuning fixed at 0 (A4 = 440 Hz).

@@ -4,12 +4,15 @@ Conventions
 -----------
 * A waveform batch is ``[B, L]`` float32 in [-1, 1] at ``MelConfig.sample_rate``; a single clip
   ``[L]`` is accepted and returned with a batch dimension.
-* A mel batch is ``[B, M, T]``: ``M`` mel bins, ``T`` frames. "Normalised" mels map
+* A mel batch is ``[B, n_mels, frames]`` (``MelConfig.n_mels`` mel bins by ``MelConfig.frames``
+  frames; docs/notation.md). "Normalised" mels map
   ``[db_min, db_max]`` linearly onto ``[-1, 1]`` (so sigma_data = 0.5 suits the diffusion model).
 * Power is scaled so a full-scale sine (amplitude 1) peaks at about 0 dB: the STFT magnitude is
   divided by ``window.sum() / 2``.
 
 Everything from waveform to normalised mel is differentiable (controls backpropagate through it).
+
+See docs/method.md, section 1.1.
 """
 
 from __future__ import annotations
@@ -52,7 +55,8 @@ def as_waveform(wave: torch.Tensor | np.ndarray) -> torch.Tensor:
 
 
 def check_mel(mel: torch.Tensor, cfg: MelConfig, frames: int | None = None) -> torch.Tensor:
-    """Check a normalised mel batch ``[B, M, T]`` against ``cfg`` (and optionally ``T``)."""
+    """Check a normalised mel batch ``[B, n_mels, frames]`` against ``cfg`` (and optionally its
+    ``frames``)."""
     if mel.ndim == 2:
         mel = mel[None]
     if mel.ndim != 3 or mel.shape[1] != cfg.n_mels:
@@ -72,7 +76,7 @@ def _window(cfg: MelConfig, device: torch.device | None = None) -> torch.Tensor:
 
 
 def mel_filterbank(cfg: MelConfig, device: torch.device | None = None) -> torch.Tensor:
-    """Triangular mel filterbank ``[F, M]`` (HTK scale, peak 1), ``F = n_fft // 2 + 1``."""
+    """Triangular mel filterbank ``[n_freq, n_mels]`` (HTK scale, peak 1), ``n_freq = n_fft // 2 + 1``."""
     fb = AF.melscale_fbanks(
         cfg.n_fft // 2 + 1, cfg.f_min, cfg.f_max, cfg.n_mels, cfg.sample_rate, norm=None,
         mel_scale="htk",
@@ -81,7 +85,7 @@ def mel_filterbank(cfg: MelConfig, device: torch.device | None = None) -> torch.
 
 
 def stft_magnitude(wave: torch.Tensor, cfg: MelConfig) -> torch.Tensor:
-    """Scaled STFT magnitude ``[B, F, T']`` (``T' = L // hop + 1``, centred frames)."""
+    """Scaled STFT magnitude ``[B, n_freq, L // hop + 1]`` (``L // hop + 1`` centred frames)."""
     win = _window(cfg, wave.device)
     spec = torch.stft(wave, cfg.n_fft, cfg.hop_length, window=win, center=True,
                       return_complex=True)
@@ -89,9 +93,9 @@ def stft_magnitude(wave: torch.Tensor, cfg: MelConfig) -> torch.Tensor:
 
 
 def mel_power(wave: torch.Tensor, cfg: MelConfig) -> torch.Tensor:
-    """Mel power spectrogram ``[B, M, T']`` of a waveform batch ``[B, L]``."""
-    mag = stft_magnitude(wave, cfg)  # [B, F, T']
-    fb = mel_filterbank(cfg, wave.device)  # [F, M]
+    """Mel power spectrogram ``[B, n_mels, L // hop + 1]`` of a waveform batch ``[B, L]``."""
+    mag = stft_magnitude(wave, cfg)  # [B, n_freq, L // hop + 1]
+    fb = mel_filterbank(cfg, wave.device)  # [n_freq, n_mels]
     return torch.einsum("bft,fm->bmt", mag.pow(2), fb)
 
 
@@ -118,9 +122,9 @@ def norm_to_power(x: torch.Tensor, cfg: MelConfig) -> torch.Tensor:
 
 def wave_to_mel(wave: torch.Tensor | np.ndarray, cfg: MelConfig,
                 sample_rate: int | None = None) -> torch.Tensor:
-    """Waveform ``[L]`` or ``[B, L]`` -> normalised log-mel ``[B, M, T]``.
+    """Waveform ``[L]`` or ``[B, L]`` -> normalised log-mel ``[B, n_mels, frames]``.
 
-    ``T = L // hop_length`` (the trailing centred frame is dropped, so a clip of
+    ``frames = L // hop_length`` (the trailing centred frame is dropped, so a clip of
     ``cfg.n_samples`` samples gives exactly ``cfg.frames`` frames). If ``sample_rate`` is given and
     differs from ``cfg.sample_rate`` the waveform is resampled first (a documented conversion).
     """

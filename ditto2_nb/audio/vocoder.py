@@ -1,5 +1,7 @@
 """Mel -> waveform: the Griffin-Lim vocoder (no weights, deterministic, differentiable) and the
-spectral convergence that measures what a mel round trip loses."""
+spectral convergence that measures what a mel round trip loses.
+
+See docs/method.md, section 1.2."""
 
 from __future__ import annotations
 
@@ -30,14 +32,14 @@ class GriffinLimVocoder:
         self.window = 2 * (cfg.sample_rate // 200) + 1  # ~10 ms: odd, centred on each sample
         self.last_gain_db: list[float] = []
         self.sample_rate = cfg.sample_rate
-        fb = mel_filterbank(cfg)  # [F, M]
+        fb = mel_filterbank(cfg)  # [n_freq, n_mels]
         # Pseudo-inverse of the filterbank, computed once: mel power -> linear power.
-        self._fb_pinv = torch.linalg.pinv(fb.T)  # [F, M]
+        self._fb_pinv = torch.linalg.pinv(fb.T)  # [n_freq, n_mels]
         self._fb = fb
 
     def linear_magnitude(self, mel: torch.Tensor) -> torch.Tensor:
-        """Normalised mel ``[B, M, T]`` -> scaled linear magnitude ``[B, F, T]``."""
-        power = norm_to_power(mel, self.cfg)  # [B, M, T]
+        """Normalised mel ``[B, n_mels, frames]`` -> scaled linear magnitude ``[B, n_freq, frames]``."""
+        power = norm_to_power(mel, self.cfg)  # [B, n_mels, frames]
         fb_pinv = self._fb_pinv.to(mel.device)
         lin = torch.einsum("fm,bmt->bft", fb_pinv, power).clamp_min(0.0)
         # A few multiplicative NNLS updates sharpen the pseudo-inverse (keeps lin >= 0).
@@ -53,7 +55,7 @@ class GriffinLimVocoder:
         cfg = self.cfg
         win = _window(cfg, mel.device)
         mag = self.linear_magnitude(mel) * (win.sum() / 2)  # undo the analysis scaling
-        mag = torch.cat([mag, mag[..., -1:]], dim=-1)  # [B, F, T+1]: the dropped centred frame
+        mag = torch.cat([mag, mag[..., -1:]], dim=-1)  # [B, n_freq, frames + 1]: the dropped centred frame
         length = mel.shape[-1] * cfg.hop_length
         wave = AF.griffinlim(
             mag, win, cfg.n_fft, cfg.hop_length, cfg.n_fft, power=1.0, n_iter=self.n_iter,

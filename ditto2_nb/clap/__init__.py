@@ -4,9 +4,9 @@ A *scorer* maps audio and text into one embedding space where the cosine says ho
 describes a clip (Contrastive Language-Audio Pretraining, CLAP; Elizalde et al. 2023, Wu et al.
 2023). Every scorer here offers (see :class:`Scorer`):
 
-* ``embed_audio(mel [B, M, T]) -> [B, D]`` -- unit-norm, differentiable w.r.t. the normalised mel;
-* ``embed_wave(wave [B, L]) -> [B, D]`` -- the same from audio (differentiable);
-* ``embed_text(list of B str) -> [B, D]`` -- unit-norm;
+* ``embed_audio(mel [B, n_mels, frames]) -> [B, dim]`` -- unit-norm, differentiable w.r.t. the normalised mel;
+* ``embed_wave(wave [B, L]) -> [B, dim]`` -- the same from audio (differentiable);
+* ``embed_text(list of B str) -> [B, dim]`` -- unit-norm;
 * ``score(mel, texts) -> [B]`` -- cosine in [-1, 1]; ``measure(wave, texts)`` the same as a plain
   measurement on audio (no gradients; MiniCLAP re-analyses the mel with librosa).
 

@@ -31,11 +31,11 @@ class Scorer(Protocol):
     name: str
     mel_cfg: MelConfig
 
-    def embed_audio(self, mel: torch.Tensor) -> torch.Tensor: ...  # [B, M, T] -> [B, D]
+    def embed_audio(self, mel: torch.Tensor) -> torch.Tensor: ...  # [B, n_mels, frames] -> [B, dim]
 
-    def embed_wave(self, wave: torch.Tensor) -> torch.Tensor: ...  # [B, L] -> [B, D]
+    def embed_wave(self, wave: torch.Tensor) -> torch.Tensor: ...  # [B, L] -> [B, dim]
 
-    def embed_text(self, texts: Sequence[str]) -> torch.Tensor: ...  # B texts -> [B, D]
+    def embed_text(self, texts: Sequence[str]) -> torch.Tensor: ...  # B texts -> [B, dim]
 
     def score(self, mel: torch.Tensor, texts: Sequence[str] | str) -> torch.Tensor: ...  # [B]
 

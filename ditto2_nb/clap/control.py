@@ -1,6 +1,8 @@
 """The text control: 1 - cosine between a scorer's audio embedding of the generated mel and the
 prompt's text embedding, so DITTO / DITTO-2 can optimise text adherence (the paper's text control);
-scored on decoded audio by an independent evaluator."""
+scored on decoded audio by an independent evaluator.
+
+See docs/method.md, section 7."""
 
 from __future__ import annotations
 
@@ -19,8 +21,8 @@ from .base import _broadcast, check_texts
 
 @dataclass(frozen=True, eq=False)
 class ClapControl(Control):
-    """Text control: ``f`` = the scorer's audio embedding ``[B, D]``, ``y`` = the prompt's text
-    embedding ``[1 or B, D]``, loss ``1 - cosine`` per example ``[B]``.
+    """Text control: ``f`` = the scorer's audio embedding ``[B, dim]``, ``y`` = the prompt's text
+    embedding ``[1 or B, dim]``, loss ``1 - cosine`` per example ``[B]``.
 
     ``evaluate(wave)`` scores decoded audio ``[B, L]``: ``clap_score`` with the independent
     ``evaluator`` (re-analysed audio) and ``self_score``, the loss scorer's own view of the same

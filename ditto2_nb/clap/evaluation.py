@@ -24,7 +24,8 @@ from .paraphrase import ATTRIBUTES, attribute_prompts, judge_caption, match_matr
 
 @torch.no_grad()
 def embed_mels(scorer: Any, mels: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
-    """Audio embeddings ``[N, D]`` of many mels ``[N, M, T]``, in batches, without gradients (CPU).
+    """Audio embeddings ``[N, dim]`` of many mels ``[N, n_mels, frames]``, in batches, without gradients
+    (CPU).
 
     Also a named embedder for the Frechet distance ("MiniCLAP-eval" features of real vs generated).
     """

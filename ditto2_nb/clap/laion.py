@@ -193,7 +193,7 @@ class LaionClap(_ScorerBase):
 
     # --- the scorer protocol
     def embed_wave(self, wave: torch.Tensor) -> torch.Tensor:
-        """Audio ``[B, L]`` at ``mel_cfg.sample_rate`` -> ``[B, D]`` unit norm; gradients reach ``wave``.
+        """Audio ``[B, L]`` at ``mel_cfg.sample_rate`` -> ``[B, dim]`` unit norm; gradients reach ``wave``.
 
         Resampled to the model's rate (48 kHz), repeated and zero-padded to the model's clip length
         (LAION-CLAP's "repeatpad"), or cropped from the start when longer.
@@ -212,7 +212,8 @@ class LaionClap(_ScorerBase):
         return F.normalize(self.model.audio_projection(feats), dim=-1)
 
     def embed_audio(self, mel: torch.Tensor) -> torch.Tensor:
-        """Normalised mel ``[B, M, T]`` -> vocoder -> :meth:`embed_wave` (differentiable throughout)."""
+        """Normalised mel ``[B, n_mels, frames]`` -> vocoder -> :meth:`embed_wave` (differentiable
+        throughout)."""
         mel = _check_mel(mel, self.mel_cfg.n_mels, 1, self.name)
         return self.embed_wave(self.vocoder(mel))
 

@@ -31,11 +31,11 @@ class ClapConfig:
     text: str = "minilm"  # "minilm": frozen all-MiniLM-L6-v2 + projection | "words": own vocabulary,
     #                       word and character-trigram embeddings trained from scratch (the evaluator)
     word_dim: int = 64  # "words": width of the token embeddings
-    n_mels: int = 64  # M
+    n_mels: int = 64  # mel bins
     width: int = 128  # conv1d channels; conv2d: channels of the last stage
     depth: int = 4  # conv1d residual blocks (time halves after the first half) | conv2d stages
     segments: int = 4  # time segments pooled in order (crescendo vs decrescendo needs order)
-    embed_dim: int = 128  # joint embedding D
+    embed_dim: int = 128  # joint embedding width (dim)
     text_dim: int = MINILM_DIM  # frozen sentence embedding width
     text_hidden: int = 256  # hidden width of the text projection (0 = one linear layer)
     dropout: float = 0.1
@@ -67,7 +67,8 @@ class _Block1d(nn.Module):
 
 
 class _Conv1dAudio(nn.Module):
-    """Mel bins as channels, convolution over time, attention + segment pooling: ``[B, M, T] -> [B, F]``."""
+    """Mel bins as channels, convolution over time, attention + segment pooling:
+    ``[B, n_mels, frames] -> [B, features]``."""
 
     def __init__(self, c: ClapConfig):
         super().__init__()
@@ -86,8 +87,8 @@ class _Conv1dAudio(nn.Module):
         self.out_dim = w * (c.segments + 1)
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        h = F.gelu(self.norm(self.blocks(self.stem(mel))))  # [B, W, T/2]
-        weights = torch.softmax(self.attn(h), dim=-1)  # [B, 1, T/2]
+        h = F.gelu(self.norm(self.blocks(self.stem(mel))))  # [B, W, frames/2]
+        weights = torch.softmax(self.attn(h), dim=-1)  # [B, 1, frames/2]
         pooled = (h * weights).sum(-1)  # [B, W]: attention pooling
         seg = F.adaptive_avg_pool1d(h, self.segments).flatten(1)  # [B, W * S]: in time order
         return torch.cat([pooled, seg], dim=1)
@@ -107,7 +108,8 @@ class _Block2d(nn.Module):
 
 class _Conv2dAudio(nn.Module):
     """The mel as a one-channel image; 2-D conv stages that halve both axes; frequency averaged
-    out; statistics pooling (mean and std over time) plus segment means: ``[B, M, T] -> [B, F]``."""
+    out; statistics pooling (mean and std over time) plus segment means:
+    ``[B, n_mels, frames] -> [B, features]``."""
 
     def __init__(self, c: ClapConfig):
         super().__init__()
@@ -124,8 +126,8 @@ class _Conv2dAudio(nn.Module):
         self.out_dim = chans[-1] * (c.segments + 2)
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        h = F.gelu(self.norm(self.stages(self.stem(mel[:, None]))))  # [B, C, M', T']
-        h = h.mean(2)  # [B, C, T']: frequency averaged out
+        h = F.gelu(self.norm(self.stages(self.stem(mel[:, None]))))  # [B, C, n_mels', frames']
+        h = h.mean(2)  # [B, C, frames']: frequency averaged out
         stats = torch.cat([h.mean(-1), h.std(-1, unbiased=False)], dim=1)  # [B, 2C]
         seg = F.adaptive_avg_pool1d(h, self.segments).flatten(1)  # [B, C * S]
         return torch.cat([stats, seg], dim=1)
@@ -146,7 +148,7 @@ def build_vocab(texts: Sequence[str]) -> tuple[str, ...]:
 
 class WordsText(nn.Module):
     """A text encoder trained from scratch: mean of token embeddings (words and character trigrams
-    of a fixed vocabulary; unknown tokens are skipped), then a projection. ``ids [B, L] -> [B, D]``."""
+    of a fixed vocabulary; unknown tokens are skipped), then a projection. ``ids [B, L] -> [B, dim]``."""
 
     def __init__(self, vocab: Sequence[str], c: "ClapConfig"):
         super().__init__()
@@ -177,9 +179,9 @@ class WordsText(nn.Module):
 class MiniClap(_ScorerBase):
     """A MiniCLAP scorer: audio encoder + projection, and a projection of frozen MiniLM embeddings.
 
-    ``forward(mel, text_384)`` returns ``(audio [B, D], text [B, D], logit_scale)`` for training;
+    ``forward(mel, text_384)`` returns ``(audio [B, dim], text [B, dim], logit_scale)`` for training;
     the scorer methods (:class:`Scorer`) are what users call. ``mel_cfg`` is the mel front-end the
-    model was trained on (any number of frames T >= 16 works).
+    model was trained on (any number of frames >= 16 works).
     """
 
     def __init__(self, cfg: ClapConfig, mel_cfg: MelConfig | None = None, name: str = "MiniCLAP",
@@ -204,7 +206,7 @@ class MiniClap(_ScorerBase):
         return self.log_scale.clamp(max=math.log(self.cfg.logit_scale_max)).exp()
 
     def encode_audio(self, mel: torch.Tensor) -> torch.Tensor:
-        """Unchecked ``[B, M, T] -> [B, D]`` unit-norm (used in training)."""
+        """Unchecked ``[B, n_mels, frames] -> [B, dim]`` unit-norm (used in training)."""
         return F.normalize(self.audio_proj(self.audio(mel)), dim=-1)
 
     @property
@@ -215,7 +217,7 @@ class MiniClap(_ScorerBase):
         return "all-MiniLM-L6-v2 (frozen) + trained projection"
 
     def project_text(self, text_input: torch.Tensor) -> torch.Tensor:
-        """Text input -> joint space ``[B, D]`` unit-norm: frozen MiniLM embeddings ``[B, 384]``
+        """Text input -> joint space ``[B, dim]`` unit-norm: frozen MiniLM embeddings ``[B, 384]``
         (``text="minilm"``) or token ids ``[B, L]`` (``text="words"``)."""
         if self.cfg.text == "words":
             return F.normalize(self.words(text_input), dim=-1)
@@ -238,17 +240,18 @@ class MiniClap(_ScorerBase):
 
     # --- the scorer protocol
     def embed_audio(self, mel: torch.Tensor) -> torch.Tensor:
-        """Normalised log-mel ``[B, M, T]`` -> unit-norm audio embedding ``[B, D]`` (differentiable)."""
+        """Normalised log-mel ``[B, n_mels, frames]`` -> unit-norm audio embedding ``[B, dim]``
+        (differentiable)."""
         mel = _check_mel(mel, self.cfg.n_mels, self.cfg.min_frames, self.name)
         self._follow(mel)
         return self.encode_audio(mel)
 
     def embed_wave(self, wave: torch.Tensor) -> torch.Tensor:
-        """Audio ``[B, L]`` at ``mel_cfg.sample_rate`` -> ``[B, D]`` through the torch mel front-end."""
+        """Audio ``[B, L]`` at ``mel_cfg.sample_rate`` -> ``[B, dim]`` through the torch mel front-end."""
         return self.embed_audio(wave_to_mel(wave, self.mel_cfg))
 
     def embed_text(self, texts: Sequence[str] | str) -> torch.Tensor:
-        """Texts -> unit-norm text embeddings ``[B, D]`` (see :meth:`project_text`)."""
+        """Texts -> unit-norm text embeddings ``[B, dim]`` (see :meth:`project_text`)."""
         return self.project_text(self.text_input(check_texts(texts)))
 
     def measure(self, wave: torch.Tensor | np.ndarray, texts: Sequence[str] | str) -> torch.Tensor:

@@ -256,9 +256,10 @@ def judge_class_prompts(attribute: str) -> dict[str, str]:
 def match_matrix(values: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     """``[B, B]`` bool: clip ``i`` has every label value that caption ``j`` (of clip ``j``) names.
 
-    values ``[B, F]`` label integers of the clips; masks ``[B, F + 1]`` mention masks of the captions.
+    values ``[B, fields]`` label integers of the clips; masks ``[B, fields + 1]`` mention masks of the
+    captions.
     """
-    same = values[:, None, :] == values[None, :, :]  # [B i, B j, F]
+    same = values[:, None, :] == values[None, :, :]  # [B i, B j, fields]
     ok = (same | ~masks[None, :, :UNIQUE]).all(-1)  # fields the caption does not name are free
     eye = torch.eye(len(values), dtype=torch.bool, device=values.device)
     return (ok & (~masks[None, :, UNIQUE] | eye)) | eye

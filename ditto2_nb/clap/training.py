@@ -83,7 +83,7 @@ def augment_mel(mel: torch.Tensor, gen: torch.Generator, recipe: ClapRecipe, cfg
     """Random gain (+-``gain_db``), additive noise and a random crop (one length per batch, one
     start per clip), so the scorer is robust to level, generation noise and alignment.
 
-    Shapes: ``[B, M, T] -> [B, M, T']`` with ``T' >= min_crop * T``.
+    Shapes: ``[B, n_mels, frames] -> [B, n_mels, crop]`` with ``crop >= min_crop * frames``.
     """
     b, m, t = mel.shape
     per_db = 2.0 / (cfg.db_max - cfg.db_min)  # normalised units per dB
@@ -93,7 +93,7 @@ def augment_mel(mel: torch.Tensor, gen: torch.Generator, recipe: ClapRecipe, cfg
     frac = recipe.min_crop + (1 - recipe.min_crop) * float(torch.rand((), generator=gen))
     length = min(max(16, int(t * frac)), t)
     start = torch.randint(0, t - length + 1, (b,), generator=gen)
-    idx = (start[:, None] + torch.arange(length))[:, None, :].expand(b, m, length)  # [B, M, T']
+    idx = (start[:, None] + torch.arange(length))[:, None, :].expand(b, m, length)  # [B, n_mels, crop]
     return x.gather(2, idx)
 
 

@@ -1,6 +1,6 @@
 """Controls for inference-time noise optimisation: a differentiable feature, a target, a loss.
 
-A control ``c`` (see :class:`Control`) turns a generated normalised mel ``[B, M, T]`` into
+A control ``c`` (see :class:`Control`) turns a generated normalised mel ``[B, n_mels, frames]`` into
 
 * ``c.feature(mel)``  -- the differentiable feature ``f(x_0)`` (shape depends on the control);
 * ``c.loss(mel)``     -- the per-example loss ``L(f(x_0), y)`` ``[B]`` (sum it to optimise a batch in
@@ -9,15 +9,15 @@ A control ``c`` (see :class:`Control`) turns a generated normalised mel ``[B, M,
   differentiable, not the loss): ``{metric: [one float per example]}``;
 * ``c.describe()``    -- one readable line.
 
-Targets are ``[T]``-shaped (shared by the batch) or ``[B, T]``-shaped (one per example); a target
+Targets are ``[frames]``-shaped (shared by the batch) or ``[B, frames]``-shaped (one per example); a target
 batch of 1 broadcasts. The controls of the paper:
 
 ============  ===============================================  ================================
 control       feature ``f`` on the mel                         target ``y`` / loss
 ============  ===============================================  ================================
-intensity     frame energy (dB) smoothed over ~1 s ``[B, T]``  dB curve; MSE (dB^2)
-melody        12-bin chroma, softmax per frame ``[B, 12, T]``  pitch class per frame; cross-entropy
-structure     self-similarity of pooled spectra ``[B, S, S]``  block matrix from "ABA"; MSE
+intensity     frame energy (dB) smoothed over ~1 s ``[B, frames]``  dB curve; MSE (dB^2)
+melody        12-bin chroma, softmax per frame ``[B, 12, frames]``  pitch class per frame; cross-entropy
+structure     self-similarity of pooled spectra ``[B, segments, segments]``  block matrix from "ABA"; MSE
 inpainting    the mel outside a gap                            reference mel; masked MSE
 outpainting   the first ``o`` frames                           last ``o`` frames of a reference
 looping       last ``o`` frames minus first ``o`` frames       zero; MSE (gradients flow both ways)

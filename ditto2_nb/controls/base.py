@@ -1,6 +1,8 @@
 """The control interface: a differentiable feature of a mel, a target, a per-example loss, and the
 same property measured on decoded audio (:class:`Control`), plus the target checks every control
-shares."""
+shares.
+
+See docs/method.md, section 6 (the controls table)."""
 
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ def _batch(target: torch.Tensor, batch: int, what: str) -> torch.Tensor:
 
 @dataclass(frozen=True, eq=False)
 class Control:
-    """Base class: ``cfg`` (mel settings) and ``frames`` (``T`` of the mels it accepts).
+    """Base class: ``cfg`` (mel settings) and ``frames`` (the number of frames of the mels it accepts).
 
     Subclasses implement :meth:`feature`, :meth:`loss` (``[B]``), :meth:`evaluate` and
     :meth:`describe`. Calling a control is its loss.
@@ -39,7 +41,7 @@ class Control:
     name: ClassVar[str] = "control"
 
     def check(self, mel: torch.Tensor) -> torch.Tensor:
-        """Raise a ``ValueError`` unless ``mel`` is ``[B, M, frames]``."""
+        """Raise a ``ValueError`` unless ``mel`` is ``[B, n_mels, frames]``."""
         if not isinstance(mel, torch.Tensor):
             raise ValueError(f"{self.name}: mel must be a torch.Tensor, got {type(mel).__name__}")
         if mel.ndim == 3 and mel.shape[1] == self.cfg.n_mels and mel.shape[2] != self.frames:

@@ -22,14 +22,14 @@ from .base import Control, _batch, _check_frames, _finite_float_target, _per_exa
 
 
 def frame_energy_db(mel: torch.Tensor, cfg: MelConfig) -> torch.Tensor:
-    """Total mel power per frame in dB: ``[B, M, T] -> [B, T]``."""
+    """Total mel power per frame in dB: ``[B, n_mels, frames] -> [B, frames]``."""
     power = norm_to_power(mel, cfg)
     return 10.0 * torch.log10(power.sum(1) + 1e-10)
 
 
 def _smooth(e: torch.Tensor, cfg: MelConfig, smooth_s: float) -> torch.Tensor:
-    """Centred moving average of ``smooth_s`` seconds (odd width, replicated edges): ``[B, T]``."""
-    e = e[:, None]  # [B, 1, T]
+    """Centred moving average of ``smooth_s`` seconds (odd width, replicated edges): ``[B, frames]``."""
+    e = e[:, None]  # [B, 1, frames]
     k = max(1, int(round(smooth_s * cfg.sample_rate / cfg.hop_length)) | 1)  # odd width
     k = min(k, 2 * e.shape[-1] - 1) | 1
     e = F.pad(e, (k // 2, k // 2), mode="replicate")
@@ -39,7 +39,7 @@ def _smooth(e: torch.Tensor, cfg: MelConfig, smooth_s: float) -> torch.Tensor:
 def intensity(mel: torch.Tensor, cfg: MelConfig, smooth_s: float = 1.0) -> torch.Tensor:
     """Frame energy in dB smoothed by a centred moving average of ``smooth_s`` seconds.
 
-    Shapes: ``[B, M, T] -> [B, T]``. Edges are padded by replication.
+    Shapes: ``[B, n_mels, frames] -> [B, frames]``. Edges are padded by replication.
     """
     return _smooth(frame_energy_db(mel, cfg), cfg, smooth_s)
 
@@ -56,9 +56,9 @@ INTENSITY_SHAPES: dict[str, tuple[tuple[float, str], ...]] = {
 
 
 def from_points(points: Sequence[tuple[float, float]], frames: int) -> torch.Tensor:
-    """Piecewise-linear curve ``[T]`` through ``(fraction of the clip, value)`` points.
+    """Piecewise-linear curve ``[frames]`` through ``(fraction of the clip, value)`` points.
 
-    Frame ``t`` sits at fraction ``t / (T - 1)``. Fractions must lie in [0, 1] and never decrease;
+    Frame ``t`` sits at fraction ``t / (frames - 1)``. Fractions must lie in [0, 1] and never decrease;
     a repeated fraction is a jump (the later value holds from that instant on). Values before the
     first / after the last point are held. Example: ``from_points([(0, -30), (0.5, -10), (1, -20)],
     128)``.
@@ -84,7 +84,7 @@ def from_points(points: Sequence[tuple[float, float]], frames: int) -> torch.Ten
 
 
 def intensity_target(shape: str, frames: int, lo: float = -30.0, hi: float = -10.0) -> torch.Tensor:
-    """A named piecewise-linear dB curve ``[T]`` between ``lo`` and ``hi`` dB.
+    """A named piecewise-linear dB curve ``[frames]`` between ``lo`` and ``hi`` dB.
 
     Shapes (:data:`INTENSITY_SHAPES`): ``ramp_up``, ``ramp_down``, ``up_down`` (peak at the
     middle), ``down_up`` (dip), ``jump_up`` / ``jump_down`` (step at the middle), ``flat`` (at the
@@ -99,13 +99,13 @@ def intensity_target(shape: str, frames: int, lo: float = -30.0, hi: float = -10
 
 @dataclass(frozen=True, eq=False)
 class IntensityControl(Control):
-    """Intensity: ``f`` = :func:`intensity` ``[B, T]`` (dB), ``y`` = dB curve ``[1 or B, T]``, MSE.
+    """Intensity: ``f`` = :func:`intensity` ``[B, frames]`` (dB), ``y`` = dB curve ``[1 or B, frames]``, MSE.
 
     Evaluation: the same smoothed frame energy from librosa's mel power of the decoded audio, MSE
     (dB^2) against the target (key ``mse_db2``).
     """
 
-    target: torch.Tensor  # [1 or B, T] dB
+    target: torch.Tensor  # [1 or B, frames] dB
     smooth_s: float = 1.0
     label: str = "custom"
     name: ClassVar[str] = "intensity"
@@ -124,7 +124,7 @@ class IntensityControl(Control):
         return (f - y).pow(2).mean(-1)
 
     def evaluate(self, wave: torch.Tensor | np.ndarray) -> dict[str, list[float]]:
-        power = librosa_mel_power(wave_np(wave, self.cfg, self.frames), self.cfg)  # [B, M, T]
+        power = librosa_mel_power(wave_np(wave, self.cfg, self.frames), self.cfg)  # [B, n_mels, frames]
         e = torch.from_numpy(10.0 * np.log10(power.sum(1) + 1e-10)).float()
         feat = _smooth(e, self.cfg, self.smooth_s)
         y = _batch(self.target, len(feat), "intensity target")
@@ -139,11 +139,11 @@ class IntensityControl(Control):
 def intensity_control(target: torch.Tensor | np.ndarray | Sequence[float] | str, cfg: MelConfig, *,
                       frames: int | None = None, lo: float = -30.0, hi: float = -10.0,
                       smooth_s: float = 1.0) -> IntensityControl:
-    """Intensity control from a dB curve ``[T]`` / ``[B, T]``, a shape name, or a reference mel.
+    """Intensity control from a dB curve ``[frames]`` / ``[B, frames]``, a shape name, or a reference mel.
 
     * a string such as ``"ramp_up"``: :func:`intensity_target` between ``lo`` and ``hi`` dB on
       ``frames`` frames (default ``cfg.frames``);
-    * a 3-D tensor ``[B, M, T]``: a reference mel; the target is its own :func:`intensity` curve;
+    * a 3-D tensor ``[B, n_mels, frames]``: a reference mel; the target is its own :func:`intensity` curve;
     * anything else: the dB curve itself.
     """
     label = "custom"

@@ -18,7 +18,7 @@ from .base import Control, _batch, _per_example
 
 
 def _interior_frames(frames: int, cfg: MelConfig) -> torch.Tensor:
-    """``[T]`` bool: frames whose centred analysis window lies inside the clip (no edge padding)."""
+    """``[frames]`` bool: frames whose centred analysis window lies inside the clip (no edge padding)."""
     t = torch.arange(frames)
     half = cfg.n_fft // 2
     return (t * cfg.hop_length >= half) & (t * cfg.hop_length + half <= frames * cfg.hop_length)
@@ -30,7 +30,7 @@ def continuity(mel: torch.Tensor, pairs: Sequence[tuple[int, int]]) -> torch.Ten
     For each pair ``(a, b)``: ``||m[:, b] - m[:, a]||_2 / median_t ||m[:, t+1] - m[:, t]||_2``.
     About 1 for a seamless join; a splice of unrelated material gives several times that.
     """
-    flux = (mel[..., 1:] - mel[..., :-1]).norm(dim=1)  # [B, T-1]
+    flux = (mel[..., 1:] - mel[..., :-1]).norm(dim=1)  # [B, frames - 1]
     median = flux.median(dim=-1).values.clamp_min(1e-6)  # [B]
     jumps = [(mel[..., b] - mel[..., a]).norm(dim=1) for a, b in pairs]  # P x [B]
     return torch.stack(jumps, dim=-1) / median[:, None] if jumps else mel.new_zeros(len(mel), 0)
@@ -47,22 +47,22 @@ def _to_frames(x: float, unit: str, cfg: MelConfig) -> int:
 
 
 def _masked_mse(mel: torch.Tensor, ref: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of ``(mel - ref)^2`` over the frames where ``mask`` ``[T]`` is true: ``[B]``."""
+    """Mean of ``(mel - ref)^2`` over the frames where ``mask`` ``[frames]`` is true: ``[B]``."""
     return (mel - ref)[..., mask].pow(2).mean((1, 2))
 
 
 @dataclass(frozen=True, eq=False)
 class MaskedMelControl(Control):
-    """In/outpainting: ``f`` = the mel on the kept frames ``[B, M, K]``, ``y`` = the reference there.
+    """In/outpainting: ``f`` = the mel on the kept frames ``[B, n_mels, kept]``, ``y`` = the reference there.
 
-    ``reference`` ``[1 or B, M, T]`` is aligned with the generated clip (only ``mask`` frames
+    ``reference`` ``[1 or B, n_mels, frames]`` is aligned with the generated clip (only ``mask`` frames
     matter); ``pairs`` are the ``(a, b)`` frame pairs across each boundary between kept and free
     frames. Evaluation on decoded audio (librosa mel): ``mse`` on the kept frames and
     ``jump_ratio@b`` (:func:`continuity`) at each boundary.
     """
 
-    reference: torch.Tensor  # [1 or B, M, T] normalised mel
-    mask: torch.Tensor  # [T] bool: frames that must match the reference
+    reference: torch.Tensor  # [1 or B, n_mels, frames] normalised mel
+    mask: torch.Tensor  # [frames] bool: frames that must match the reference
     pairs: tuple[tuple[int, int], ...] = ()
     kind: str = "inpainting"
 
@@ -101,7 +101,8 @@ def _reference(reference: torch.Tensor, cfg: MelConfig, what: str) -> torch.Tens
 
 def inpaint_control(reference: torch.Tensor, gap: tuple[float, float], cfg: MelConfig,
                     unit: str = "seconds") -> MaskedMelControl:
-    """Inpainting: keep the reference mel ``[M, T]`` / ``[B, M, T]`` outside ``gap = (t0, t1)``.
+    """Inpainting: keep the reference mel ``[n_mels, frames]`` / ``[B, n_mels, frames]`` outside
+    ``gap = (t0, t1)``.
 
     ``gap`` is in ``unit`` ("seconds" or "frames"); frames ``t0 <= t < t1`` are regenerated. The
     gap must lie inside the clip and leave some frames to keep.
@@ -133,9 +134,10 @@ def _overlap(overlap: float, unit: str, frames: int, cfg: MelConfig) -> int:
 def outpaint_control(reference: torch.Tensor, cfg: MelConfig, overlap: float = 1.0,
                      unit: str = "seconds", frames: int | None = None) -> MaskedMelControl:
     """Outpainting (continuation): the first ``o`` frames of the generated clip must equal the last
-    ``o`` frames of ``reference`` ``[M, T_ref]`` / ``[B, M, T_ref]``; frames ``o..T-1`` are free.
+    ``o`` frames of ``reference`` ``[n_mels, ref_frames]`` / ``[B, n_mels, ref_frames]``; frames
+    ``o..frames-1`` are free.
 
-    ``frames`` is the generated clip's ``T`` (default ``cfg.frames``); ``overlap`` is in ``unit``.
+    ``frames`` is the generated clip's length in frames (default ``cfg.frames``); ``overlap`` is in ``unit``.
     The continued piece is ``reference ++ generated[o:]``; ``jump_ratio@o`` measures that seam.
     """
     ref = _reference(reference, cfg, "outpainting reference")
@@ -152,9 +154,9 @@ def outpaint_control(reference: torch.Tensor, cfg: MelConfig, overlap: float = 1
 
 @dataclass(frozen=True, eq=False)
 class LoopControl(Control):
-    """Looping: ``f`` = ``mel[..., T-o:] - mel[..., :o]`` ``[B, M, o]``, ``y`` = 0, MSE.
+    """Looping: ``f`` = ``mel[..., frames-o:] - mel[..., :o]`` ``[B, n_mels, o]``, ``y`` = 0, MSE.
 
-    Both ends receive gradients. The loop body is frames ``0..T-o-1``: once the ends match, playing
+    Both ends receive gradients. The loop body is frames ``0..frames-o-1``: once the ends match, playing
     the body on repeat sounds like the clip itself. Evaluation on decoded audio: ``mse`` between the
     two ends of librosa's mel (frames whose analysis window runs off the clip are skipped: their
     padding is not music), and ``jump_ratio@loop``, the :func:`continuity` at the seam of the

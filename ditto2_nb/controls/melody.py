@@ -24,14 +24,14 @@ from .base import Control, _batch, _check_frames
 
 
 def mel_centre_hz(cfg: MelConfig) -> torch.Tensor:
-    """Centre frequency of each mel bin (Hz), ``[M]``."""
-    fb = mel_filterbank(cfg)  # [F, M]
+    """Centre frequency of each mel bin (Hz), ``[n_mels]``."""
+    fb = mel_filterbank(cfg)  # [n_freq, n_mels]
     freqs = torch.linspace(0, cfg.sample_rate / 2, cfg.n_fft // 2 + 1)
     return (fb * freqs[:, None]).sum(0) / fb.sum(0).clamp_min(1e-8)
 
 
 def _tone_mel_response(hz: torch.Tensor, cfg: MelConfig) -> torch.Tensor:
-    """Mel power of one Hann-windowed frame of a unit sine at each frequency: ``[P] -> [P, M]``."""
+    """Mel power of one Hann-windowed frame of a unit sine at each frequency: ``[P] -> [P, n_mels]``."""
     n = torch.arange(cfg.n_fft, dtype=torch.float64)
     win = torch.hann_window(cfg.n_fft, dtype=torch.float64)
     frames = win * torch.cos(2 * torch.pi * hz[:, None].double() * n / cfg.sample_rate)  # [P, n_fft]
@@ -47,9 +47,9 @@ def _chroma_matrix(cfg: MelConfig, f_low: float, f_high: float, width_semitones:
     detune = torch.linspace(-0.5, 0.5, 5, dtype=torch.float64)  # semitones
     weight = torch.exp(-0.5 * (detune / width_semitones) ** 2)
     pitch = torch.arange(first, last + 1, dtype=torch.float64)
-    hz = 440.0 * 2.0 ** ((pitch[:, None] + detune[None] - 69.0) / 12.0)  # [P, D]
+    hz = 440.0 * 2.0 ** ((pitch[:, None] + detune[None] - 69.0) / 12.0)  # [P, detunings]
     resp = _tone_mel_response(hz.reshape(-1), cfg).reshape(len(pitch), len(detune), -1)
-    template = torch.einsum("d,pdm->pm", weight, resp)  # [P, M]
+    template = torch.einsum("d,pdm->pm", weight, resp)  # [P, n_mels]
     template = template / template.norm(dim=1, keepdim=True).clamp_min(1e-30)
     out = torch.zeros(12, cfg.n_mels, dtype=torch.float64)
     out.index_add_(0, (pitch.long() % 12), template)
@@ -58,7 +58,7 @@ def _chroma_matrix(cfg: MelConfig, f_low: float, f_high: float, width_semitones:
 
 def chroma_matrix(cfg: MelConfig, f_low: float = MIDDLE_C_HZ, f_high: float = 2100.0,
                   width_semitones: float = 0.75) -> torch.Tensor:
-    """Pitch-class templates over the mel bins ``[12, M]`` for pitches between ``f_low`` and ``f_high``.
+    """Pitch-class templates over the mel bins ``[12, n_mels]`` for pitches between ``f_low`` and ``f_high``.
 
     Row ``c`` sums, over every pitch of class ``c`` in the band (middle C to C7 by default: the
     high-pass at middle C), the unit-norm mel response of a sine at that pitch (a Hann-windowed STFT
@@ -71,19 +71,20 @@ def chroma_matrix(cfg: MelConfig, f_low: float = MIDDLE_C_HZ, f_high: float = 21
 
 
 def _chroma_energy(mel: torch.Tensor, cfg: MelConfig) -> torch.Tensor:
-    """Mel power gathered into pitch classes ``[B, M, T] -> [B, 12, T]``."""
+    """Mel power gathered into pitch classes ``[B, n_mels, frames] -> [B, 12, frames]``."""
     power = norm_to_power(mel, cfg)
     matrix = _chroma_matrix(cfg, MIDDLE_C_HZ, 2100.0, 0.75).to(mel.device, power.dtype)
     return torch.einsum("cm,bmt->bct", matrix, power)
 
 
 def _chroma_logits(mel: torch.Tensor, cfg: MelConfig, temperature: float = 1.0) -> torch.Tensor:
-    """Logits of :func:`chroma`: ``log10(energy) / temperature`` ``[B, 12, T]``."""
+    """Logits of :func:`chroma`: ``log10(energy) / temperature`` ``[B, 12, frames]``."""
     return torch.log10(_chroma_energy(mel, cfg) + 1e-10) / temperature
 
 
 def chroma(mel: torch.Tensor, cfg: MelConfig, temperature: float = 1.0) -> torch.Tensor:
-    """Per-frame pitch-class distribution ``[B, M, T] -> [B, 12, T]`` (softmax over log energy)."""
+    """Per-frame pitch-class distribution ``[B, n_mels, frames] -> [B, 12, frames]`` (softmax over log
+    energy)."""
     return torch.softmax(_chroma_logits(mel, cfg, temperature), dim=1)
 
 
@@ -93,7 +94,7 @@ def chroma_agreement(mel_a: torch.Tensor, mel_b: torch.Tensor, cfg: MelConfig) -
 
 
 def pitch_classes_from_mel(mel: torch.Tensor, cfg: MelConfig, rest_db: float = -40.0) -> torch.Tensor:
-    """Top-1 chroma per frame of a reference mel ``[B, M, T] -> [B, T]`` (int64, -1 = rest).
+    """Top-1 chroma per frame of a reference mel ``[B, n_mels, frames] -> [B, frames]`` (int64, -1 = rest).
 
     A frame is a rest when its energy above middle C is more than ``-rest_db`` dB below the
     clip's loudest frame.
@@ -103,22 +104,22 @@ def pitch_classes_from_mel(mel: torch.Tensor, cfg: MelConfig, rest_db: float = -
     if silent:
         raise ValueError(f"reference mel example(s) {silent} are silent (every bin at the -1 floor, "
                          f"{cfg.db_min:g} dB): a silent clip has no melody to follow")
-    energy = _chroma_energy(mel, cfg)  # [B, 12, T]
-    level = 10 * torch.log10(energy.sum(1) + 1e-10)  # [B, T]
+    energy = _chroma_energy(mel, cfg)  # [B, 12, frames]
+    level = 10 * torch.log10(energy.sum(1) + 1e-10)  # [B, frames]
     rest = level < level.max(-1, keepdim=True).values + rest_db
     return torch.where(rest, -1, energy.argmax(1))
 
 
 @dataclass(frozen=True, eq=False)
 class MelodyControl(Control):
-    """Melody: ``f`` = :func:`chroma` ``[B, 12, T]``, ``y`` = pitch class per frame ``[1 or B, T]``.
+    """Melody: ``f`` = :func:`chroma` ``[B, 12, frames]``, ``y`` = pitch class per frame ``[1 or B, frames]``.
 
     Loss: cross-entropy ``-log f[y_t, t]`` averaged over the voiced frames (``y_t >= 0``; -1 =
     rest is ignored). Evaluation: frame accuracy of the top-1 librosa STFT chroma of the decoded
     audio, high-passed at middle C, on voiced target frames (key ``accuracy``).
     """
 
-    target: torch.Tensor  # [1 or B, T] int64 in -1..11
+    target: torch.Tensor  # [1 or B, frames] int64 in -1..11
     temperature: float = 1.0
     name: ClassVar[str] = "melody"
 
@@ -149,8 +150,8 @@ class MelodyControl(Control):
     def loss(self, mel: torch.Tensor) -> torch.Tensor:
         logp = torch.log_softmax(_chroma_logits(self.check(mel), self.cfg, self.temperature), dim=1)
         y = _batch(self.target, len(mel), "melody target").to(mel.device)
-        voiced = (y >= 0).to(logp.dtype)  # [B, T]
-        nll = -logp.gather(1, y.clamp_min(0)[:, None])[:, 0]  # [B, T]
+        voiced = (y >= 0).to(logp.dtype)  # [B, frames]
+        nll = -logp.gather(1, y.clamp_min(0)[:, None])[:, 0]  # [B, frames]
         return (nll * voiced).sum(-1) / voiced.sum(-1)
 
     def evaluate(self, wave: torch.Tensor | np.ndarray) -> dict[str, list[float]]:
@@ -169,7 +170,7 @@ class MelodyControl(Control):
 def melody_control(target: ClipLabels | Sequence[ClipLabels] | torch.Tensor | np.ndarray,
                    cfg: MelConfig, temperature: float = 1.0) -> MelodyControl:
     """Melody control from procedural labels (their ``pitch_class``), a list of them (one per
-    example), or pitch classes ``[T]`` / ``[B, T]`` (-1 = rest), e.g. from
+    example), or pitch classes ``[frames]`` / ``[B, frames]`` (-1 = rest), e.g. from
     :func:`pitch_classes_from_mel` of any reference clip's mel."""
     if isinstance(target, ClipLabels):
         target = [target]

@@ -19,22 +19,23 @@ from .base import Control, _batch, _per_example
 
 def self_similarity(mel: torch.Tensor, cfg: MelConfig, segments: int,
                     sharpness: float = 8.0) -> torch.Tensor:
-    """Self-similarity matrix of time-pooled spectral shapes ``[B, M, T] -> [B, S, S]``.
+    """Self-similarity matrix of time-pooled spectral shapes:
+    ``[B, n_mels, frames] -> [B, segments, segments]``.
 
-    The mel is average-pooled into ``S = segments`` equal windows, each window's mean over the mel
+    The mel is average-pooled into ``segments`` equal windows, each window's mean over the mel
     bins is removed (a loudness-free spectral shape, like MFCCs without c0, so structure does not
     fight an intensity control), and entry ``(i, j)`` is ``((1 + cos_ij) / 2) ** sharpness``:
     in ``[0, 1]``, about 1 for repeated material and sharpened so that different sections of the
     same instrument fall towards 0.
     """
-    x = F.adaptive_avg_pool1d(mel, segments)  # [B, M, S]
+    x = F.adaptive_avg_pool1d(mel, segments)  # [B, n_mels, segments]
     x = F.normalize(x - x.mean(1, keepdim=True), dim=1, eps=1e-6)
     cos = torch.einsum("bmi,bmj->bij", x, x)
     return ((1.0 + cos) / 2.0).clamp(0.0, 1.0) ** sharpness
 
 
 def _segments(structure: str, frames: int, cfg: MelConfig, pool_s: float) -> int:
-    """Number of pooled windows ``S``: about ``pool_s`` seconds each, at least one per section."""
+    """Number of pooled windows (``segments``): about ``pool_s`` seconds each, at least one per section."""
     n = max(len(structure), 2, round(frames * cfg.hop_length / cfg.sample_rate / pool_s))
     if n > frames:
         raise ValueError(f"structure {structure!r} needs {n} pooled windows but the clip has only "
@@ -53,10 +54,10 @@ def _check_structure(structure: str) -> str:
 
 
 def structure_target(structure: str, frames: int, segments: int) -> torch.Tensor:
-    """Block self-similarity target ``[S, S]`` from a string such as ``"ABA"``.
+    """Block self-similarity target ``[segments, segments]`` from a string such as ``"ABA"``.
 
     The clip is cut into ``len(structure)`` equal sections; frame ``t`` belongs to section
-    ``floor(t * n / T)``. Each of the ``S`` pooled windows gets the fraction of its frames in each
+    ``floor(t * n / frames)``. Each of the ``segments`` pooled windows gets the fraction of its frames in each
     letter, ``p_i``, and the target is ``cos(p_i, p_j)``: 1 for the same letter, 0 for different
     letters, in between for a window that straddles a boundary. ``"AABB"`` has the same blocks as
     ``"AB"`` (equal sections, same letter = same material).
@@ -64,15 +65,15 @@ def structure_target(structure: str, frames: int, segments: int) -> torch.Tensor
     _check_structure(structure)
     letters = sorted(set(structure))
     section = torch.div(torch.arange(frames) * len(structure), frames, rounding_mode="floor")
-    idx = torch.tensor([letters.index(c) for c in structure])[section]  # [T]
-    onehot = F.one_hot(idx, len(letters)).float().T[None]  # [1, K, T]
-    p = F.normalize(F.adaptive_avg_pool1d(onehot, segments)[0], dim=0)  # [K, S]
+    idx = torch.tensor([letters.index(c) for c in structure])[section]  # [frames]
+    onehot = F.one_hot(idx, len(letters)).float().T[None]  # [1, letters, frames]
+    p = F.normalize(F.adaptive_avg_pool1d(onehot, segments)[0], dim=0)  # [letters, segments]
     return p.T @ p
 
 
 @dataclass(frozen=True, eq=False)
 class StructureControl(Control):
-    """Structure: ``f`` = :func:`self_similarity` ``[B, S, S]``, ``y`` = block matrix, MSE.
+    """Structure: ``f`` = :func:`self_similarity` ``[B, segments, segments]``, ``y`` = block matrix, MSE.
 
     Evaluation: the same SSM from librosa's mel of the decoded audio, MSE to the target
     (key ``ssm_mse``).
@@ -100,7 +101,7 @@ class StructureControl(Control):
 
     @property
     def target(self) -> torch.Tensor:
-        """Target SSMs ``[1 or B, S, S]``."""
+        """Target SSMs ``[1 or B, segments, segments]``."""
         return torch.stack([structure_target(s, self.frames, self.segments) for s in self.structure])
 
     def feature(self, mel: torch.Tensor) -> torch.Tensor:

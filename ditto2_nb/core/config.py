@@ -23,15 +23,15 @@ import torch
 
 @dataclass(frozen=True)
 class MelConfig:
-    """Mel-spectrogram front-end. Shapes: a clip is ``[M, T]`` = ``[n_mels, frames]``."""
+    """Mel-spectrogram front-end. Shapes: a clip is ``[n_mels, frames]`` (see docs/notation.md)."""
 
     sample_rate: int = 16_000  # Hz
     n_fft: int = 1024  # STFT window and FFT size (samples)
     hop_length: int = 256  # samples between frames (16 ms at 16 kHz)
-    n_mels: int = 64  # mel bins M
+    n_mels: int = 64  # mel bins (n_mels)
     f_min: float = 0.0  # lowest mel edge (Hz)
     f_max: float = 8000.0  # highest mel edge (Hz), at most sample_rate / 2
-    frames: int = 128  # frames T per clip (128 x 16 ms = 2.05 s)
+    frames: int = 128  # frames per clip (128 x 16 ms = 2.05 s)
     db_min: float = -80.0  # dB mapped to -1 (everything quieter is clamped there)
     db_max: float = 0.0  # dB mapped to +1 (0 dB = a full-scale sine in one bin)
 
@@ -67,7 +67,7 @@ class DataConfig:
 class NetConfig:
     """UNet size and conditioning. ``tag_vocab`` empty means an unconditional-only model."""
 
-    n_mels: int = 64  # input/output channels M
+    n_mels: int = 64  # input/output channels (one per mel bin)
     channels: tuple = (128, 192, 256)  # width per resolution level (time halves per level)
     blocks: int = 2  # residual blocks per level
     emb_dim: int = 256  # noise/tag embedding width
@@ -98,7 +98,7 @@ class NetConfig:
 
     @property
     def time_divisor(self) -> int:
-        """T must be a multiple of this (each level halves time)."""
+        """A clip's ``frames`` must be a multiple of this (each level halves time)."""
         return 2 ** (len(self.channels) - 1)
 
 
@@ -119,10 +119,10 @@ class TrainConfig:
 class DistillConfig:
     """Knobs of the efficient, modified distillation (defaults justified in notebooks 04/05)."""
 
-    n_grid: int = 40  # N points of the Karras discretisation
+    n_grid: int = 40  # N, points of the Karras discretisation
     w: float = 2.0  # CFG scale distilled into the student (conditional teachers)
     distance: str = "pseudo_huber"
-    k_max: int = 4  # CTM: at most k teacher Heun steps per target (original CTM: ~N)
+    k_max: int = 4  # K, CTM: at most K teacher Heun steps per target (original CTM: ~N)
     dsm_weight: float = 1.0  # CTM: weight of the denoising term on g(x, t, t)
     dsm_target: str = "teacher"  # CTM: denoising term towards the guided teacher (w) | "data" (w = 1)
     target_ema: float = 0.95  # EMA of the student used as the target network (mu)

@@ -18,7 +18,7 @@ from torch import nn
 
 
 def mel_stats_embedding(mels: torch.Tensor) -> torch.Tensor:
-    """The "mel-stats" embedder: per-bin mean and std over time. ``[B, M, T] -> [B, 2M]``."""
+    """The "mel-stats" embedder: per-bin mean and std over time. ``[B, n_mels, frames] -> [B, 2 n_mels]``."""
     return torch.cat([mels.mean(-1), mels.std(-1)], dim=1)
 
 
@@ -26,7 +26,7 @@ EMBEDDERS = {"mel-stats": mel_stats_embedding}
 
 
 def frechet_distance(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:
-    """Frechet distance between Gaussians fitted to two feature sets ``[N, D]``.
+    """Frechet distance between Gaussians fitted to two feature sets ``[N, dim]``.
 
     FD = |mu_a - mu_b|^2 + tr(C_a + C_b - 2 (C_a C_b)^(1/2)).
     """
@@ -43,7 +43,7 @@ def frechet_distance(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:
 
 def trivial_baseline(mels: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
     """The ceiling: the data's average spectrum (per bin and frame) plus Gaussian noise of the
-    data's per-bin std. ``[N, M, T] -> [n, M, T]``."""
+    data's per-bin std. ``[N, n_mels, frames] -> [n, n_mels, frames]``."""
     gen = torch.Generator().manual_seed(seed)
     mean = mels.mean(0, keepdim=True)
     std = mels.std(dim=(0, 2), keepdim=True)
@@ -86,7 +86,7 @@ def fd_report(samples: torch.Tensor, heldout: torch.Tensor, reference: torch.Ten
 
 
 class AttributeClassifier(nn.Module):
-    """A small conv net that predicts every tag field of a mel ``[B, M, T]``."""
+    """A small conv net that predicts every tag field of a mel ``[B, n_mels, frames]``."""
 
     def __init__(self, n_mels: int, vocab: tuple[int, ...], width: int = 96):
         super().__init__()
@@ -125,7 +125,7 @@ def one_thread(fn):
 def train_attribute_classifier(mels: torch.Tensor, tags: torch.Tensor, vocab: tuple[int, ...], *,
                                steps: int = 400, batch: int = 64, seed: int = 0,
                                lr: float = 2e-3) -> AttributeClassifier:
-    """Fit the classifier on real data (tags ``[N, K]``, values in 1..vocab-1); trains even when
+    """Fit the classifier on real data (tags ``[N, n_tags]``, values in 1..vocab-1); trains even when
     called under ``torch.no_grad``, on one thread (the same classifier on any machine)."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -143,7 +143,7 @@ def train_attribute_classifier(mels: torch.Tensor, tags: torch.Tensor, vocab: tu
 
 class ClassifierEmbedder(nn.Module):
     """The "attr-clf" Frechet embedder: the bottleneck of an attribute classifier trained on real
-    clips (the way FAD uses VGGish), ``[B, M, T] -> [B, dim]``.
+    clips (the way FAD uses VGGish), ``[B, n_mels, frames] -> [B, dim]``.
 
     Trained on instrument, tempo, mode and drums only, with random gain, so the features describe
     timbre, rhythm and harmony and are nearly blind to loudness: no control here optimises them
@@ -172,10 +172,10 @@ class ClassifierEmbedder(nn.Module):
 def train_fd_embedder(mels: torch.Tensor, tags: torch.Tensor, vocab: tuple[int, ...], *,
                       steps: int = 600, batch: int = 64, gain_db: float = 6.0, db_range: float = 80.0,
                       seed: int = 0, lr: float = 2e-3) -> ClassifierEmbedder:
-    """Fit :class:`ClassifierEmbedder` on real clips ``[N, M, T]`` with their tag columns ``[N, K]``
-    (values 1..vocab-1). Each example gets a random gain of up to +-``gain_db`` dB (``db_range``:
-    the dB span of the normalised mel's [-1, 1]). Trained on one thread, so the embedder (and
-    every FD measured with it) is the same whatever the machine's thread count."""
+    """Fit :class:`ClassifierEmbedder` on real clips ``[N, n_mels, frames]`` with their tag columns
+    ``[N, n_tags]`` (values 1..vocab-1). Each example gets a random gain of up to +-``gain_db`` dB
+    (``db_range``: the dB span of the normalised mel's [-1, 1]). Trained on one thread, so the
+    embedder (and every FD measured with it) is the same whatever the machine's thread count."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     emb = ClassifierEmbedder(mels.shape[1], vocab)
@@ -194,7 +194,7 @@ def train_fd_embedder(mels: torch.Tensor, tags: torch.Tensor, vocab: tuple[int, 
 
 @torch.no_grad()
 def embed(embedder, mels: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-    """Features ``[N, D]`` of ``mels`` ``[N, M, T]`` in batches (a name in :data:`EMBEDDERS` or a
+    """Features ``[N, dim]`` of ``mels`` ``[N, n_mels, frames]`` in batches (a name in :data:`EMBEDDERS` or a
     module such as :class:`ClassifierEmbedder`)."""
     fn = EMBEDDERS[embedder] if isinstance(embedder, str) else embedder
     return torch.cat([fn(mels[i: i + batch_size]).float().cpu() for i in range(0, len(mels), batch_size)])
@@ -203,7 +203,7 @@ def embed(embedder, mels: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
 @torch.no_grad()
 def attribute_accuracy(clf: AttributeClassifier, mels: torch.Tensor,
                        tags: torch.Tensor) -> list[float]:
-    """Per-field accuracy of ``clf`` on ``mels`` against ``tags`` ``[N, K]``."""
+    """Per-field accuracy of ``clf`` on ``mels`` against ``tags`` ``[N, n_tags]``."""
     logits = clf(mels)
     return [float((lg.argmax(-1) == tags[:, k]).float().mean()) for k, lg in enumerate(logits)]
 

@@ -1,8 +1,8 @@
 """Checks at the public entry points: each failure names the parameter, its value and what is allowed.
 
 Numbers: :func:`integer`, :func:`real` (finite, optionally bounded). Tensors: :func:`noise`
-(``[B, M, T]`` against a network's config; float64/float16 cast to float32, other dtypes refused)
-and :func:`tags` (integer classes ``[B or 1, K]`` within the vocabulary, batch matching the noise).
+(``[B, n_mels, frames]`` against a network's config; float64/float16 cast to float32, other dtypes refused)
+and :func:`tags` (integer classes ``[B or 1, n_tags]`` within the vocabulary, batch matching the noise).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def _interval(lo, hi, lo_open: bool, hi_open: bool) -> str:
 
 
 def noise(name: str, z, net_cfg=None) -> torch.Tensor:
-    """A unit-scale noise ``[B, M, T]`` for a network with ``net_cfg`` (its ``n_mels`` and
+    """A unit-scale noise ``[B, n_mels, frames]`` for a network with ``net_cfg`` (its ``n_mels`` and
     ``time_divisor``): finite, floating (float64/float16/bfloat16 cast to float32)."""
     if not isinstance(z, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor [B, M, T], got {type(z).__name__}")
@@ -73,7 +73,7 @@ def noise(name: str, z, net_cfg=None) -> torch.Tensor:
 
 
 def tags(name: str, t, batch: int, net_cfg=None) -> torch.Tensor | None:
-    """Integer tag classes ``[batch or 1, K]`` (None = unconditional) within ``net_cfg.tag_vocab``."""
+    """Integer tag classes ``[batch or 1, n_tags]`` (None = unconditional) within ``net_cfg.tag_vocab``."""
     if t is None:
         return None
     if not isinstance(t, torch.Tensor):

@@ -81,7 +81,7 @@ def _load_cache(path: Path, key: dict[str, Any],
 
 
 def _labels_to_arrays(labels: Sequence[ClipLabels]) -> dict[str, np.ndarray]:
-    """Per-frame fields present in every clip are stacked ``[N, T]``; the rest goes to JSON."""
+    """Per-frame fields present in every clip are stacked ``[N, frames]``; the rest goes to JSON."""
     out: dict[str, np.ndarray] = {}
     stacked = [f for f in _FRAME_FIELDS if labels and all(
         getattr(x, f) is not None and len(getattr(x, f)) == labels[0].n_frames for x in labels)]

@@ -90,7 +90,7 @@ def _progressions(rng: np.random.Generator, mode: str, n: int) -> list[tuple[int
 
 
 def _intensity_db(rng: np.random.Generator, shape: str, u: np.ndarray) -> np.ndarray:
-    """Dynamics curve in dB over normalised time ``u`` in [0, 1) ``[T]``."""
+    """Dynamics curve in dB over normalised time ``u`` in [0, 1) ``[frames]``."""
     low, high = -rng.uniform(20.0, 26.0), -rng.uniform(0.0, 2.0)
     c = rng.uniform(0.35, 0.65)
     if shape == "loud":

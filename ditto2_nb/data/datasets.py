@@ -1,7 +1,7 @@
 """Datasets of mels with labels and captions (:class:`MelDataset`), the procedural datasets, and
 the three disjoint seed ranges a preset's clips come from: training, held-out and evaluators' own.
 
-Shapes: waveforms ``[N, L]`` float32 at ``MelConfig.sample_rate``; mels ``[N, M, T]`` float32,
+Shapes: waveforms ``[N, L]`` float32 at ``MelConfig.sample_rate``; mels ``[N, n_mels, frames]`` float32,
 normalised log-mel from :func:`ditto2_nb.audio.wave_to_mel`.
 """
 
@@ -37,7 +37,7 @@ EVALUATOR_SEED_OFFSET = 20_000_000  # clips only evaluators train on (never trai
 
 def waves_to_mels(waves: np.ndarray | torch.Tensor, cfg: MelConfig,
                   batch_size: int = 64) -> torch.Tensor:
-    """Waveforms ``[N, L]`` -> normalised log-mels ``[N, M, L // hop]`` float32 (CPU, no grad)."""
+    """Waveforms ``[N, L]`` -> normalised log-mels ``[N, n_mels, L // hop]`` float32 (CPU, no grad)."""
     w = torch.as_tensor(waves)
     out = []
     with torch.inference_mode():
@@ -49,11 +49,11 @@ def waves_to_mels(waves: np.ndarray | torch.Tensor, cfg: MelConfig,
 
 
 class MelDataset(torch.utils.data.Dataset):
-    """Mels ``[N, M, T]`` with their labels and captions.
+    """Mels ``[N, n_mels, frames]`` with their labels and captions.
 
-    ``dataset[i]`` is ``{"mel": [M, T], "caption": str, "index": i}`` (the default collate turns a
-    batch into ``mel [B, M, T]``, a list of captions and an index tensor). ``frame_labels(name)``
-    gives per-frame targets ``[N, T]`` for control training.
+    ``dataset[i]`` is ``{"mel": [n_mels, frames], "caption": str, "index": i}`` (the default collate turns a
+    batch into ``mel [B, n_mels, frames]``, a list of captions and an index tensor). ``frame_labels(name)``
+    gives per-frame targets ``[N, frames]`` for control training.
     """
 
     def __init__(self, mels: torch.Tensor, labels: Sequence[ClipLabels], cfg: MelConfig,
@@ -89,7 +89,7 @@ class MelDataset(torch.utils.data.Dataset):
 
     def frame_labels(self, name: str) -> torch.Tensor:
         """Per-frame label ``name`` (``pitch``, ``pitch_class``, ``intensity_db``, ``section``) as
-        float32 ``[N, T]``."""
+        float32 ``[N, frames]``."""
         if name not in _FRAME_FIELDS:
             raise ValueError(f"unknown per-frame label {name!r}; choose one of {_FRAME_FIELDS}")
         rows = [getattr(x, name) for x in self.labels]
@@ -136,7 +136,7 @@ def _cached_dataset(kind: str, key: dict[str, Any], cfg: MelConfig,
 def procedural_dataset(cfg: MelConfig, n: int, seed: int = 0,
                        cache_dir: str | os.PathLike | None = None, *, use_cache: bool = True,
                        chunk: int = 64) -> MelDataset:
-    """Procedural clips ``seed .. seed + n - 1`` as mels ``[n, M, cfg.frames]`` (cached).
+    """Procedural clips ``seed .. seed + n - 1`` as mels ``[n, n_mels, cfg.frames]`` (cached).
 
     Waves are generated and converted ``chunk`` clips at a time, so memory stays small.
     """

@@ -1,7 +1,7 @@
 """What is known about a clip: its notes, chords and sections, and per-frame labels
 (:class:`ClipLabels`), one type for every data source.
 
-Per-frame arrays have shape ``[T]``; frame ``t`` is centred on sample ``t * hop_length``.
+Per-frame arrays have shape ``[frames]``; frame ``t`` is centred on sample ``t * hop_length``.
 """
 
 from __future__ import annotations
@@ -52,11 +52,11 @@ class ClipLabels:
 
     Attributes
     ----------
-    pitch : int16 ``[T]`` melody MIDI pitch per frame, 0 = rest.
-    pitch_class : int16 ``[T]`` ``pitch % 12``, -1 = rest.
-    intensity_db : float32 ``[T]`` the gain in dB applied to the whole mix (procedural only;
+    pitch : int16 ``[frames]`` melody MIDI pitch per frame, 0 = rest.
+    pitch_class : int16 ``[frames]`` ``pitch % 12``, -1 = rest.
+    intensity_db : float32 ``[frames]`` the gain in dB applied to the whole mix (procedural only;
         0 dB = the nominal "loud" level).
-    section : int16 ``[T]`` index into ``structure`` of the section sounding at each frame.
+    section : int16 ``[frames]`` index into ``structure`` of the section sounding at each frame.
     """
 
     source: str  # "procedural", "bach/bwv1.6", a file path...
@@ -94,7 +94,7 @@ class ClipLabels:
         return self.n_frames * self.hop_length / self.sample_rate
 
     def frame_times(self) -> np.ndarray:
-        """Frame instants in seconds ``[T]``."""
+        """Frame instants in seconds ``[frames]``."""
         return np.arange(self.n_frames) * self.hop_length / self.sample_rate
 
     def to_dict(self, frames: bool = True) -> dict[str, Any]:
@@ -128,7 +128,7 @@ def _frame_dtype(name: str) -> type:
 
 
 def _pitch_per_frame(notes: Sequence[Note], times: np.ndarray) -> np.ndarray:
-    """Highest note sounding at each instant ``[T]`` (MIDI, 0 = rest) from a note list."""
+    """Highest note sounding at each instant ``[frames]`` (MIDI, 0 = rest) from a note list."""
     pitch = np.zeros(len(times), dtype=np.int16)
     for nt in notes:
         on = (times >= nt.onset) & (times < nt.onset + nt.duration)

@@ -103,8 +103,8 @@ def _render_voices(onset: np.ndarray, duration: np.ndarray, midi: np.ndarray, am
 
     Parameters
     ----------
-    onset, duration : ``[K]`` seconds, sorted and non-overlapping.
-    midi, amp : ``[V, K]`` pitch and linear amplitude of note ``k`` in voice ``v``.
+    onset, duration : ``[notes]`` seconds, sorted and non-overlapping.
+    midi, amp : ``[V, notes]`` pitch and linear amplitude of note ``k`` in voice ``v``.
 
     Each note is a phase ramp (constant frequency: the running sum of the per-sample phase
     increment ``f / sr``) read through a band-limited wavetable, times :func:`_envelope`. The
@@ -113,7 +113,7 @@ def _render_voices(onset: np.ndarray, duration: np.ndarray, midi: np.ndarray, am
     out = np.zeros(n, np.float32)
     midi = np.atleast_2d(midi)
     amp = np.broadcast_to(np.atleast_2d(amp), midi.shape).astype(np.float32)
-    freq = midi_to_hz(midi)  # [V, K]
+    freq = midi_to_hz(midi)  # [V, notes]
     inc = freq * (_TABLE_SIZE / sr)  # table samples per audio sample
     rows = (np.clip(np.floor(0.45 * sr / freq), 1, _MAX_HARMONICS).astype(np.int64) - 1)
     table = _wavetables(timbre).ravel()
@@ -174,7 +174,7 @@ def _synthesize(lab: ClipLabels, rng: np.random.Generator, n: int) -> tuple[np.n
     mix = _render_voices(mel[:, 0], mel[:, 1], mel[None, :, 2],
                          MIX_GAINS["melody"] * velocity[None], lab.instrument, sr, n)
     ch = np.array([(c.onset, c.duration) for c in lab.chords]).reshape(-1, 2)
-    triads = np.array([_triad_pcs(c) for c in lab.chords]).reshape(-1, 3).T  # [3, K]
+    triads = np.array([_triad_pcs(c) for c in lab.chords]).reshape(-1, 3).T  # [3, chords]
     pad = PAD_LOW + (triads - PAD_LOW) % 12
     mix += _render_voices(ch[:, 0], ch[:, 1], pad, np.full(pad.shape, MIX_GAINS["pad"]), "pad",
                           sr, n)

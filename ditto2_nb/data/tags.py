@@ -29,7 +29,7 @@ def tag_values(labels: ClipLabels) -> dict[str, str]:
 
 
 def encode_tags(values: dict[str, str | None]) -> torch.Tensor:
-    """``{"instrument": "square", ...}`` -> long ``[K]``; a missing field or None is 0 (no tag)."""
+    """``{"instrument": "square", ...}`` -> long ``[n_tags]``; a missing field or None is 0 (no tag)."""
     unknown = set(values) - set(TAG_FIELDS)
     if unknown:
         raise ValueError(f"unknown tag field(s) {sorted(unknown)}; fields are {list(TAG_FIELDS)}")
@@ -43,5 +43,5 @@ def encode_tags(values: dict[str, str | None]) -> torch.Tensor:
 
 
 def tags_tensor(labels: list[ClipLabels]) -> torch.Tensor:
-    """Tags of labelled clips, ``[N, K]``."""
+    """Tags of labelled clips, ``[N, n_tags]``."""
     return torch.stack([encode_tags(tag_values(x)) for x in labels])

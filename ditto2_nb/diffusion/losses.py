@@ -27,7 +27,7 @@ def edm_loss(model, x0: torch.Tensor, tags: torch.Tensor | None, generator: torc
     ``target(x, sigma)`` (optional) replaces x0 in step 3 by another denoiser's output, computed
     without gradient (distillation towards a teacher's denoiser).
 
-    Shapes: x0 ``[B, M, T]``, tags ``[B, K]`` or None.
+    Shapes: x0 ``[B, n_mels, frames]``, tags ``[B, n_tags]`` or None.
     """
     b, device = x0.shape[0], x0.device
     sd = _unwrap(model).sigma_data if sigma_data is None else sigma_data

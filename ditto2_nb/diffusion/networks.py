@@ -1,6 +1,6 @@
 """The denoising networks: a 1-D UNet over time (mel bins as channels) and its EDM wrapper.
 
-Shapes: mels are ``[B, M, T]``; noise levels ``sigma`` are ``[B]`` (a float broadcasts).
+Shapes: mels are ``[B, n_mels, frames]``; noise levels ``sigma`` are ``[B]`` (a float broadcasts).
 
 The raw network ``F(c_in x, c_noise, tags, c_noise_s)`` is wrapped by :class:`Denoiser`, which
 applies the EDM preconditioning of :mod:`ditto2_nb.diffusion.precond`. ``c_noise_s`` is the optional second
@@ -71,15 +71,15 @@ class Attention(nn.Module):
         b, c, t = x.shape
         q, k, v = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, t).unbind(1)
         h = F.scaled_dot_product_attention(q.transpose(-1, -2), k.transpose(-1, -2),
-                                           v.transpose(-1, -2))  # [B, heads, T, C/heads]
+                                           v.transpose(-1, -2))  # [B, heads, time, C/heads]
         return x + self.proj(h.transpose(-1, -2).reshape(b, c, t))
 
 
 class UNet1d(nn.Module):
     """F(x, c_noise, tags, c_noise_s): a UNet over time with FiLM conditioning.
 
-    Shapes: x ``[B, M, T]`` (T a multiple of ``cfg.time_divisor``), c_noise ``[B]``, tags
-    ``[B, K]`` long (0 = dropped), c_noise_s ``[B]`` or None. Returns ``[B, M, T]``.
+    Shapes: x ``[B, n_mels, frames]`` (``frames`` a multiple of ``cfg.time_divisor``), c_noise ``[B]``, tags
+    ``[B, n_tags]`` long (0 = dropped), c_noise_s ``[B]`` or None. Returns ``[B, n_mels, frames]``.
     """
 
     def __init__(self, cfg: NetConfig):

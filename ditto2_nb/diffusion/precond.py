@@ -1,7 +1,9 @@
 """Preconditioning: how a raw network F becomes a denoiser D (EDM) or a consistency function f.
 
-Each scaling function returns tensors broadcastable against ``[B, M, T]`` when given ``sigma`` of
+Each scaling function returns tensors broadcastable against ``[B, n_mels, frames]`` when given ``sigma`` of
 shape ``[B, 1, 1]``; they work on any shape.
+
+See docs/method.md, sections 2.2 (EDM), 3.1 (consistency boundary) and 3.2 (CTM's jump).
 """
 
 from __future__ import annotations

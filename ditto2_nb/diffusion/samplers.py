@@ -7,6 +7,8 @@ sampler injects comes from ``noise_fn(x) -> tensor like x`` so that callers can 
 
 Signature shared by all: ``sampler(denoise, x, sigmas, *, callback=None, progress=False,
 noise_fn=None) -> x0``. ``callback(i, sigma, x, x0_hat)`` sees every step (for trajectories).
+
+See docs/method.md, sections 2.4 (guidance) and 2.5 (the ODE and the samplers).
 """
 
 from __future__ import annotations
@@ -124,7 +126,7 @@ def seeded_noise(seeds: list[int], shape: tuple[int, ...], device="cpu") -> torc
 def generate(model, n: int, frames: int, *, steps: int = 20, sampler: str = "heun",
              tags: torch.Tensor | None = None, w: float = 1.0, seed: int = 0,
              progress: bool = False) -> torch.Tensor:
-    """Sample ``n`` mels ``[n, M, frames]`` from a denoiser (seeds ``seed .. seed+n-1``)."""
+    """Sample ``n`` mels ``[n, n_mels, frames]`` from a denoiser (seeds ``seed .. seed+n-1``)."""
     n, steps = check.integer("n", n, 1), check.integer("steps", steps, 1)
     seed = check.integer("seed", seed, 0)
     w = check.real("w", w, 0.0)

@@ -3,6 +3,8 @@ distances they use, and the guided teacher's Heun solver they learn from.
 
 Guidance is distilled in: the teacher step uses the CFG-guided denoiser at a fixed scale ``w``,
 so one student evaluation replaces two teacher evaluations.
+
+See docs/method.md, section 3 (distillation: CM, CTM, distilled guidance, the target network).
 """
 
 from __future__ import annotations

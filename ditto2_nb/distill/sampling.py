@@ -3,6 +3,8 @@
 
 Injected noise comes from ``noise_fn`` (the samplers) or from a generator seeded by ``seed``
 (:func:`student_decode`), so a decode is a deterministic function of x_T.
+
+See docs/method.md, section 4 (sampling the students).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ def cm_multistep(model: ConsistencyModel, x_T: torch.Tensor, taus, tags=None, *,
                  noise_fn=None, callback=None) -> torch.Tensor:
     """Consistency multistep sampling (Song et al. 2023, Algorithm 1).
 
-    x = f(x_T, T); then for each tau in ``taus``: x = f(x + sqrt(tau^2 - eps^2) z, tau).
+    x = f(x_T, sigma_max); then for each tau in ``taus``: x = f(x + sqrt(tau^2 - eps^2) z, tau).
     With ``taus`` empty this is the one-step model. ``noise_fn(x)`` supplies each z.
     """
     eps = model.sigma_min
@@ -36,7 +38,7 @@ def cm_multistep(model: ConsistencyModel, x_T: torch.Tensor, taus, tags=None, *,
 
 def ctm_gamma_sample(model: CTMModel, x_T: torch.Tensor, ts, tags=None, *, gamma: float = 0.0,
                      noise_fn=None, callback=None) -> torch.Tensor:
-    """CTM gamma-sampling (Kim et al. 2024, Algorithm 1) over times ``ts`` = [T, t_1, ..., 0].
+    """CTM gamma-sampling (Kim et al. 2024, Algorithm 1) over times ``ts`` = [sigma_max, t_1, ..., 0].
 
     x <- G(x, t_i, s_i) + sqrt(t_{i+1}^2 - s_i^2) z,  s_i = sqrt(1 - gamma^2)(t_{i+1} - eps) + eps
     (s_i = eps = sigma_min at the last step: the output is x at sigma_min, the end of the grid the
@@ -62,7 +64,7 @@ def ctm_gamma_sample(model: CTMModel, x_T: torch.Tensor, ts, tags=None, *, gamma
 
 
 def student_times(model, steps: int, sigma_mid: float | None = None) -> list[float]:
-    """Decode times [T, ..., 0] for ``steps`` student steps: Karras-spaced, or with one
+    """Decode times [sigma_max, ..., 0] for ``steps`` student steps: Karras-spaced, or with one
     intermediate sigma when ``steps == 2`` (``sigma_mid``, else the model's measured default from
     :func:`decode_defaults`, else the Karras midpoint)."""
     if steps == 2 and sigma_mid is None:
@@ -70,7 +72,7 @@ def student_times(model, steps: int, sigma_mid: float | None = None) -> list[flo
     if steps == 2 and sigma_mid is not None:
         return [model.sigma_max, float(sigma_mid), 0.0]
     grid = karras_sigmas(steps + 1, model.sigma_min, model.sigma_max, append_zero=False).tolist()
-    return grid[:-1] + [0.0]  # M + 1 times: T, M - 1 intermediate sigmas, then clean
+    return grid[:-1] + [0.0]  # M + 1 times: sigma_max, M - 1 intermediate sigmas, then 0
 
 
 def check_decode(model, steps: int | None = None, gamma: float = 0.0, sigma_mid: float | None = None,

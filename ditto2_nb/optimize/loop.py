@@ -1,9 +1,12 @@
 """The optimisation loop both methods share: Adam on a unit-scale noise z, its settings
 (:class:`OptimConfig`), what it records (:class:`Trace`) and returns (:class:`OptResult`), and the
-typical-set penalty and projection that keep z where Gaussian draws are.
+typical-set penalty, shell projection and trust region that keep z where Gaussian draws are.
 
-``loss_fn(mel [B, M, T]) -> [B]`` is any per-example control loss (see :mod:`ditto2_nb.controls`),
+``loss_fn(mel [B, n_mels, frames]) -> [B]`` is any per-example control loss (see :mod:`ditto2_nb.controls`),
 so a batch of different targets is optimised at once.
+
+See docs/method.md, sections 5.1 (the objective), 5.5 (penalty, shell, trust region) and 5.6
+(the cost model).
 """
 
 from __future__ import annotations
@@ -52,7 +55,8 @@ class Trace:
     seconds: list = field(default_factory=list)  # cumulative wall time
     nfe: list = field(default_factory=list)  # cumulative forward passes (incl. checkpoint recompute)
     through_decode: list = field(default_factory=list)  # True where the gradient went via decode
-    snapshots: list = field(default_factory=list)  # (iteration, z [B,M,T], output mel [B,M,T])
+    # (iteration, z [B, n_mels, frames], output mel [B, n_mels, frames]), every snapshot_every-th and the last
+    snapshots: list = field(default_factory=list)
     stopped_early: bool = False
 
     @property
@@ -62,8 +66,8 @@ class Trace:
 
 @dataclass
 class OptResult:
-    z: torch.Tensor  # optimised unit-scale noise [B, M, T]
-    x0: torch.Tensor  # the final output mel [B, M, T] (DITTO-2: the M-step decode)
+    z: torch.Tensor  # optimised unit-scale noise [B, n_mels, frames]
+    x0: torch.Tensor  # the final output mel [B, n_mels, frames] (DITTO-2: the M-step decode)
     trace: Trace
     x0_surrogate: torch.Tensor | None = None  # DITTO-2: the 1-step output at the optimised z
     seconds_total: float = 0.0  # including the final decode

@@ -10,10 +10,12 @@ generated mel goes down, the models frozen:
   ``refine_last`` (R) iterations may backpropagate through the M-step decode itself
   (decode-aware refinement), which closes the surrogate/decode gap of a weakly distilled student.
 
-``loss_fn(mel [B, M, T]) -> [B]`` is any per-example control loss (see :mod:`ditto2_nb.controls`),
+``loss_fn(mel [B, n_mels, frames]) -> [B]`` is any per-example control loss (see :mod:`ditto2_nb.controls`),
 so a batch of different targets is optimised at once. Both return an :class:`OptResult` with a
 :class:`Trace` (loss per iteration, wall time, network evaluations, snapshots). With
 ``cfg.iterations = 0`` they return the method's decode of the initial noise, unoptimised.
+
+See docs/method.md, sections 5.2 (DITTO), 5.3 (DITTO-2) and 5.4 (decode-aware refinement).
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ def ditto(teacher, loss_fn: LossFn, z0: torch.Tensor, tags: torch.Tensor | None 
           callback: Callback | None = None) -> OptResult:
     """DITTO: optimise z through the teacher's full S-step deterministic sampler.
 
-    Shapes: z0 ``[B, M, T]`` (unit scale), tags ``[B, K]`` or None. Reference: Novack et al. 2024
-    (DITTO), with gradient checkpointing per sampler step.
+    Shapes: z0 ``[B, n_mels, frames]`` (unit scale), tags ``[B, n_tags]`` or None. Reference:
+    Novack et al. 2024 (DITTO), with gradient checkpointing per sampler step.
     """
     if sampler == "ancestral":
         raise ValueError("DITTO needs a deterministic sampler: use 'euler' or 'heun'")

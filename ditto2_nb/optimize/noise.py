@@ -1,6 +1,6 @@
 """x_T, the noise both methods optimise: scaled and decoded in one place.
 
-The optimised variable is a unit-scale noise z ``[B, M, T]`` (make it with
+The optimised variable is a unit-scale noise z ``[B, n_mels, frames]`` (make it with
 :func:`~ditto2_nb.diffusion.seeded_noise`: one generator per example, so an example's noise does
 not depend on the batch). A sampler starts from x_T = sigma_max z:
 
@@ -33,7 +33,7 @@ def checkpointed(denoise):
 
 
 class TeacherDecoder:
-    """z ``[B, M, T]`` -> x_0: the teacher's ``steps``-step ``sampler`` with CFG scale ``w`` from
+    """z ``[B, n_mels, frames]`` -> x_0: the teacher's ``steps``-step ``sampler`` with CFG scale ``w`` from
     x_T = sigmas[0] z. ``decoder(z, step_fn)`` runs the sampler on ``step_fn`` (e.g. the
     :func:`checkpointed` guided denoiser) instead of the guided denoiser itself."""
 
@@ -51,7 +51,7 @@ class TeacherDecoder:
 
 
 class StudentDecoder:
-    """z ``[B, M, T]`` -> x_0 with ``steps`` evaluations of a CM or CTM student from
+    """z ``[B, n_mels, frames]`` -> x_0 with ``steps`` evaluations of a CM or CTM student from
     x_T = student.sigma_max z; the injected noise comes from ``seed``, so the output is a function
     of z (the same in every iteration and in the final decode)."""
 

@@ -64,16 +64,18 @@ def _random_mel_cfg(g: torch.Generator) -> MelConfig:
 
 
 def _triangles(freqs: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
-    """Triangular filters ``[F, M]`` peaking at 1 between consecutive ``edges`` (``M + 2`` of them)."""
-    width = edges[1:] - edges[:-1]  # [M + 1]
-    rel = edges[None, :] - freqs[:, None]  # [F, M + 2]
+    """Triangular filters ``[n_freq, n_mels]`` peaking at 1 between consecutive ``edges`` (``n_mels + 2`` of
+    them)."""
+    width = edges[1:] - edges[:-1]  # [n_mels + 1]
+    rel = edges[None, :] - freqs[:, None]  # [n_freq, n_mels + 2]
     rising = -rel[:, :-2] / width[:-1]
     falling = rel[:, 2:] / width[1:]
     return torch.minimum(rising, falling).clamp_min(0.0)
 
 
 def check_mel_filterbank(fn: Callable[[MelConfig], torch.Tensor]) -> None:
-    """T01: ``fn(cfg) -> [F, M]`` triangular HTK mel filters (peak 1), ``F = n_fft // 2 + 1``."""
+    """T01: ``fn(cfg) -> [n_freq, n_mels]`` triangular HTK mel filters (peak 1),
+    ``n_freq = n_fft // 2 + 1``."""
     g = _gen()
     cfgs = [MelConfig(), _random_mel_cfg(g), _random_mel_cfg(g)]
     for cfg in cfgs:
@@ -111,7 +113,8 @@ def check_mel_filterbank(fn: Callable[[MelConfig], torch.Tensor]) -> None:
 
 
 def check_log_compress(fn: Callable[[torch.Tensor, MelConfig], torch.Tensor]) -> None:
-    """T01: ``fn(power [B, M, T], cfg) -> [B, M, T]``: 10 log10 power in dB, [db_min, db_max] -> [-1, 1]."""
+    """T01: ``fn(power [B, n_mels, frames], cfg) -> [B, n_mels, frames]``: 10 log10 power
+    in dB, [db_min, db_max] -> [-1, 1]."""
     g = _gen()
     for db_min, db_max in ((-80.0, 0.0), (-100.0 + 40.0 * float(torch.rand(1, generator=g)), 10.0)):
         cfg = MelConfig(db_min=db_min, db_max=db_max)

@@ -60,7 +60,7 @@ class PanelControls:
     BUILDERS: ClassVar[dict[str, Builder]] = BUILDERS
 
     def reference_clip(self, p: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(reference mel ``[1, M, T]``, its exact pitch classes ``[T]`` or None).
+        """(reference mel ``[1, n_mels, frames]``, its exact pitch classes ``[frames]`` or None).
 
         From ``reference_path`` when set (cut or zero-padded to the clip length), else the
         held-out procedural clip number ``reference``.

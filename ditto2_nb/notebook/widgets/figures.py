@@ -23,7 +23,7 @@ class PanelFigures:
 
     def feature_figure(self, control: Control, mels: dict[str, torch.Tensor],
                        compact: bool = False) -> go.Figure:
-        """Feature vs target of outputs ``{name: mel [1, M, T]}`` (only the first is used where
+        """Feature vs target of outputs ``{name: mel [1, n_mels, frames]}`` (only the first is used where
         one figure cannot hold several); ``compact`` gives a single-panel version (live view)."""
         name, mel = next(iter(mels.items()))
         cfg = self.cfg

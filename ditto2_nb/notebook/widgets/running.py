@@ -23,7 +23,7 @@ class PanelResult:
 
     params: dict[str, Any]  # the validated parameters of the run
     control: Control
-    result: OptResult  # z, x0 [1, M, T], trace, surrogate output
+    result: OptResult  # z, x0 [1, n_mels, frames], trace, surrogate output
     figures: dict[str, go.Figure]  # loss, feature, mel (+ latent, snapshots when snapshotted)
     wave: torch.Tensor  # vocoded output [L]
     sample_rate: int
@@ -31,7 +31,7 @@ class PanelResult:
 
     @property
     def mel(self) -> torch.Tensor:
-        """The output mel ``[M, T]``."""
+        """The output mel ``[n_mels, frames]``."""
         return self.result.x0[0]
 
     def audio(self):
@@ -45,7 +45,7 @@ class PanelRunning:
     """One run: :meth:`run` (what the Run button does), :meth:`optimise`, :meth:`baseline`."""
 
     def tags(self, p) -> torch.Tensor | None:
-        """Conditioning tags ``[1, K]`` (None = unconditional)."""
+        """Conditioning tags ``[1, n_tags]`` (None = unconditional)."""
         if p["instrument"] is None:
             return None
         return encode_tags({"instrument": p["instrument"]})[None].to(self.device)
