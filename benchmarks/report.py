@@ -51,6 +51,19 @@ def teacher_section(r: dict) -> list[str]:
     return out
 
 
+def _text_side(scorer: str, result: dict, preset: str) -> str:
+    """The scorer's text encoder: from the results file, else from the shipped model's metadata (older
+    results files lack the field), else MiniCLAP's frozen MiniLM."""
+    if result.get("text_encoder"):
+        return result["text_encoder"]
+    from ditto2_nb.core.checkpoints import read_metadata
+
+    kind = {"miniclap": "miniclap", "evaluator": "miniclap_eval"}.get(scorer, scorer)
+    asset = Path(__file__).resolve().parents[1] / "ditto2_nb" / "assets" / f"{kind}_{preset}.safetensors"
+    meta = read_metadata(asset) if asset.is_file() else {}
+    return meta.get("text_encoder") or "all-MiniLM-L6-v2 (frozen)"
+
+
 def distill_summary(r: dict) -> str:
     rows = r["fd_vs_nfe"]
     best = min(x["fd_norm"] for x in rows if x["model"] == "teacher")
@@ -231,7 +244,7 @@ def clap_section(r: dict) -> list[str]:
         ret, zs = x["heldout"]["retrieval"], x["heldout"]["zero_shot"]
         cells = [f"{ret[k]['recall@1']:.2f} / {ret[k]['recall@5']:.2f}" if k in ret else "-"
                  for k in ("template0", "paraphrase", "unseen", "evaluator_wording")]
-        out.append(f"| {name} ({x['arch']}) | {x.get('text_encoder', 'all-MiniLM-L6-v2 (frozen)')} | "
+        out.append(f"| {name} ({x['arch']}) | {_text_side(name, x, r['preset'])} | "
                    f"{x['parameters'] / 1e6:.2f} M | "
                    f"{x['train_seconds'] / 60:.1f} min | " + " | ".join(cells) + " | "
                    + ", ".join(f"{v:.2f}" for v in zs.values()) + " |")
