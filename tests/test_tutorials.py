@@ -9,7 +9,7 @@
 * Unit tests: each check passes on the solution and explains typical wrong answers (wrong sign, a
   missing term, wrong shape, no gradient...) in plain words; a check that cannot fail is a defect.
 
-The 16 notebook runs share one session fixture that executes them two at a time in subprocesses.
+The 18 notebook runs share one session fixture that executes them two at a time in subprocesses.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def load_solutions(stem: str) -> dict:
 
 def test_every_tutorial_is_listed_in_the_readme():
     readme = (ROOT / "tutorials" / "README.md").read_text()
-    assert len(TUTORIALS) == 8
+    assert len(TUTORIALS) == 9
     for path in TUTORIALS:
         assert path.name in readme, f"tutorials/README.md does not mention {path.name}"
 
@@ -173,6 +173,8 @@ EXPECTED = {
     "T06_ditto_and_ditto2": {"ditto_lib_max_abs_diff": (0.0, 1e-3), "ditto2_lib_max_abs_diff": (0.0, 1e-3),
                              "speedup": (1.0, 1e4)},
     "T07_your_own_control": {"brightness_loss_after": (0.0, 10.0)},
+    "T08_melody": {"chroma_lib_max_abs_diff": (0.0, 1e-5), "loss_lib_abs_diff": (0.0, 1e-5),
+                   "reference_accuracy": (0.9, 1.0), "keep_level_rms_change_db": (0.0, 3.0)},
 }
 
 
@@ -181,6 +183,11 @@ IMPROVED = {
     "T00_quickstart": [("intensity_mse_after_db2", "intensity_mse_before_db2")],
     "T07_your_own_control": [("brightness_loss_after", "brightness_loss_before"),
                              ("audio_brightness_loss_after", "audio_brightness_loss_before")],
+}
+
+# Recorded pairs where a higher number is better and steering must have raised it: (after, before).
+RAISED = {
+    "T08_melody": [("accuracy_after", "accuracy_before"), ("accuracy_keep_level", "accuracy_before")],
 }
 
 
@@ -198,6 +205,8 @@ def test_solved_tutorial_runs_and_every_check_passes(tutorial_runs, path):
         assert lo <= metrics[key] <= hi, f"{path.stem}: {key}={metrics[key]} not in [{lo}, {hi}]"
     for after, before in IMPROVED.get(path.stem, []):
         assert metrics[after] < metrics[before], f"{path.stem}: {after} did not improve on {before}"
+    for after, before in RAISED.get(path.stem, []):
+        assert metrics[after] > metrics[before], f"{path.stem}: {after} did not rise above {before}"
     assert seconds < 240, f"{path.stem} took {seconds:.0f} s on ci"
 
 
@@ -258,6 +267,8 @@ CHECKS = [  # (tutorial stem, check, solution function names)
     ("T06_ditto_and_ditto2", tutor.check_ditto2, ["my_ditto2"]),
     ("T07_your_own_control", tutor.check_brightness, ["my_brightness"]),
     ("T07_your_own_control", tutor.check_brightness_loss, ["make_brightness_loss"]),
+    ("T08_melody", tutor.check_chroma, ["my_chroma"]),
+    ("T08_melody", tutor.check_melody_loss, ["my_melody_loss"]),
 ]
 
 
@@ -635,6 +646,73 @@ def test_brightness_wrong_answers():
            words="constant factor")
 
 
+# ---------------------------------------------------------------------------- T08
+
+
+def _chroma_energy(mel, cfg, values=None):
+    from ditto2_nb.audio import norm_to_power
+    from ditto2_nb.controls import chroma_matrix
+
+    v = norm_to_power(mel, cfg) if values is None else values
+    return torch.einsum("cm,bmt->bct", chroma_matrix(cfg), v)
+
+
+def test_chroma_wrong_answers():
+    sol = load_solutions("T08_melody")
+
+    def variant(logits=lambda e, t: torch.log10(e + 1e-10) / t, dim=1, values=lambda mel, cfg: None):
+        def fn(mel, cfg, t=1.0):
+            return torch.softmax(logits(_chroma_energy(mel, cfg, values(mel, cfg)), t), dim)
+        return fn
+
+    _fails(tutor.check_chroma, variant(dim=-1), words="wrong axis")
+    _fails(tutor.check_chroma, variant(values=lambda mel, cfg: mel), words=("NaN or inf", "norm_to_power"))
+    _fails(tutor.check_chroma, variant(logits=lambda e, t: torch.log10(e + 1e-10) * t), words="multiplied")
+    _fails(tutor.check_chroma, variant(logits=lambda e, t: torch.log10(e + 1e-10)),
+           words="temperature is missing")
+    _fails(tutor.check_chroma, variant(logits=lambda e, t: torch.log(e + 1e-10) / t), words="log10")
+    _fails(tutor.check_chroma, variant(logits=lambda e, t: e / t), words="take the log")
+    _fails(tutor.check_chroma, lambda mel, cfg, t=1.0: torch.log10(_chroma_energy(mel, cfg) + 1e-10) / t,
+           words="softmax is missing")
+    _fails(tutor.check_chroma, lambda mel, cfg, t=1.0: sol["my_chroma"](mel, cfg, t).transpose(1, 2),
+           words=("wrong shape", "expected [3, 12, 20]"))
+    _fails(tutor.check_chroma, lambda mel, cfg, t=1.0: sol["my_chroma"](mel.detach(), cfg, t),
+           words="not differentiable")
+    _fails(tutor.check_chroma, lambda mel, cfg: sol["my_chroma"](mel, cfg), words="keep the signature")
+
+
+def test_melody_loss_wrong_answers():
+    sol = load_solutions("T08_melody")
+
+    def variant(per_frame=lambda p: -p.log(), reduce=lambda v, voiced: (v * voiced).sum(-1) / voiced.sum(-1),
+                chroma_t=lambda t: t):
+        def loss(mel, y, cfg, temperature=1.0):
+            p = sol["my_chroma"](mel, cfg, chroma_t(temperature))
+            py = p.gather(1, y.clamp_min(0)[:, None])[:, 0]
+            return reduce(per_frame(py), (y >= 0).to(p.dtype))
+        return loss
+
+    _fails(tutor.check_melody_loss, variant(per_frame=lambda p: -p), words="log-probability")
+    _fails(tutor.check_melody_loss, variant(per_frame=lambda p: p.log()), words="minus sign")
+    _fails(tutor.check_melody_loss, variant(per_frame=lambda p: -p.log10()), words="natural log")
+    _fails(tutor.check_melody_loss, variant(reduce=lambda v, voiced: (v * voiced).sum(-1)),
+           words="do not just sum")
+    _fails(tutor.check_melody_loss, variant(reduce=lambda v, voiced: v.mean(-1)),
+           words="rests (-1) must be ignored")
+    _fails(tutor.check_melody_loss, variant(reduce=lambda v, voiced: (v * voiced).mean(-1)),
+           words="number of *voiced* frames")
+    batch_mean = variant(reduce=lambda v, voiced: ((v * voiced).sum(-1) / voiced.sum(-1)).mean())
+    _fails(tutor.check_melody_loss, batch_mean, words="wrong shape")
+    _fails(tutor.check_melody_loss, variant(chroma_t=lambda t: 1.0), words="temperature is not used")
+
+    def rests_as_index(mel, y, cfg, temperature=1.0):
+        return -sol["my_chroma"](mel, cfg, temperature).log().gather(1, y[:, None])[:, 0].mean(-1)
+
+    _fails(tutor.check_melody_loss, rests_as_index, words=("out of bounds", "clamp_min(0)"))
+    _fails(tutor.check_melody_loss, lambda mel, y, cfg, t=1.0: sol["my_melody_loss"](mel.detach(), y, cfg, t),
+           words="not differentiable")
+
+
 def test_checks_do_not_accept_a_constant_answer():
     """A check that cannot fail is a defect: a plausible-looking constant fails each value check."""
     for check, fn in [(tutor.check_swell_target, lambda n: torch.full((n,), -20.0)),
@@ -643,6 +721,10 @@ def test_checks_do_not_accept_a_constant_answer():
                       (tutor.check_ctm_jump, lambda x, g, t, s: x),
                       (tutor.check_gamma_step, lambda G, x, t, tn, gamma, eps, z: G(x, t, 0.0)),
                       (tutor.check_brightness, lambda mel, cfg: torch.full(mel[:, 0].shape, 1000.0,
-                                                                            requires_grad=True))]:
+                                                                            requires_grad=True)),
+                      (tutor.check_chroma, lambda mel, cfg, t=1.0: torch.full((len(mel), 12, mel.shape[-1]),
+                                                                              1 / 12, requires_grad=True)),
+                      (tutor.check_melody_loss, lambda mel, y, cfg, t=1.0: torch.full((len(mel),), 2.4849,
+                                                                                       requires_grad=True))]:
         with pytest.raises(TutorError):
             check(fn)

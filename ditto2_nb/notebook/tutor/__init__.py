@@ -24,11 +24,12 @@ T04 consistency        :func:`check_consistency_scalings`, :func:`check_cd_targe
 T05 CTM                :func:`check_ctm_jump`, :func:`check_gamma_step`
 T06 DITTO / DITTO-2    :func:`check_checkpointed`, :func:`check_optimise`, :func:`check_ditto2`
 T07 your own control   :func:`check_brightness`, :func:`check_brightness_loss`
+T08 steer a melody     :func:`check_chroma`, :func:`check_melody_loss`
 =====================  ==========================================================================
 
 Modules: :mod:`.checking` (how a check compares and explains), :mod:`.checks_audio` (T01),
-:mod:`.checks_diffusion` (T02, T03), :mod:`.checks_distill` (T04, T05), :mod:`.checks_ditto` (T06)
-and :mod:`.checks_control` (T00, T07).
+:mod:`.checks_diffusion` (T02, T03), :mod:`.checks_distill` (T04, T05), :mod:`.checks_ditto` (T06),
+:mod:`.checks_control` (T00, T07) and :mod:`.checks_melody` (T08).
 """
 
 from .checking import TutorError
@@ -49,6 +50,7 @@ from .checks_distill import (
     check_gamma_step,
 )
 from .checks_ditto import check_checkpointed, check_ditto2, check_optimise
+from .checks_melody import check_chroma, check_melody_loss
 
 __all__ = [
     "TutorError",
@@ -57,6 +59,7 @@ __all__ = [
     "check_cd_loss",
     "check_cd_target",
     "check_checkpointed",
+    "check_chroma",
     "check_consistency_scalings",
     "check_ctm_jump",
     "check_denoiser",
@@ -69,6 +72,7 @@ __all__ = [
     "check_hz_to_mel",
     "check_log_compress",
     "check_mel_filterbank",
+    "check_melody_loss",
     "check_optimise",
     "check_swell_target",
     "spectral_centroid_hz",
