@@ -53,7 +53,7 @@ def _grad_ok(x: torch.Tensor) -> bool:
 
 
 def check_chroma(fn: Callable) -> None:
-    """T08: ``fn(mel [B, M, T], cfg, temperature) -> [B, 12, T]`` pitch-class probabilities per frame,
+    """T08: ``fn(mel [B, n_mels, frames], cfg, temperature) -> [B, 12, frames]`` pitch-class probabilities per frame,
     equal to :func:`ditto2_nb.controls.chroma` and differentiable."""
     g = _gen()
     taus = (1.0, float(torch.empty(1).uniform_(0.3, 0.7, generator=g)),
@@ -100,7 +100,7 @@ def check_chroma(fn: Callable) -> None:
 
 
 def check_melody_loss(fn: Callable) -> None:
-    """T08: ``fn(mel [B, M, T], target_pc [B, T], cfg, temperature=1.0) -> [B]``: the cross-entropy
+    """T08: ``fn(mel [B, n_mels, frames], target_pc [B, frames], cfg, temperature=1.0) -> [B]``: the cross-entropy
     ``-ln p[y_t, t]`` of the chroma, averaged over the voiced frames (``y_t >= 0``), equal to
     :meth:`ditto2_nb.controls.MelodyControl.loss`."""
     g = _gen()
@@ -112,7 +112,7 @@ def check_melody_loss(fn: Callable) -> None:
         t = 1.0 if tau is None else tau
         want = MelodyControl(cfg, frames, y, t).loss(mel)
         p = chroma(mel, cfg, t)
-        py = p.gather(1, y.clamp_min(0)[:, None])[:, 0]  # [B, T]
+        py = p.gather(1, y.clamp_min(0)[:, None])[:, 0]  # [B, frames]
         voiced = (y >= 0).double()
         nll = -py.log()
 
