@@ -37,19 +37,21 @@ def check_swell_target(fn: Callable[[int], torch.Tensor]) -> None:
              intensity_target("ramp_up", frames, -30.0, -10.0)),
         ], hint=" Hint: a piecewise-linear curve through (0, -30), (0.5, -10), (1, -30): "
                 "controls.from_points or np.interp.")
-    _passed(f"your swell matches controls.intensity_target('up_down') for T = {', '.join(map(str, sizes))}")
+    _passed("your swell matches controls.intensity_target('up_down') for frames = "
+            + ", ".join(map(str, sizes)))
 
 
 # ============================================================================ T07 your own control
 
 
 def spectral_centroid_hz(mel: torch.Tensor, cfg: MelConfig) -> torch.Tensor:
-    """Brightness: the power-weighted mean of the mel bins' centre frequencies, ``[B, M, T] -> [B, T]`` Hz.
+    """Brightness: the power-weighted mean of the mel bins' centre frequencies,
+    ``[B, n_mels, frames] -> [B, frames]`` Hz.
 
     The reference for T07's exercise (not a library control: the tutorial builds it).
     """
-    power = norm_to_power(mel, cfg)  # [B, M, T]
-    centres = mel_centre_hz(cfg).to(mel)  # [M]
+    power = norm_to_power(mel, cfg)  # [B, n_mels, frames]
+    centres = mel_centre_hz(cfg).to(mel)  # [n_mels]
     return (power * centres[:, None]).sum(1) / power.sum(1).clamp_min(1e-12)
 
 
@@ -59,7 +61,7 @@ def _random_mels(g: torch.Generator, cfg: MelConfig, b: int = 3, frames: int = 2
 
 
 def check_brightness(fn: Callable) -> None:
-    """T07: ``fn(mel [B, M, T], cfg) -> [B, T]`` spectral centroid in Hz, differentiable."""
+    """T07: ``fn(mel [B, n_mels, frames], cfg) -> [B, frames]`` spectral centroid in Hz, differentiable."""
     g = _gen()
     cfgs = [MelConfig(), MelConfig(n_mels=int(torch.randint(24, 80, (1,), generator=g)), f_max=7000.0)]
     for cfg in cfgs:
