@@ -169,9 +169,11 @@ EXPECTED = {
     "T03_sampling": {"teacher_max_abs_diff": (0.0, 1e-3), "euler_order": (0.7, 1.3),
                      "heun_order": (1.6, 2.6)},
     "T04_consistency_distillation": {"cd_loss_abs_diff": (0.0, 1e-4)},
-    "T05_ctm": {"ctm_identity_err": (0.0, 1e-5), "gamma_sampler_max_abs_diff": (0.0, 1e-4)},
+    "T05_ctm": {"ctm_identity_err": (0.0, 1e-5), "gamma_sampler_max_abs_diff": (0.0, 1e-4),
+                "decode_pick_sigma_mid": (0.002, 80.0)},
     "T06_ditto_and_ditto2": {"ditto_lib_max_abs_diff": (0.0, 1e-3), "ditto2_lib_max_abs_diff": (0.0, 1e-3),
-                             "speedup": (1.0, 1e4)},
+                             "refine_lib_max_abs_diff": (0.0, 1e-3), "speedup": (1.0, 1e4),
+                             "predicted_speedup": (1.0, 1e4)},
     "T07_your_own_control": {"brightness_loss_after": (0.0, 10.0)},
     "T08_melody": {"chroma_lib_max_abs_diff": (0.0, 1e-5), "loss_lib_abs_diff": (0.0, 1e-5),
                    "reference_accuracy": (0.9, 1.0), "keep_level_rms_change_db": (0.0, 3.0)},
@@ -257,14 +259,18 @@ CHECKS = [  # (tutorial stem, check, solution function names)
     ("T02_diffusion_in_a_nutshell", tutor.check_edm_loss, ["my_edm_loss"]),
     ("T03_sampling", tutor.check_euler_step, ["my_euler_step"]),
     ("T03_sampling", tutor.check_heun_step, ["my_heun_step"]),
+    ("T03_sampling", tutor.check_guided, ["my_guided"]),
     ("T04_consistency_distillation", tutor.check_consistency_scalings, ["my_consistency_scalings"]),
     ("T04_consistency_distillation", tutor.check_cd_target, ["my_cd_target"]),
     ("T04_consistency_distillation", tutor.check_cd_loss, ["my_cd_loss"]),
     ("T05_ctm", tutor.check_ctm_jump, ["my_ctm_jump"]),
     ("T05_ctm", tutor.check_gamma_step, ["my_gamma_step"]),
+    ("T05_ctm", tutor.check_choose_sigma_mid, ["choose_sigma_mid"]),
     ("T06_ditto_and_ditto2", tutor.check_checkpointed, ["my_checkpointed"]),
     ("T06_ditto_and_ditto2", tutor.check_optimise, ["my_optimise"]),
     ("T06_ditto_and_ditto2", tutor.check_ditto2, ["my_ditto2"]),
+    ("T06_ditto_and_ditto2", tutor.check_refine_last, ["my_ditto2_refined"]),
+    ("T06_ditto_and_ditto2", tutor.check_predicted_speedup, ["predicted_speedup"]),
     ("T07_your_own_control", tutor.check_brightness, ["my_brightness"]),
     ("T07_your_own_control", tutor.check_brightness_loss, ["make_brightness_loss"]),
     ("T08_melody", tutor.check_chroma, ["my_chroma"]),
@@ -474,6 +480,37 @@ def test_sampler_step_wrong_answers():
     _fails(tutor.check_heun_step, second_slope_only, words="average of both slopes")
 
 
+def test_guided_wrong_answers():
+    def halves(D, x, s, tags):
+        return D(x, s, tags), D(x, s, torch.zeros_like(tags))
+
+    def swapped(D, x, s, tags, w):
+        cond, uncond = halves(D, x, s, tags)
+        return cond + w * (uncond - cond)
+
+    def plus_one(D, x, s, tags, w):  # the other convention: w = 0 would be conditional
+        cond, uncond = halves(D, x, s, tags)
+        return cond + w * (cond - uncond)
+
+    def one_batch_scalar_sigma(D, x, s, tags, w):  # breaks with one sigma per example
+        cond, uncond = D(torch.cat([x, x]), s, torch.cat([tags, torch.zeros_like(tags)])).chunk(2)
+        return uncond + w * (cond - uncond)
+
+    def detached(D, x, s, tags, w):
+        with torch.no_grad():
+            cond, uncond = halves(D, x, s, tags)
+        return uncond + w * (cond - uncond)
+
+    _fails(tutor.check_guided, swapped, words="swapped")
+    _fails(tutor.check_guided, plus_one, words="other convention")
+    _fails(tutor.check_guided, lambda D, x, s, tags, w: w * D(x, s, tags),
+           words="unconditional prediction is missing")
+    _fails(tutor.check_guided, lambda D, x, s, tags, w: D(x, s, tags), words="conditional prediction")
+    _fails(tutor.check_guided, one_batch_scalar_sigma,
+           words=("one noise level per example", "torch.cat([sigma, sigma])"))
+    _fails(tutor.check_guided, detached, words="not differentiable")
+
+
 # ---------------------------------------------------------------------------- T04
 
 
@@ -559,6 +596,27 @@ def test_ctm_wrong_answers():
     _fails(tutor.check_gamma_step, gamma_not_sqrt, words="γ = 0 must jump")
 
 
+def test_choose_sigma_mid_wrong_answers():
+    def rule(stat="median", factor=0.8, pick=min, by="gap", fallback=True):
+        def choose(sweep, one):
+            value = lambda t: float(getattr(t, stat)())  # noqa: E731
+            ok = [k for k, v in sweep.items() if value(v["err"]) <= factor * value(one)]
+            if not ok:
+                return min(sweep, key=lambda k: value(sweep[k]["err"])) if fallback else None
+            return pick(ok, key=lambda k: value(sweep[k][by]))
+        return choose
+
+    _fails(tutor.check_choose_sigma_mid, rule(stat="mean"), words="not the mean")
+    _fails(tutor.check_choose_sigma_mid, rule(factor=1.0), words=("does not qualify", "0.8 × the jump's"))
+    _fails(tutor.check_choose_sigma_mid, rule(factor=float("inf")),
+           words=("does not qualify", "buys nothing"))
+    _fails(tutor.check_choose_sigma_mid, rule(by="err"), words="closest to the teacher")
+    _fails(tutor.check_choose_sigma_mid, rule(pick=max), words="largest")
+    _fails(tutor.check_choose_sigma_mid, rule(fallback=False),
+           words=("returned None", "no setting qualifies"))
+    _fails(tutor.check_choose_sigma_mid, lambda sweep, one: rule()(sweep, one)[0], words="(sigma_mid, gamma)")
+
+
 # ---------------------------------------------------------------------------- T06
 
 
@@ -603,6 +661,55 @@ def test_ditto_wrong_answers():
 
     _fails(tutor.check_ditto2, unscaled, words="sigma_max")
     _fails(tutor.check_ditto2, surrogate_out, words="1-step surrogate")
+
+
+def test_refine_last_wrong_answers():
+    from ditto2_nb.distill import student_decode
+
+    sol = load_solutions("T06_ditto_and_ditto2")
+
+    def refined(through=lambda it, n, r: it >= n - r, restart=False, final_steps=None):
+        def run(student, loss_fn, z0, iterations, lr, decode_steps, refine_last, tags=None):
+            def decode(z, steps):
+                return student_decode(student, z * student.sigma_max, steps, tags, seed=0)
+
+            if restart:  # two loops: Adam starts afresh where the decode takes over
+                z, _ = sol["my_optimise"](lambda z: decode(z, 1), loss_fn, z0, iterations - refine_last, lr)
+                z, _ = sol["my_optimise"](lambda z: decode(z, decode_steps), loss_fn, z, refine_last, lr)
+            else:
+                calls = iter(range(iterations))
+                z, _ = sol["my_optimise"](
+                    lambda z: decode(z, decode_steps if through(next(calls), iterations, refine_last) else 1),
+                    loss_fn, z0, iterations, lr)
+            with torch.no_grad():
+                return z, decode(z, final_steps or decode_steps)
+        return run
+
+    _fails(tutor.check_refine_last, refined(through=lambda it, n, r: it < r), words="*last* R")
+    _fails(tutor.check_refine_last, refined(through=lambda it, n, r: it >= n - r - 1),
+           words="one iteration too many")
+    _fails(tutor.check_refine_last, refined(through=lambda it, n, r: False), words="plain DITTO-2")
+    _fails(tutor.check_refine_last, refined(restart=True), words="Adam was restarted")
+    _fails(tutor.check_refine_last, refined(final_steps=1), words="1-step surrogate")
+
+
+def test_predicted_speedup_wrong_answers():
+    def cost(ditto_step=4, cfg=True, backward=2, refine=True, finals=True):
+        def predicted(S, M, R, iterations, cfg_passes):
+            c = cfg_passes if cfg else 1
+            ditto = iterations * ditto_step * S * c + (S * c if finals else 0)
+            per = 1 + backward
+            ditto2 = (iterations - R) * per + R * (per * M if refine else per) + (M if finals else 0)
+            return ditto / ditto2
+        return predicted
+
+    _fails(tutor.check_predicted_speedup, cost(cfg=False), words="guidance is missing")
+    _fails(tutor.check_predicted_speedup, cost(ditto_step=3), words="recomputation is missing")
+    _fails(tutor.check_predicted_speedup, cost(ditto_step=3, backward=1), words="about 2 forward passes")
+    _fails(tutor.check_predicted_speedup, cost(refine=False), words="refinement iterations are missing")
+    _fails(tutor.check_predicted_speedup, cost(finals=False), words="final outputs are missing")
+    _fails(tutor.check_predicted_speedup, lambda *a: 1 / cost()(*a), words="upside down")
+    _fails(tutor.check_predicted_speedup, lambda *a: (cost()(*a), 0), words="one number")
 
 
 # ---------------------------------------------------------------------------- T07
@@ -720,6 +827,9 @@ def test_checks_do_not_accept_a_constant_answer():
                       (tutor.check_heun_step, lambda D, x, s, sn: x * 0),
                       (tutor.check_ctm_jump, lambda x, g, t, s: x),
                       (tutor.check_gamma_step, lambda G, x, t, tn, gamma, eps, z: G(x, t, 0.0)),
+                      (tutor.check_guided, lambda D, x, s, tags, w: D(x, s, tags) * 0 + 1),
+                      (tutor.check_choose_sigma_mid, lambda sweep, one: next(iter(sweep))),
+                      (tutor.check_predicted_speedup, lambda *a: 20.0),
                       (tutor.check_brightness, lambda mel, cfg: torch.full(mel[:, 0].shape, 1000.0,
                                                                             requires_grad=True)),
                       (tutor.check_chroma, lambda mel, cfg, t=1.0: torch.full((len(mel), 12, mel.shape[-1]),

@@ -4,6 +4,9 @@ Each ``# %% <cell id>`` section is the solution of the exercise cell with that i
 ``T03_sampling.ipynb``; the lines above the first section only make this file importable on its own.
 """
 
+import torch
+
+
 # %% ex-euler
 def my_euler_step(denoise, x, sigma, sigma_next):
     """One Euler step of dx/dsigma = (x - D(x, sigma)) / sigma from sigma to sigma_next."""
@@ -19,3 +22,11 @@ def my_heun_step(denoise, x, sigma, sigma_next):
         return x_euler
     d_next = (x_euler - denoise(x_euler, sigma_next)) / sigma_next
     return x + 0.5 * (d + d_next) * (sigma_next - sigma)
+
+# %% ex-guided
+def my_guided(denoiser, x, sigma, tags, w):
+    """Classifier-free guidance: D_uncond + w (D_cond - D_uncond); the unconditional pass sets every tag
+    to 0 ("no tag"), so w = 0 is unconditional and w = 1 plain conditional."""
+    d_cond = denoiser(x, sigma, tags)
+    d_uncond = denoiser(x, sigma, torch.zeros_like(tags))
+    return d_uncond + w * (d_cond - d_uncond)

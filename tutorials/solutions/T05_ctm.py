@@ -16,3 +16,14 @@ def my_gamma_step(G, x, t, t_next, gamma, eps, z):
         return G(x, t, eps)
     s = (1.0 - gamma**2) ** 0.5 * (t_next - eps) + eps
     return G(x, t, s) + (t_next**2 - s**2) ** 0.5 * z
+
+# %% ex-choose
+def choose_sigma_mid(sweep, one_step_err):
+    """The smallest median gap among the settings whose median teacher error is at most 0.8 x the
+    1-step jump's; if none qualifies, the setting with the smallest median teacher error."""
+    gap = {k: float(v["gap"].median()) for k, v in sweep.items()}
+    err = {k: float(v["err"].median()) for k, v in sweep.items()}
+    qualifying = [k for k in sweep if err[k] <= 0.8 * float(one_step_err.median())]
+    if not qualifying:
+        return min(sweep, key=err.get)
+    return min(qualifying, key=gap.get)

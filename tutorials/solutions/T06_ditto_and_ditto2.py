@@ -40,3 +40,27 @@ def my_ditto2(student, loss_fn, z0, iterations, lr, decode_steps, tags=None):
     with torch.no_grad():
         x0 = student_decode(student, z * student.sigma_max, decode_steps, tags, seed=0)
     return z, x0
+
+# %% ex-refine
+def my_ditto2_refined(student, loss_fn, z0, iterations, lr, decode_steps, refine_last, tags=None):
+    """DITTO-2 whose last refine_last iterations differentiate the decode_steps-step decode."""
+    first_refined = iterations - refine_last  # iterations 0 .. first_refined - 1 use the 1-step jump
+    calls = 0
+
+    def generate(z):  # my_optimise calls it once per iteration, in order: one Adam state throughout
+        nonlocal calls
+        steps = decode_steps if calls >= first_refined else 1
+        calls += 1
+        return student_decode(student, z * student.sigma_max, steps, tags, seed=0)
+
+    z, _ = my_optimise(generate, loss_fn, z0, iterations, lr)
+    with torch.no_grad():
+        x0 = student_decode(student, z * student.sigma_max, decode_steps, tags, seed=0)
+    return z, x0
+
+# %% ex-speedup
+def predicted_speedup(S, M, R, iterations, cfg_passes):
+    """DITTO's cost / DITTO-2's, in forward passes of the network on the batch (a backward = 2)."""
+    ditto = iterations * S * cfg_passes * (1 + 1 + 2) + S * cfg_passes  # checkpointed steps; final sample
+    ditto2 = (iterations - R) * (1 + 2) + R * M * (1 + 2) + M  # jumps; decode iterations; final decode
+    return ditto / ditto2

@@ -19,10 +19,11 @@ tutorial               checks
 T00 quickstart         :func:`check_swell_target`
 T01 audio and mels     :func:`check_hz_to_mel`, :func:`check_mel_filterbank`, :func:`check_log_compress`
 T02 diffusion          :func:`check_edm_scalings`, :func:`check_denoiser`, :func:`check_edm_loss`
-T03 sampling           :func:`check_euler_step`, :func:`check_heun_step`
+T03 sampling           :func:`check_euler_step`, :func:`check_heun_step`, :func:`check_guided`
 T04 consistency        :func:`check_consistency_scalings`, :func:`check_cd_target`, :func:`check_cd_loss`
-T05 CTM                :func:`check_ctm_jump`, :func:`check_gamma_step`
-T06 DITTO / DITTO-2    :func:`check_checkpointed`, :func:`check_optimise`, :func:`check_ditto2`
+T05 CTM                :func:`check_ctm_jump`, :func:`check_gamma_step`, :func:`check_choose_sigma_mid`
+T06 DITTO / DITTO-2    :func:`check_checkpointed`, :func:`check_optimise`, :func:`check_ditto2`,
+                       :func:`check_refine_last`, :func:`check_predicted_speedup`
 T07 your own control   :func:`check_brightness`, :func:`check_brightness_loss`
 T08 steer a melody     :func:`check_chroma`, :func:`check_melody_loss`
 =====================  ==========================================================================
@@ -40,16 +41,24 @@ from .checks_diffusion import (
     check_edm_loss,
     check_edm_scalings,
     check_euler_step,
+    check_guided,
     check_heun_step,
 )
 from .checks_distill import (
     check_cd_loss,
     check_cd_target,
+    check_choose_sigma_mid,
     check_consistency_scalings,
     check_ctm_jump,
     check_gamma_step,
 )
-from .checks_ditto import check_checkpointed, check_ditto2, check_optimise
+from .checks_ditto import (
+    check_checkpointed,
+    check_ditto2,
+    check_optimise,
+    check_predicted_speedup,
+    check_refine_last,
+)
 from .checks_melody import check_chroma, check_melody_loss
 
 __all__ = [
@@ -59,6 +68,7 @@ __all__ = [
     "check_cd_loss",
     "check_cd_target",
     "check_checkpointed",
+    "check_choose_sigma_mid",
     "check_chroma",
     "check_consistency_scalings",
     "check_ctm_jump",
@@ -68,12 +78,15 @@ __all__ = [
     "check_edm_scalings",
     "check_euler_step",
     "check_gamma_step",
+    "check_guided",
     "check_heun_step",
     "check_hz_to_mel",
     "check_log_compress",
     "check_mel_filterbank",
     "check_melody_loss",
     "check_optimise",
+    "check_predicted_speedup",
+    "check_refine_last",
     "check_swell_target",
     "spectral_centroid_hz",
 ]

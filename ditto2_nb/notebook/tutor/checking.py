@@ -5,6 +5,7 @@ missing term), and the tiny models several checks build."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import random
 import sysconfig
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 from ...core.config import NetConfig
+from ...data.tags import tag_vocab
 from ...diffusion.networks import Denoiser
 from ...distill.students import ConsistencyModel
 
@@ -212,6 +214,14 @@ def _tiny_cm_models(seed: int) -> tuple[Denoiser, ConsistencyModel, ConsistencyM
         student = _randomise(ConsistencyModel.from_teacher(teacher), 0.02)
         target = _randomise(copy.deepcopy(student), 0.02)
     return teacher, student, target
+
+
+def _tiny_conditional_denoiser(seed: int) -> Denoiser:
+    """A small random denoiser conditioned on the real tag fields (for the CFG exercise)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = _randomise(Denoiser(dataclasses.replace(_TINY, tag_vocab=tag_vocab())), 0.2)
+    return model.eval().requires_grad_(False)
 
 
 def _needs_grad(out, what: str, inputs: str) -> torch.Tensor:

@@ -37,7 +37,8 @@ def check_swell_target(fn: Callable[[int], torch.Tensor]) -> None:
              intensity_target("ramp_up", frames, -30.0, -10.0)),
         ], hint=" Hint: a piecewise-linear curve through (0, -30), (0.5, -10), (1, -30): "
                 "controls.from_points or np.interp.")
-    _passed(f"your swell matches controls.intensity_target('up_down') for T = {', '.join(map(str, sizes))}")
+    _passed("your swell matches controls.intensity_target('up_down') for frames = "
+            + ", ".join(map(str, sizes)))
 
 
 # ============================================================================ T07 your own control

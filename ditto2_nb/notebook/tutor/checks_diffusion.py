@@ -1,5 +1,5 @@
 """Checks of T02 (diffusion in a nutshell) and T03 (sampling): EDM preconditioning, the denoiser,
-the EDM loss, and one Euler and one Heun step."""
+the EDM loss, one Euler and one Heun step, and classifier-free guidance."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ...data.tags import tag_vocab
 from ...diffusion.losses import edm_loss
 from ...diffusion.precond import edm_scalings
-from ...diffusion.samplers import sample_euler, sample_heun
+from ...diffusion.samplers import guided, sample_euler, sample_heun
 from ...diffusion.schedule import sample_log_normal_sigma
 from .checking import (
     TutorError,
@@ -20,6 +21,7 @@ from .checking import (
     _log_normal_sigmas,
     _needs_grad,
     _passed,
+    _tiny_conditional_denoiser,
     _tuple_of,
 )
 
@@ -212,3 +214,57 @@ def check_heun_step(fn: Callable) -> None:
                  nonfinite="At σ_next = 0 there is no second slope (it divides by σ_next = 0): the last "
                            "step is a plain Euler step.")
     _passed("your Heun step matches samplers.sample_heun on 3 steps (the last one, to σ = 0, is Euler)")
+
+
+def check_guided(fn: Callable) -> None:
+    """T03: ``fn(denoiser, x, sigma, tags, w) -> D_w(x, sigma)``, classifier-free guidance
+    ``D_uncond + w (D_cond - D_uncond)`` (the unconditional pass: every tag 0), against
+    :func:`ditto2_nb.diffusion.guided`; sigma a scalar or one level per example ``[B]``."""
+    g = _gen()
+    model = _tiny_conditional_denoiser(int(torch.randint(2**31, (1,), generator=g)))
+    b, frames = 3, 16
+    vocab = torch.tensor(tag_vocab())
+    tags = (torch.rand(b, len(vocab), generator=g) * (vocab - 1)).long() + 1  # every field set
+    x = torch.randn(b, model.cfg.n_mels, frames, generator=g) * 2.0
+    w_main = float(1.5 + 2.5 * torch.rand(1, generator=g))
+    sigma_scalar = torch.tensor(float(0.3 + 5.0 * torch.rand(1, generator=g)))
+    sigma_each = _log_normal_sigmas(g, b).float() + 0.05
+    cases = [(w_main, sigma_scalar), (float(1.5 + 2.5 * torch.rand(1, generator=g)), sigma_each),
+             (0.0, sigma_scalar), (1.0, sigma_each)]
+    for w, sigma in cases:
+        with torch.no_grad():
+            want = guided(model, tags, w)(x, sigma)
+            d_cond, d_uncond = model(x, sigma, tags), model(x, sigma, torch.zeros_like(tags))
+        mistakes = [
+            ("the weights are swapped: D_w = D_uncond + w · (D_cond - D_uncond), so that w = 0 is "
+             "unconditional and w = 1 plain conditional; yours gives the unconditional prediction at w = 1.",
+             d_cond + w * (d_uncond - d_cond)),
+            ("that is the other convention, D_cond + w · (D_cond - D_uncond) (its w is this one's w - 1): "
+             "here w = 1 must give plain conditional denoising, D_w = D_uncond + w · (D_cond - D_uncond).",
+             d_cond + w * (d_cond - d_uncond)),
+            ("the unconditional prediction is missing: D_w = D_uncond + w · (D_cond - D_uncond), with "
+             "D_uncond = denoiser(x, sigma, tags of zeros).", w * d_cond),
+            ("you returned only the guidance direction w · (D_cond - D_uncond): add D_uncond.",
+             w * (d_cond - d_uncond)),
+            ("you returned the conditional prediction: with w != 1, guidance moves it away from the "
+             "unconditional one, D_uncond = denoiser(x, sigma, tags of zeros).", d_cond),
+            ("you returned the unconditional prediction: with w != 0 the conditional one, "
+             "denoiser(x, sigma, tags), counts too.", d_uncond),
+        ]
+        where = "a single σ" if sigma.ndim == 0 else "one σ per example [B]"
+        x_in = x.clone().requires_grad_(True)
+        try:
+            got = _call(fn, model, x_in, sigma.clone(), tags.clone(), w)
+        except TutorError as e:
+            if sigma.ndim == 0:
+                raise
+            first = str(e).split(" Hint:")[0]
+            raise TutorError(f"{first} Here sigma is one noise level per example, shape [B] = [{b}]: a "
+                             "batched pass over torch.cat([x, x]) needs torch.cat([sigma, sigma]) too (or "
+                             "run the two passes separately).") from None
+        _compare(got, want, f"my_guided(..., w={w:.3g}) with {where}", rtol=1e-4, atol=1e-5,
+                 mistakes=mistakes, hint=" D_w = D_uncond + w · (D_cond - D_uncond); the unconditional "
+                                         "pass gives the denoiser tags of zeros (0 = no tag).")
+        _needs_grad(got, "my_guided", "x (DITTO backpropagates through the guided denoiser)")
+    _passed(f"D_w matches diffusion.guided for w = {w_main:.2f}, {cases[1][0]:.2f}, 0 (unconditional) "
+            "and 1 (conditional), with one σ and with one σ per example")

@@ -1,8 +1,9 @@
 """Checks of T04 (consistency distillation) and T05 (CTM): the consistency scalings, the CD target
-and loss, CTM's jump and one gamma-sampling step."""
+and loss, CTM's jump, one gamma-sampling step, and the choice of the 2-step decode from a sweep."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -218,3 +219,142 @@ def check_gamma_step(fn: Callable) -> None:
                  nonfinite="At the last step (t_next = 0) jump to s = eps with no noise; before "
                            "it, s <= t_next keeps t_next² - s² >= 0 under the square root.")
     _passed("your gamma step matches distill.ctm_gamma_sample for γ = 0, 0.5, 1 and the last step (to eps)")
+
+
+# The rule of T05's decode choice: a 2-step decode must be this much closer to the teacher than the jump.
+QUALITY_FACTOR = 0.8
+
+
+def choose_decode_reference(sweep: dict, one_step_err: torch.Tensor, factor: float = QUALITY_FACTOR, *,
+                            gap_stat: str = "median", err_stat: str = "median"):
+    """T05's rule: the setting ``(sigma_mid, gamma)`` with the smallest median gap among those whose
+    median teacher error is at most ``factor`` x the 1-step jump's; if none qualifies, the setting
+    with the smallest median teacher error. (``gap_stat``/``err_stat`` "mean": typical mistakes.)"""
+    stat = lambda v, how: float(getattr(torch.as_tensor(v), how)())  # noqa: E731
+    gap = {k: stat(v["gap"], gap_stat) for k, v in sweep.items()}
+    err = {k: stat(v["err"], err_stat) for k, v in sweep.items()}
+    limit = factor * stat(one_step_err, err_stat)
+    ok = [k for k in sweep if err[k] <= limit]
+    return min(ok, key=gap.get) if ok else min(sweep, key=err.get)
+
+
+def _per_noise(g: torch.Generator, median: float, n: int, spread: float = 0.3) -> torch.Tensor:
+    """n positive values whose median is exactly ``median`` (n odd)."""
+    z = torch.randn(n, generator=g, dtype=torch.float64)
+    z = z - z.median()
+    return (median * (spread * z).exp()).float()
+
+
+def _planted_sweep(g: torch.Generator, none_qualify: bool) -> tuple[dict, torch.Tensor]:
+    """A random sweep ``{(sigma_mid, gamma): {"gap": [N], "err": [N]}}`` and the jump's error [N],
+    with settings planted where typical wrong rules go astray (see :func:`check_choose_sigma_mid`)."""
+    u = lambda lo, hi: lo + (hi - lo) * float(torch.rand(1, generator=g))  # noqa: E731
+    n = 2 * int(torch.randint(3, 6, (1,), generator=g)) + 1  # 7, 9 or 11 noises: one middle value
+    mids = sorted({round(10 ** u(-1.3, 1.2), 3) for _ in range(8)})[:5]
+    keys = [(m, gm) for gm in (0.0, 0.5, 1.0) for m in mids]
+    order = torch.randperm(len(keys), generator=g).tolist()
+    one_med = u(0.05, 0.3)
+    one = _per_noise(g, one_med, n, 0.15)
+    ratio, gap = {}, {}
+    for k in keys:  # fillers: qualify or not, never near the limit
+        r = u(0.45, 1.4)
+        ratio[k] = r if abs(r - QUALITY_FACTOR) > 0.03 else r + 0.1
+        gap[k] = 10 ** u(-0.3, 1.3)  # 0.5 .. 20
+    if none_qualify:
+        for k in keys:
+            ratio[k] = u(0.86, 1.5)
+        gap[keys[order[0]]] = 0.02
+    else:
+        k_ans, k_deg, k_deg2, k_best = (keys[i] for i in order[:4])
+        ratio[k_ans], gap[k_ans] = u(0.55, 0.74), u(0.2, 0.4)  # the answer
+        ratio[k_deg], gap[k_deg] = u(0.86, 0.97), u(0.02, 0.05)  # better than the jump, not 20% better
+        ratio[k_deg2], gap[k_deg2] = u(1.05, 1.3), u(0.005, 0.01)  # the smallest gap of all: no better
+        ratio[k_best], gap[k_best] = u(0.2, 0.3), u(5.0, 20.0)  # the best quality, a large gap
+    sweep = {}
+    for k in keys:
+        gaps = _per_noise(g, gap[k], n)
+        if not none_qualify and k == k_ans:
+            gaps[gaps.argmax()] = 1000.0 * gap[k]  # one clip goes astray: the mean would reject it
+        sweep[k] = {"gap": gaps, "err": _per_noise(g, ratio[k] * one_med, n, 0.15)}
+    return sweep, one
+
+
+def _key_of(out, sweep: dict):
+    """The sweep key the student returned, or a TutorError."""
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        raise TutorError(f"return one key of the sweep, a tuple (sigma_mid, gamma); got "
+                         f"{type(out).__name__}" + (f" of length {len(out)}" if isinstance(out, (tuple, list))
+                                                    else f" {out!r}"[:80]) + ".")
+    try:
+        m, gm = float(out[0]), float(out[1])
+    except (TypeError, ValueError, RuntimeError):
+        raise TutorError(f"return (sigma_mid, gamma) as two numbers, got {out!r}"[:200]) from None
+    for k in sweep:
+        if math.isclose(k[0], m, rel_tol=1e-6) and math.isclose(k[1], gm, abs_tol=1e-9):
+            return k
+    raise TutorError(f"(sigma_mid={m:g}, gamma={gm:g}) is not a setting of the sweep: return one of its "
+                     "keys (sigma_mid, gamma), in that order.")
+
+
+def check_choose_sigma_mid(fn: Callable) -> None:
+    """T05: ``fn(sweep, one_step_err) -> (sigma_mid, gamma)`` follows the stated rule on random
+    sweeps (:func:`choose_decode_reference`); a wrong pick is explained by what it is."""
+    g = _gen()
+    fallback = (" When no setting qualifies, the rule takes the setting with the smallest median "
+                "teacher error.")
+    for none_qualify in (False, True):
+        sweep, one = _planted_sweep(g, none_qualify)
+        want = choose_decode_reference(sweep, one)
+        try:
+            out = _call(fn, {k: {n: t.clone() for n, t in v.items()} for k, v in sweep.items()}, one.clone(),
+                        what="choose_sigma_mid")
+        except TutorError as e:
+            if not none_qualify or "not written yet" in str(e):
+                raise
+            raise TutorError(f"{e} In this sweep no setting qualifies.{fallback}") from None
+        got = _key_of(out, sweep)
+        if got == want:
+            continue
+        med = {k: (float(v["gap"].median()), float(v["err"].median())) for k, v in sweep.items()}
+        mean = {k: (float(v["gap"].mean()), float(v["err"].mean())) for k, v in sweep.items()}
+        one_med, limit = float(one.median()), QUALITY_FACTOR * float(one.median())
+        name = lambda k: f"(sigma_mid={k[0]:g}, gamma={k[1]:g})"  # noqa: E731
+        median_hint = (" Summarise each setting by the median over the noises (torch.median / .median()), "
+                       "not the mean: one clip that goes astray must not decide.")
+        gap_g, err_g = med[got]
+        means = {choose_decode_reference(sweep, one, gap_stat=a, err_stat=b)
+                 for a, b in (("mean", "mean"), ("mean", "median"), ("median", "mean"))}
+        median_hint = median_hint if got in means else ""
+        if none_qualify:
+            raise TutorError(f"no setting qualifies in this sweep (the smallest median teacher error is "
+                             f"{med[want][1] / one_med:.2f} × the 1-step jump's, above {QUALITY_FACTOR})."
+                             f"{fallback} "
+                             f"That is {name(want)}; you returned {name(got)}.")
+        if err_g > limit:
+            r = err_g / one_med
+            why = (f" It is closer to the teacher than the jump, but the rule asks for {QUALITY_FACTOR} × "
+                   "the jump's error or less (a second step that buys little quality is not worth it)."
+                   if r <= 1 else
+                   " It is no closer to the teacher than the 1-step jump: its second step buys nothing.")
+            raise TutorError(f"{name(got)} does not qualify: its median teacher error is {r:.2f} × the "
+                             f"1-step jump's median.{why} Keep only the settings with median err <= "
+                             f"{QUALITY_FACTOR} × median(one_step_err), then take the smallest median gap."
+                             f"{median_hint}")
+        qualifying = [k for k in sweep if med[k][1] <= limit]
+        if got == min(qualifying, key=lambda k: mean[k][0]):
+            raise TutorError(f"{name(got)} has the smallest *mean* gap among the qualifying settings, but "
+                             f"{name(want)} has the smallest median gap ({med[want][0]:.3g} vs "
+                             f"{gap_g:.3g} dB²).{median_hint or ' Use the median.'}")
+        if got == min(qualifying, key=lambda k: med[k][1]):
+            raise TutorError(f"{name(got)} is the qualifying setting closest to the teacher, but among the "
+                             f"qualifying ones the rule picks the smallest median gap: {name(want)} "
+                             f"({med[want][0]:.3g} vs {gap_g:.3g} dB²). The teacher error only decides who "
+                             "qualifies.")
+        if got == max(qualifying, key=lambda k: med[k][0]):
+            raise TutorError(f"{name(got)} has the *largest* median gap of the qualifying settings: pick the "
+                             f"smallest ({name(want)}, {med[want][0]:.3g} dB²).{median_hint}")
+        raise TutorError(f"{name(got)} qualifies, but {name(want)} qualifies too and has a smaller median "
+                         "gap "
+                         f"({med[want][0]:.3g} vs {gap_g:.3g} dB²).{median_hint}")
+    _passed("your choice follows the rule on two random sweeps (one where settings qualify, one where "
+            "none does)")

@@ -1,5 +1,6 @@
-"""Checks of T06 (DITTO and DITTO-2): gradient checkpointing, the Adam loop over the noise, and
-DITTO-2 (1-step surrogate in the loop, one decode at the end)."""
+"""Checks of T06 (DITTO and DITTO-2): gradient checkpointing, the Adam loop over the noise,
+DITTO-2 (1-step surrogate in the loop, one decode at the end), decode-aware refinement (the last R
+iterations through the decode) and the cost model's predicted speed-up."""
 
 from __future__ import annotations
 
@@ -180,3 +181,150 @@ def check_ditto2(fn: Callable) -> None:
     ])
     _passed(f"z and the {2}-step decode match optimize.ditto2 ({iterations} iterations on a small random "
             "student)")
+
+
+def _refined_reference(student, loss_fn, z0, iterations, lr, decode_steps, via_decode, *, restart=False):
+    """Adam on z where iteration ``it`` differentiates the ``decode_steps``-step decode if
+    ``via_decode(it)``, else the 1-step jump; ``restart``: a new optimiser where the decode starts."""
+    def decode(z, steps):
+        return student_decode(student, z * student.sigma_max, steps, seed=0)
+
+    z = z0.detach().clone()
+    if restart:
+        first = sum(not via_decode(it) for it in range(iterations))
+        z, _ = _reference_optimise(lambda z: decode(z, 1), loss_fn, z, first, lr)
+        z, _ = _reference_optimise(lambda z: decode(z, decode_steps), loss_fn, z, iterations - first, lr)
+    else:
+        calls = iter(range(iterations))
+        z, _ = _reference_optimise(lambda z: decode(z, decode_steps if via_decode(next(calls)) else 1),
+                                   loss_fn, z, iterations, lr)
+    with torch.no_grad():
+        return z, decode(z, decode_steps)
+
+
+def check_refine_last(fn: Callable) -> None:
+    """T06: ``fn(student, loss_fn, z0, iterations, lr, decode_steps, refine_last) -> (z, x0)`` vs
+    :func:`ditto2_nb.optimize.ditto2` with ``OptimConfig(refine_last=R)``: the last R iterations
+    differentiate the M-step decode, the others the 1-step jump, one Adam state throughout."""
+    g = _gen()
+    _, student, _ = _tiny_cm_models(int(torch.randint(2**31, (1,), generator=g)))
+    student.requires_grad_(False)
+    frames = 16
+    y = torch.rand(frames, generator=g) - 0.5
+    loss_fn = lambda mel: ((mel.mean(1) - y) ** 2).mean(-1)  # noqa: E731 - [B]
+    z0 = torch.randn(2, _TINY.n_mels, frames, generator=g)
+    iterations, lr, m = int(torch.randint(7, 10, (1,), generator=g)), 0.05, 2
+    r = int(torch.randint(2, iterations - 3, (1,), generator=g))
+    ref = ditto2(student, loss_fn, z0, decode_steps=m, decode_seed=0,
+                 cfg=OptimConfig(iterations=iterations, lr=lr, snapshot_every=0, refine_last=r))
+    z0_copy = z0.clone()
+    out = _tuple_of(_call(fn, student, loss_fn, z0, iterations, lr, m, r), 2, "my_ditto2_refined", "z, x0")
+    if not torch.equal(z0, z0_copy):
+        raise TutorError("my_ditto2_refined changed z0 in place: optimise a copy.")
+    first = iterations - r
+    variants = [
+        (f"the first R = {r} iterations went through the decode; refinement is the *last* R "
+         f"(iterations {first}..{iterations - 1} of 0..{iterations - 1}).",
+         dict(via_decode=lambda it: it < r)),
+        (f"one iteration too many went through the decode ({r + 1} instead of R = {r}): with I = "
+         f"{iterations}, the decode starts at iteration I - R = {first} (counting from 0).",
+         dict(via_decode=lambda it: it >= first - 1)),
+        (f"one iteration too few went through the decode ({r - 1} instead of R = {r}): with I = "
+         f"{iterations}, the decode starts at iteration I - R = {first} (counting from 0).",
+         dict(via_decode=lambda it: it > first)),
+        ("no iteration went through the M-step decode: that is plain DITTO-2. The last R iterations must "
+         "differentiate the decode itself.", dict(via_decode=lambda it: False)),
+        ("every iteration went through the M-step decode: only the last R should (the others use the "
+         "cheap 1-step jump).", dict(via_decode=lambda it: True)),
+        ("Adam was restarted when the decode took over (two separate optimisation runs): its moment "
+         "estimates must carry on, so use one loop whose generate(z) switches decoders (e.g. count its "
+         "calls).", dict(via_decode=lambda it: it >= first, restart=True)),
+    ]
+    z_got = _as_tensor(out[0], "the optimised z").detach().cpu().double()
+    # The typical mistakes only need running (a few small optimisations each) when z is wrong.
+    cands = [] if _close(z_got, ref.z.double(), 1e-4, 1e-5) else [
+        (msg, _refined_reference(student, loss_fn, z0, iterations, lr, m, **kw)[0]) for msg, kw in variants]
+    with torch.no_grad():
+        unscaled = student_decode(student, ref.z, m, seed=0)
+    _compare(out[0], ref.z, f"the optimised z (I = {iterations}, R = {r})", rtol=1e-4, atol=1e-5,
+             mistakes=cands,
+             hint=" Iterations 0..I-R-1 differentiate student_decode(student, z * student.sigma_max, 1, "
+                  "tags), "
+                  "iterations I-R..I-1 the decode_steps-step decode (seed=0), all in one Adam loop.")
+    _compare(out[1], ref.x0, "the decoded x0", rtol=1e-4, atol=1e-5, mistakes=[
+        ("x0 is the 1-step surrogate: after the loop, decode once with decode_steps steps.",
+         ref.x0_surrogate),
+        ("decode from x_T = z · sigma_max.", unscaled)])
+    _passed(f"z and x0 match optimize.ditto2(refine_last={r}) ({iterations} iterations, the last {r} through "
+            f"the {m}-step decode, on a small random student)")
+
+
+def predicted_speedup_reference(S: int, M: int, R: int, iterations: int, cfg_passes: int) -> float:
+    """T06's cost model in forward passes of the network on the batch (a backward pass = 2):
+    DITTO = I · 4S · c + S · c (checkpointed S-step sampler, c passes per guided evaluation, then
+    the final sample); DITTO-2 = (I - R) · 3 + R · 3M + M (the 1-step jump, R iterations through the
+    M-step decode, the final decode)."""
+    ditto_cost = iterations * 4 * S * cfg_passes + S * cfg_passes
+    ditto2_cost = (iterations - R) * 3 + R * 3 * M + M
+    return ditto_cost / ditto2_cost
+
+
+def check_predicted_speedup(fn: Callable) -> None:
+    """T06: ``fn(S, M, R, iterations, cfg_passes) -> float``, the speed-up of DITTO-2 over DITTO that
+    the cost model predicts (:func:`predicted_speedup_reference`), on random settings."""
+    g = _gen()
+    ri = lambda lo, hi: int(torch.randint(lo, hi + 1, (1,), generator=g))  # noqa: E731
+    cases = [(ri(5, 40), ri(2, 4), 0, ri(20, 100), 2), (ri(5, 40), ri(2, 4), ri(5, 15), ri(20, 100), 2),
+             (ri(5, 40), ri(2, 4), ri(5, 15), ri(20, 100), 1), (ri(5, 40), 1, 0, ri(20, 100), 1)]
+    got = []
+    for S, M, R, n, c in cases:
+        out = _call(fn, S, M, R, n, c, what=f"predicted_speedup(S={S}, M={M}, R={R}, iterations={n}, "
+                                            f"cfg_passes={c})")
+        if isinstance(out, (tuple, list, dict)):
+            raise TutorError(f"predicted_speedup should return one number (DITTO's cost / DITTO-2's), got a "
+                             f"{type(out).__name__}.")
+        v = _as_tensor(out, "predicted_speedup's result").detach().double()
+        if v.numel() != 1:
+            raise TutorError(f"predicted_speedup should return one number, got {v.numel()} values.")
+        got.append(v.reshape(()))
+    got = torch.stack(got)
+
+    def model(ditto_step=4, use_cfg=True, backward=2, refine=None, finals=True,
+              final_grad=False, invert=False):
+        vals = []
+        for S, M, R, n, c in cases:
+            c_d = c if use_cfg else 1
+            d = n * ditto_step * S * c_d + (S * c_d if finals else 0)
+            per = 1 + backward
+            step2 = per * M if refine is None else refine(M)
+            d2 = (n - R) * per + R * step2 + ((per if final_grad else 1) * M if finals else 0)
+            vals.append(d2 / d if invert else d / d2)
+        return torch.tensor(vals, dtype=torch.float64)
+
+    want = model()
+    mistakes = [
+        ("the ratio is upside down: the speed-up is DITTO's cost divided by DITTO-2's (a number > 1 here).",
+         model(invert=True)),
+        ("guidance is missing from the ratio: every evaluation of DITTO's guided teacher runs the network "
+         "on a conditional and an unconditional half, cfg_passes passes (T03), while DITTO-2's student "
+         "needs no extra pass (guidance was distilled into it, T04).", model(use_cfg=False)),
+        ("checkpointing's recomputation is missing: a checkpointed step runs its forward pass twice (once "
+         "forward, once again in backward) plus its backward (2): 4 passes per step, not 3.",
+         model(ditto_step=3)),
+        ("a backward pass costs about 2 forward passes, not 1 (DITTO: 1 + 1 + 2 = 4 per step; DITTO-2: "
+         "1 + 2 = 3 per iteration).", model(ditto_step=3, backward=1)),
+        ("the refinement iterations are missing: each of the last R iterations runs the M-step decode "
+         "forward and backward, 3M passes instead of 3.", model(refine=lambda M: 3)),
+        ("a refinement iteration also runs backward: 3M passes (M forward + 2M backward), not M.",
+         model(refine=lambda M: M)),
+        ("the final outputs are missing: after the loop DITTO samples once more (S guided evaluations, "
+         "no backward) and DITTO-2 decodes once (M passes, no backward).", model(finals=False)),
+        ("the final decode needs no gradient: M forward passes, not 3M.", model(final_grad=True)),
+    ]
+    _compare(got, want, "the predicted speed-up (on 4 random settings)", rtol=1e-6, atol=1e-9,
+             mistakes=mistakes, hint=" Count forward passes of the network on the batch: DITTO's I "
+             "iterations and its final sample, DITTO-2's I iterations (R of them through the decode) and its "
+             "final decode.")
+    S, M, R, n, c = cases[1]
+    _passed(f"your cost model matches on 4 random settings (e.g. S={S}, M={M}, R={R}, I={n}, with CFG: "
+            f"{float(want[1]):.1f}x)")
