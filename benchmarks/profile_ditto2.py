@@ -1,0 +1,178 @@
+"""Where one DITTO-2 run spends its time: a profile of the claims' headline configuration.
+
+    python benchmarks/profile_ditto2.py [--preset laptop] [--reps 10]
+
+One intensity target of the claims benchmark (its first held-out target, its initial noise, 70
+iterations, lr 0.05, the headline DITTO-2 configuration ``claims.TRUSTED``: the last R = 20
+iterations through the 2-step decode, shell projection, trust radius 0.25), at batch 1 and at
+batch 8. Each part is timed on its own, warm, as the median of ``--reps`` repetitions:
+
+* ``surrogate_forward`` / ``surrogate_backward``: the student's 1-step jump from x_T, and the
+  gradient back through it to z (one per ordinary iteration);
+* ``decode_forward`` / ``decode_backward``: the same through the M = 2 step decode (one per
+  refinement iteration);
+* ``control``: the intensity feature and loss on the mel, forward and backward;
+* ``final_decode`` and ``vocoder``: once per run (the 2-step decode without gradient, Griffin-Lim
+  with its limiter);
+* ``optimiser_and_python``: the whole run timed end to end minus the parts above times their
+  counts: Adam, the shell and trust-region steps, the loop's checks and bookkeeping.
+
+First-call costs are measured once, in this fresh process, before anything else: importing the
+package, loading the student from its safetensors file, and the first forward pass (thread pool
+start-up, allocator warm-up) against a warm one. Writes ``benchmarks/results/profile_<preset>.json``;
+``benchmarks/report.py`` renders it into the README. Run it with nothing else on the machine.
+"""
+
+from __future__ import annotations
+
+import time
+
+T_START = time.perf_counter()
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+
+import ditto2_nb  # noqa: E402, F401
+
+T_IMPORTED = time.perf_counter()
+
+from ditto2_nb.audio import GriffinLimVocoder  # noqa: E402
+from ditto2_nb.core.assets import machine  # noqa: E402
+from ditto2_nb.core.config import get_preset  # noqa: E402
+from ditto2_nb.data import heldout_data, tags_tensor  # noqa: E402
+from ditto2_nb.distill import load_distilled  # noqa: E402
+from ditto2_nb.optimize import OptimConfig, StudentDecoder, ditto2  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+import claims  # noqa: E402
+
+OUT = Path(__file__).parent / "results"
+DECODE_STEPS = claims.PROTOCOL["decode_steps"]
+
+
+def median_seconds(fn, reps: int) -> float:
+    fn()  # warm
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def forward_backward(decode, control, z0: torch.Tensor, steps: int, reps: int) -> tuple[float, float]:
+    """(forward, backward) seconds of the decode with ``steps`` steps, gradient to z."""
+    z = z0.clone().requires_grad_(True)
+
+    def fwd():
+        return decode(z, steps)
+
+    def fwd_bwd():
+        z.grad = None
+        decode(z, steps).sum().backward()
+
+    f = median_seconds(fwd, reps)
+    return f, max(median_seconds(fwd_bwd, reps) - f, 0.0)
+
+
+def control_seconds(control, x: torch.Tensor, reps: int) -> float:
+    x = x.detach().clone().requires_grad_(True)
+
+    def step():
+        x.grad = None
+        control.loss(x).sum().backward()
+
+    return median_seconds(step, reps)
+
+
+def profile(student, held, cfg, batch: int, reps: int) -> dict:
+    name, iters = "intensity", claims.ITERATIONS["intensity"]
+    n_targets = max(batch, 16)
+    idx = claims.clip_range(name, n_targets)[:batch]
+    control = claims.make_control(name, held, cfg, idx)
+    tags = tags_tensor([held.labels[i] for i in idx])
+    z0 = claims.initial_noise(name, idx, n_targets, cfg)
+    opt = claims.ditto2_config("ditto2_ctm_trust", OptimConfig(iterations=iters, lr=claims.PROTOCOL["lr"],
+                                                               snapshot_every=0))
+    vocoder = GriffinLimVocoder(cfg)
+    decode = StudentDecoder(student, tags)
+
+    def run():
+        r = ditto2(student, control.loss, z0, tags, decode_steps=DECODE_STEPS, cfg=opt)
+        vocoder(r.x0)
+        return r
+
+    whole = median_seconds(run, max(2, reps // 3))
+    sur_f, sur_b = forward_backward(decode, control, z0, 1, reps)
+    dec_f, dec_b = forward_backward(decode, control, z0, DECODE_STEPS, reps)
+    with torch.no_grad():
+        x = decode(z0, DECODE_STEPS)
+    parts = {
+        "surrogate_forward": (iters - opt.refine_last) * sur_f,
+        "surrogate_backward": (iters - opt.refine_last) * sur_b,
+        "decode_forward": opt.refine_last * dec_f,
+        "decode_backward": opt.refine_last * dec_b,
+        "control": iters * control_seconds(control, x, reps),
+        "final_decode": median_seconds(lambda: _no_grad(decode, z0, DECODE_STEPS), reps),
+        "vocoder": median_seconds(lambda: vocoder(x), reps),
+    }
+    parts["optimiser_and_python"] = max(whole - sum(parts.values()), 0.0)
+    clip_s = cfg.seconds * batch
+    return {"batch": batch, "iterations": iters, "refine_last": opt.refine_last,
+            "seconds": round(whole, 4), "rtf_per_clip": round(whole / clip_s, 4),
+            "parts_s": {k: round(v, 4) for k, v in parts.items()},
+            "parts_share": {k: round(v / whole, 4) for k, v in parts.items()},
+            "per_call_ms": {"surrogate_forward": round(1e3 * sur_f, 2),
+                            "surrogate_backward": round(1e3 * sur_b, 2),
+                            "decode_forward": round(1e3 * dec_f, 2),
+                            "decode_backward": round(1e3 * dec_b, 2)}}
+
+
+def _no_grad(decode, z, steps):
+    with torch.no_grad():
+        return decode(z, steps)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--preset", default="laptop")
+    ap.add_argument("--reps", type=int, default=10)
+    a = ap.parse_args(argv)
+    if a.reps < 1:
+        ap.error(f"--reps must be a positive integer, got {a.reps}")
+    p = get_preset(a.preset)
+    torch.manual_seed(0)
+    t0 = time.perf_counter()
+    student = load_distilled("ctm", p.name)
+    t_load = time.perf_counter() - t0
+    cfg = p.mel
+    z = torch.randn(1, cfg.n_mels, cfg.frames)  # unit-scale noise, as the decoders take it
+    decode = StudentDecoder(student, None)
+    t0 = time.perf_counter()
+    _no_grad(decode, z, 1)
+    t_first = time.perf_counter() - t0
+    t_warm = median_seconds(lambda: _no_grad(decode, z, 1), a.reps)
+    held = heldout_data(p)
+    res = {"preset": p.name, "machine": machine(), "torch_threads": torch.get_num_threads(),
+           "configuration": {"control": "intensity", "method": claims.HEADLINE,
+                             **claims.TRUSTED, "decode_steps": DECODE_STEPS, "lr": claims.PROTOCOL["lr"]},
+           "first_call_s": {"import_ditto2_nb": round(T_IMPORTED - T_START, 3),
+                            "load_student": round(t_load, 3),
+                            "first_forward": round(t_first, 4), "warm_forward": round(t_warm, 4)},
+           "runs": [profile(student, held, cfg, b, a.reps) for b in (1, 8)]}
+    OUT.mkdir(exist_ok=True)
+    path = OUT / f"profile_{p.name}.json"
+    path.write_text(json.dumps(res, indent=1) + "\n")
+    for r in res["runs"]:
+        print(f"batch {r['batch']}: {r['seconds']:.2f} s (RTF per clip {r['rtf_per_clip']:.2f}); "
+              + ", ".join(f"{k} {100 * v:.0f}%" for k, v in r["parts_share"].items()))
+    print(f"first calls: {res['first_call_s']}; wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
