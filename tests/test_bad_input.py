@@ -81,9 +81,9 @@ def test_ditto_settings(kw, words):
 
 @pytest.mark.parametrize("z, err, words", [
     (torch.randn(1, 32, 16), ValueError, "32 mel bins.*n_mels=8"),
-    (torch.randn(1, 8, 15), ValueError, "T=15 frames.*multiple of 2"),
+    (torch.randn(1, 8, 15), ValueError, "frames=15.*multiple of 2"),
     (torch.zeros(1, 8, 16, dtype=torch.int64), TypeError, "floating-point"),
-    (torch.randn(8, 16), ValueError, r"\[B, M, T\]"),
+    (torch.randn(8, 16), ValueError, r"\[B, n_mels, frames\]"),
 ])
 def test_noise_shape_and_dtype(z, err, words):
     with pytest.raises(err, match=words):

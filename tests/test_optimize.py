@@ -118,7 +118,7 @@ def test_ditto2_stays_on_the_shell_and_in_the_trust_region():
 
 def test_bad_inputs_are_reported():
     t = teacher()
-    with pytest.raises(ValueError, match=r"\[B, M, T\]"):
+    with pytest.raises(ValueError, match=r"\[B, n_mels, frames\]"):
         ditto(t, brightness_loss(0), torch.zeros(8, 16), cfg=OptimConfig(iterations=1))
     with pytest.raises(ValueError, match="NaN"):
         ditto(t, brightness_loss(0), torch.full((1, 8, 16), float("nan")),

@@ -44,7 +44,7 @@ LAYERS = [
                   "widgets.models", "widgets.builders", "widgets.params", "widgets.running",
                   "widgets.figures", "widgets.layout", "widgets.panel", "widgets",
                   "tutor.checking", "tutor.checks_audio", "tutor.checks_diffusion", "tutor.checks_distill",
-                  "tutor.checks_ditto", "tutor.checks_control", "tutor",
+                  "tutor.checks_ditto", "tutor.checks_control", "tutor.checks_melody", "tutor",
                   "pipeline"]),
     ("cli", None),
 ]

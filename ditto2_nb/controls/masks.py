@@ -95,7 +95,7 @@ class MaskedMelControl(Control):
 
 def _reference(reference: torch.Tensor, cfg: MelConfig, what: str) -> torch.Tensor:
     if not isinstance(reference, torch.Tensor):
-        raise ValueError(f"{what} must be a normalised mel tensor [M, T] or [B, M, T]")
+        raise ValueError(f"{what} must be a normalised mel tensor [n_mels, frames] or [B, n_mels, frames]")
     return check_mel(reference.detach().float().cpu(), cfg)
 
 

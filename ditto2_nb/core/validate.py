@@ -51,9 +51,10 @@ def noise(name: str, z, net_cfg=None) -> torch.Tensor:
     """A unit-scale noise ``[B, n_mels, frames]`` for a network with ``net_cfg`` (its ``n_mels`` and
     ``time_divisor``): finite, floating (float64/float16/bfloat16 cast to float32)."""
     if not isinstance(z, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor [B, M, T], got {type(z).__name__}")
+        raise TypeError(f"{name} must be a torch.Tensor [B, n_mels, frames], got {type(z).__name__}")
     if z.ndim != 3:
-        raise ValueError(f"{name} must be [B, M, T] (batch, mel bins, frames), got shape {tuple(z.shape)}")
+        raise ValueError(f"{name} must be [B, n_mels, frames] (batch, mel bins, frames), "
+                         f"got shape {tuple(z.shape)}")
     if not z.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor (float32), got {z.dtype}")
     if z.dtype != torch.float32:
@@ -63,7 +64,7 @@ def noise(name: str, z, net_cfg=None) -> torch.Tensor:
             raise ValueError(f"{name} has {z.shape[1]} mel bins (shape {tuple(z.shape)}); the model "
                              f"was built for n_mels={net_cfg.n_mels}")
         if z.shape[2] % net_cfg.time_divisor:
-            raise ValueError(f"{name} has T={z.shape[2]} frames; the model needs a multiple of "
+            raise ValueError(f"{name} has frames={z.shape[2]}; the model needs a multiple of "
                              f"{net_cfg.time_divisor} (it halves time {len(net_cfg.channels) - 1} times)")
     if z.shape[0] == 0:
         raise ValueError(f"{name} has an empty batch (shape {tuple(z.shape)})")

@@ -1,7 +1,7 @@
 """plotly figure builders. Each returns a ``go.Figure`` (never calls ``.show()``).
 
-Mels are ``[M, T]`` (or ``[B, M, T]`` for grids) normalised to [-1, 1]; time axes are in seconds
-when a :class:`~ditto2_nb.core.config.MelConfig` is given, else in frames.
+Mels are ``[n_mels, frames]`` (or ``[B, n_mels, frames]`` for grids) normalised to [-1, 1]; time
+axes are in seconds when a :class:`~ditto2_nb.core.config.MelConfig` is given, else in frames.
 """
 
 from __future__ import annotations

@@ -53,8 +53,8 @@ def _grad_ok(x: torch.Tensor) -> bool:
 
 
 def check_chroma(fn: Callable) -> None:
-    """T08: ``fn(mel [B, n_mels, frames], cfg, temperature) -> [B, 12, frames]`` pitch-class probabilities per frame,
-    equal to :func:`ditto2_nb.controls.chroma` and differentiable."""
+    """T08: ``fn(mel [B, n_mels, frames], cfg, temperature) -> [B, 12, frames]`` pitch-class
+    probabilities per frame, equal to :func:`ditto2_nb.controls.chroma` and differentiable."""
     g = _gen()
     taus = (1.0, float(torch.empty(1).uniform_(0.3, 0.7, generator=g)),
             float(torch.empty(1).uniform_(1.5, 3.0, generator=g)))
@@ -100,8 +100,8 @@ def check_chroma(fn: Callable) -> None:
 
 
 def check_melody_loss(fn: Callable) -> None:
-    """T08: ``fn(mel [B, n_mels, frames], target_pc [B, frames], cfg, temperature=1.0) -> [B]``: the cross-entropy
-    ``-ln p[y_t, t]`` of the chroma, averaged over the voiced frames (``y_t >= 0``), equal to
+    """T08: ``fn(mel [B, n_mels, frames], target_pc [B, frames], cfg, temperature=1.0) -> [B]``: the
+    cross-entropy ``-ln p[y_t, t]`` of the chroma, averaged over the voiced frames (``y_t >= 0``), equal to
     :meth:`ditto2_nb.controls.MelodyControl.loss`."""
     g = _gen()
     cfg = MelConfig()
