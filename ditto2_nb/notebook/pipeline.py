@@ -3,7 +3,8 @@
 ``python -m ditto2_nb.notebook.pipeline --preset laptop --out build`` executes every tutorial of
 the student path (solved) and every notebook of the tour in dependency order into ``build/``,
 renders each to HTML, and writes ``build/summary.md`` with the numbers each notebook recorded
-(``record``) and the WAV files it wrote. The tests run the same pipeline on the ``ci`` preset and read the numbers back.
+(``record``) and the WAV files it wrote. The tests run the same pipeline on the ``ci`` preset
+and read the numbers back.
 Tutorials with a solutions file (``tutorials/solutions/T0x_name.py``) run with their exercises
 solved (:func:`solution_sections`, :func:`with_solutions`).
 
