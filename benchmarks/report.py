@@ -229,6 +229,34 @@ def memory_section(r: dict) -> list[str]:
     return out
 
 
+PROFILE_PARTS = {"surrogate_forward": "1-step jump, forward", "surrogate_backward": "1-step jump, backward",
+                 "decode_forward": "2-step decode, forward (refinement)",
+                 "decode_backward": "2-step decode, backward (refinement)",
+                 "control": "control feature + loss (fwd + bwd)", "final_decode": "final decode",
+                 "vocoder": "Griffin-Lim + limiter", "optimiser_and_python": "Adam, shell/trust steps, Python"}
+
+
+def profile_section(r: dict) -> list[str]:
+    c, first = r["configuration"], r["first_call_s"]
+    runs = {x["batch"]: x for x in r["runs"]}
+    out = ["### Where a DITTO-2 run spends its time (benchmarks/profile_ditto2.py)", "",
+           f"One intensity target of the claims benchmark, the headline configuration ({c['method']}: "
+           f"R = {c['refine_last']}, shell projection, trust radius {c['trust_radius']}, "
+           f"{runs[1]['iterations']} iterations, M = {c['decode_steps']}), each part timed on its own "
+           f"(warm, median) and multiplied by its count. Machine: {r['machine']}, "
+           f"{r['torch_threads']} torch threads.", "",
+           "| part | " + " | ".join(f"batch {b}" for b in runs) + " |", "|---|" + "---|" * len(runs)]
+    for k, label in PROFILE_PARTS.items():
+        out.append(f"| {label} | " + " | ".join(
+            f"{x['parts_s'][k]:.2f} s ({100 * x['parts_share'][k]:.0f}%)" for x in runs.values()) + " |")
+    out.append("| **whole run** (seconds; per clip per second of audio) | " + " | ".join(
+        f"**{x['seconds']:.2f} s** ({x['rtf_per_clip']:.2f})" for x in runs.values()) + " |")
+    out += ["", f"First calls in a fresh process: `import ditto2_nb` {first['import_ditto2_nb']:.2f} s, "
+            f"loading the CTM student {first['load_student']:.2f} s, first forward pass "
+            f"{1e3 * first['first_forward']:.0f} ms against {1e3 * first['warm_forward']:.0f} ms warm."]
+    return out
+
+
 def clap_section(r: dict) -> list[str]:
     out = ["### Text-audio scorers (benchmarks/eval_clap.py)", "",
            f"Held-out text-to-audio retrieval among {r['n']} clips (chance R@1 "
@@ -280,6 +308,8 @@ def render() -> str:
         lines += decode_section(r) + [""]
     if (r := _load("ditto2_variants_laptop.json")) is not None:
         lines += variants_section(r) + [""]
+    if (r := _load("profile_laptop.json")) is not None:
+        lines += profile_section(r) + [""]
     if (r := _load("ditto_laptop.json")) is not None and "memory" in r:
         lines += memory_section(r) + [""]
     if (r := _load("clap_laptop.json")) is not None:
