@@ -11,7 +11,7 @@ PRESET ?= laptop
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --quiet -e '.[dev]'  # -qq: no build-backend chatter in the log
 	@bash scripts/system_deps.sh
 	@touch $(STAMP)
 
