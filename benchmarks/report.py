@@ -257,6 +257,22 @@ def profile_section(r: dict) -> list[str]:
     return out
 
 
+def speed_section(r: dict) -> list[str]:
+    pc = r["panel_configuration"]
+    judged = {None: "not judged yet (no faster configuration)", True: "yes", False: "no"}[r["control_no_worse"]]
+    return ["### Interactive speed (benchmarks/speed.py)", "",
+            f"One run, {r['machine']}; the goals for interactive use in the last column.", "",
+            "| measure | now | goal |", "|---|---|---|",
+            f"| DITTO-2, batch 1, seconds of compute per second of audio | {r['rtf_batch1']:.2f} | <= 0.5 |",
+            f"| DITTO-2, batch 8, per clip | {r['rtf_batch8_per_clip']:.2f} | <= 0.2 |",
+            f"| control panel, fresh process: build + first `.run()` until the audio is ready | "
+            f"{r['panel_first_run_s']:.1f} s | <= 5 s |",
+            f"| control panel, next `.run()` | {r['panel_warm_run_s']:.1f} s | |",
+            f"| a faster configuration keeps the claims' decoded errors | {judged} | yes |", "",
+            f"The DITTO-2 rows use the claims' headline configuration (the profile above); the panel runs "
+            f"its own defaults ({pc['method']}, {pc['iterations']} iterations, R = {pc['refine_last']})."]
+
+
 def clap_section(r: dict) -> list[str]:
     out = ["### Text-audio scorers (benchmarks/eval_clap.py)", "",
            f"Held-out text-to-audio retrieval among {r['n']} clips (chance R@1 "
@@ -310,6 +326,8 @@ def render() -> str:
         lines += variants_section(r) + [""]
     if (r := _load("profile_laptop.json")) is not None:
         lines += profile_section(r) + [""]
+    if (r := _load("speed_laptop.json")) is not None:
+        lines += speed_section(r) + [""]
     if (r := _load("ditto_laptop.json")) is not None and "memory" in r:
         lines += memory_section(r) + [""]
     if (r := _load("clap_laptop.json")) is not None:
