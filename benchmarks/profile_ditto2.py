@@ -145,14 +145,19 @@ def _no_grad(decode, z, steps):
         return decode(z, steps)
 
 
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def parse_args(doc: str, reps: int, argv=None):
+    """``--preset`` and ``--reps`` (validated), for this script and benchmarks/speed.py."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("--preset", default="laptop")
-    ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--reps", type=int, default=reps)
     a = ap.parse_args(argv)
     if a.reps < 1:
         ap.error(f"--reps must be a positive integer, got {a.reps}")
-    p = get_preset(a.preset)
+    return a, get_preset(a.preset)
+
+
+def main(argv=None) -> None:
+    a, p = parse_args(__doc__, 10, argv)
     torch.manual_seed(0)
     t0 = time.perf_counter()
     student = load_distilled("ctm", p.name)

@@ -17,7 +17,6 @@ Writes ``benchmarks/results/speed_<preset>.json``. Run it with nothing else on t
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -29,7 +28,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 import profile_ditto2  # noqa: E402
 
 from ditto2_nb.core.assets import machine  # noqa: E402
-from ditto2_nb.core.config import get_preset  # noqa: E402
 from ditto2_nb.data import heldout_data  # noqa: E402
 from ditto2_nb.distill import load_distilled  # noqa: E402
 
@@ -55,13 +53,7 @@ def panel_times(preset: str) -> dict:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--preset", default="laptop")
-    ap.add_argument("--reps", type=int, default=5)
-    a = ap.parse_args(argv)
-    if a.reps < 1:
-        ap.error(f"--reps must be a positive integer, got {a.reps}")
-    p = get_preset(a.preset)
+    a, p = profile_ditto2.parse_args(__doc__, 5, argv)
     panel = panel_times(p.name)  # first: nothing of the package is loaded in this process yet
     torch.manual_seed(0)
     student, held = load_distilled("ctm", p.name), heldout_data(p)

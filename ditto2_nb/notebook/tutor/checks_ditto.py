@@ -149,16 +149,21 @@ def check_optimise(fn: Callable) -> None:
             f"loss {loss_ref[0]:.4f} -> {loss_ref[-1]:.4f}")
 
 
-def check_ditto2(fn: Callable) -> None:
-    """T06: ``fn(student, loss_fn, z0, iterations, lr, decode_steps) -> (z, x0)`` vs
-    :func:`ditto2_nb.optimize.ditto2` (1-step surrogate in the loop, one ``decode_steps`` decode)."""
-    g = _gen()
+def _tiny_ditto2_problem(g: torch.Generator):
+    """(frozen tiny CM student, a per-example loss [B], z0 [2, n_mels, 16]) drawn from ``g``."""
     _, student, _ = _tiny_cm_models(int(torch.randint(2**31, (1,), generator=g)))
     student.requires_grad_(False)
     frames = 16
     y = torch.rand(frames, generator=g) - 0.5
     loss_fn = lambda mel: ((mel.mean(1) - y) ** 2).mean(-1)  # noqa: E731 - [B]
-    z0 = torch.randn(2, _TINY.n_mels, frames, generator=g)
+    return student, loss_fn, torch.randn(2, _TINY.n_mels, frames, generator=g)
+
+
+def check_ditto2(fn: Callable) -> None:
+    """T06: ``fn(student, loss_fn, z0, iterations, lr, decode_steps) -> (z, x0)`` vs
+    :func:`ditto2_nb.optimize.ditto2` (1-step surrogate in the loop, one ``decode_steps`` decode)."""
+    g = _gen()
+    student, loss_fn, z0 = _tiny_ditto2_problem(g)
     iterations, lr = int(torch.randint(4, 9, (1,), generator=g)), 0.05
     ref = ditto2(student, loss_fn, z0, decode_steps=2, decode_seed=0,
                  cfg=OptimConfig(iterations=iterations, lr=lr, snapshot_every=0))
@@ -207,12 +212,7 @@ def check_refine_last(fn: Callable) -> None:
     :func:`ditto2_nb.optimize.ditto2` with ``OptimConfig(refine_last=R)``: the last R iterations
     differentiate the M-step decode, the others the 1-step jump, one Adam state throughout."""
     g = _gen()
-    _, student, _ = _tiny_cm_models(int(torch.randint(2**31, (1,), generator=g)))
-    student.requires_grad_(False)
-    frames = 16
-    y = torch.rand(frames, generator=g) - 0.5
-    loss_fn = lambda mel: ((mel.mean(1) - y) ** 2).mean(-1)  # noqa: E731 - [B]
-    z0 = torch.randn(2, _TINY.n_mels, frames, generator=g)
+    student, loss_fn, z0 = _tiny_ditto2_problem(g)
     iterations, lr, m = int(torch.randint(7, 10, (1,), generator=g)), 0.05, 2
     r = int(torch.randint(2, iterations - 3, (1,), generator=g))
     ref = ditto2(student, loss_fn, z0, decode_steps=m, decode_seed=0,
