@@ -90,23 +90,36 @@ def control_seconds(control, x: torch.Tensor, reps: int) -> float:
     return median_seconds(step, reps)
 
 
-def profile(student, held, cfg, batch: int, reps: int) -> dict:
-    name, iters = "intensity", claims.ITERATIONS["intensity"]
+def intensity_run(student, held, cfg, batch: int, opt: OptimConfig):
+    """(run, control, tags, z0): ``run()`` is DITTO-2 with ``opt`` on the first ``batch`` intensity
+    targets of the claims benchmark from their noise, vocoder included."""
     n_targets = max(batch, 16)
-    idx = claims.clip_range(name, n_targets)[:batch]
-    control = claims.make_control(name, held, cfg, idx)
+    idx = claims.clip_range("intensity", n_targets)[:batch]
+    control = claims.make_control("intensity", held, cfg, idx)
     tags = tags_tensor([held.labels[i] for i in idx])
-    z0 = claims.initial_noise(name, idx, n_targets, cfg)
-    opt = claims.ditto2_config("ditto2_ctm_trust", OptimConfig(iterations=iters, lr=claims.PROTOCOL["lr"],
-                                                               snapshot_every=0))
+    z0 = claims.initial_noise("intensity", idx, n_targets, cfg)
     vocoder = GriffinLimVocoder(cfg)
-    decode = StudentDecoder(student, tags)
 
     def run():
         r = ditto2(student, control.loss, z0, tags, decode_steps=DECODE_STEPS, cfg=opt)
         vocoder(r.x0)
         return r
 
+    return run, control, tags, z0
+
+
+def headline_config() -> OptimConfig:
+    """The claims' headline DITTO-2 configuration on an intensity target."""
+    return claims.ditto2_config(claims.HEADLINE, OptimConfig(iterations=claims.ITERATIONS["intensity"],
+                                                             lr=claims.PROTOCOL["lr"], snapshot_every=0))
+
+
+def profile(student, held, cfg, batch: int, reps: int) -> dict:
+    opt = headline_config()
+    iters = opt.iterations
+    run, control, tags, z0 = intensity_run(student, held, cfg, batch, opt)
+    vocoder = GriffinLimVocoder(cfg)
+    decode = StudentDecoder(student, tags)
     whole = median_seconds(run, max(2, reps // 3))
     sur_f, sur_b = forward_backward(decode, control, z0, 1, reps)
     dec_f, dec_b = forward_backward(decode, control, z0, DECODE_STEPS, reps)

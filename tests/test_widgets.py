@@ -97,6 +97,21 @@ def test_the_button_updates_the_figure_live(panel, monkeypatch):
     assert p.last_error is None and [d.type for d in p.figure.data] == ["scatter", "heatmap"]
 
 
+def test_the_audio_is_shown_before_the_metrics_are_measured(monkeypatch):
+    p = ControlPanel("ci", "cpu", **FAST)
+    p.ui  # noqa: B018 - the widgets exist
+    events = []
+    show, measure = p._show_output, p.measure
+    monkeypatch.setattr(p, "_show_output", lambda out: (events.append(("shown", p.status.value)), show(out)))
+    monkeypatch.setattr(p, "measure",
+                        lambda *a: (events.append(("measured", p.status.value)), measure(*a))[1])
+    res = p.run()
+    assert [e[0] for e in events] == ["shown", "measured"]
+    assert "measuring the audio" in events[1][1] and p.status.value.startswith("done")
+    assert 0 < res.seconds["audio_ready"] <= res.seconds["done"]
+    assert set(res.control.evaluate(res.wave[None])) <= set(res.metrics)
+
+
 def _arrays(obj, path=()):
     """Paths of the numpy arrays inside plotly properties (dicts and lists)."""
     if isinstance(obj, np.ndarray):

@@ -116,8 +116,8 @@ class PanelWidgets:
         while self._retired:
             self._retired.pop().close()
 
-    def _show(self, out: PanelResult) -> None:
-        """After a run: full loss curve, decoded output's view, spectrogram, audio, metrics.
+    def _show_output(self, out: PanelResult) -> None:
+        """After a run: full loss curve, decoded output's view, spectrogram and audio.
 
         The figure is rebuilt with the final data, so that the widget state a reloaded page
         receives is the figure as drawn."""
@@ -130,9 +130,14 @@ class PanelWidgets:
             with self._output:
                 clear_output(wait=True)
                 display(out.figures["mel"], out.audio())
+        self.status.value = (f"{METHODS[out.params['method']]}: {len(tr.loss)} iterations in "
+                             f"{out.result.seconds_total:.1f} s; measuring the audio ...")
+
+    def _show_metrics(self, out: PanelResult) -> None:
+        """The status line once the metrics on the audio are in."""
         metrics = ", ".join(f"{k} {v:.4g}" for k, v in out.metrics.items())
-        self.status.value = (f"done: <b>{METHODS[out.params['method']]}</b>, {len(tr.loss)} iterations "
-                             f"in {out.result.seconds_total:.1f} s. {html.escape(metrics)}")
+        self.status.value = (f"done: <b>{METHODS[out.params['method']]}</b>, {len(out.result.trace.loss)} "
+                             f"iterations in {out.result.seconds_total:.1f} s. {html.escape(metrics)}")
 
     # ------------------------------------------------------------------ widgets
 

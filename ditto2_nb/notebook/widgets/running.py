@@ -4,7 +4,8 @@ and :class:`PanelResult`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import plotly.graph_objects as go
@@ -28,6 +29,9 @@ class PanelResult:
     wave: torch.Tensor  # vocoded output [L]
     sample_rate: int
     metrics: dict[str, float]  # control.evaluate on the audio + losses of the output mels
+    # seconds from the start of the run: "audio_ready" (optimised, decoded, vocoded and, with
+    # widgets, the audio player shown) and "done" (the metrics measured and shown too)
+    seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def mel(self) -> torch.Tensor:
@@ -93,8 +97,11 @@ class PanelRunning:
     def run(self, **overrides) -> PanelResult:
         """Optimise with the current values and ``overrides``; what the Run button does, headless.
 
-        Returns a :class:`PanelResult`. When the panel's widgets exist they are updated too.
+        Returns a :class:`PanelResult`. When the panel's widgets exist they are updated too: the
+        output's plots and audio player first, then the metrics on the audio (the first run of a
+        kernel loads the librosa evaluator for them, about a second).
         """
+        t0 = time.perf_counter()
         p = self.resolve(**overrides)
         if self._ui is not None:
             self._close_retired()
@@ -102,9 +109,13 @@ class PanelRunning:
         res = self.optimise(p, control)
         with torch.no_grad():
             wave = self.vocoder(res.x0).cpu()
-        out = PanelResult(p, control, res, self.figures(p, control, res), wave[0],
-                          self.cfg.sample_rate, self.measure(control, res, wave))
+        out = PanelResult(p, control, res, self.figures(p, control, res), wave[0], self.cfg.sample_rate, {})
         self.last_result = out
         if self._ui is not None:
-            self._show(out)
+            self._show_output(out)
+        out.seconds["audio_ready"] = time.perf_counter() - t0
+        out.metrics.update(self.measure(control, res, wave))
+        if self._ui is not None:
+            self._show_metrics(out)
+        out.seconds["done"] = time.perf_counter() - t0
         return out

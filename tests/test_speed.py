@@ -1,0 +1,67 @@
+"""The interactive-speed benchmark's judgement (benchmarks/speed.py): which faster DITTO-2
+configuration counts as "no worse", and the frontier's rows on the claims' targets (ci)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from ditto2_nb.core.config import get_preset
+from ditto2_nb.data import heldout_data
+from ditto2_nb.distill import load_distilled
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _speed_module():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("speed", ROOT / "benchmarks" / "speed.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _row(intensity, melody, structure):
+    return {"intensity": {"median": intensity, "better": "lower"},
+            "melody": {"median": melody, "better": "higher"},
+            "structure": {"median": structure, "better": "lower"}}
+
+
+def test_no_worse_needs_every_control_in_its_own_direction():
+    speed = _speed_module()
+    default = _row(0.3, 0.6, 0.002)
+    assert speed.no_worse(default, default)
+    assert speed.no_worse(_row(0.2, 0.7, 0.001), default)
+    assert not speed.no_worse(_row(0.31, 0.7, 0.001), default)  # intensity error higher
+    assert not speed.no_worse(_row(0.2, 0.59, 0.001), default)  # melody accuracy lower
+    assert not speed.no_worse(_row(0.2, 0.7, 0.003), default)  # structure error higher
+
+
+def test_frontier_configurations_keep_the_headline_guards_and_shrink_the_work():
+    speed = _speed_module()
+    head = speed.optim_config("headline", "intensity")
+    assert (head.iterations, head.refine_last, head.lr) == (70, 20, 0.05)
+    for name in speed.FRONTIER:
+        for control in ("intensity", "melody"):
+            opt = speed.optim_config(name, control)
+            assert opt.project and opt.trust_radius == head.trust_radius
+            assert opt.refine_last <= opt.iterations
+            if name != "headline":
+                assert opt.iterations < speed.optim_config("headline", control).iterations
+
+
+@pytest.mark.slow
+def test_frontier_rows_on_ci():
+    speed = _speed_module()
+    p = get_preset("ci")
+    rows = speed.frontier(load_distilled("ctm", "ci"), heldout_data(p), p.mel, reps=1, targets=2,
+                          batch=2, scale=0.05)
+    assert set(rows) == set(speed.FRONTIER) and rows["headline"]["no_worse"]
+    for row in rows.values():
+        assert row["rtf_batch1"] > 0 and row["rtf_batch8_per_clip"] > 0
+        for control in ("intensity", "melody", "structure"):
+            e = row["errors"][control]
+            assert len(e["per_target"]) == 2 and e["iqr"][0] <= e["median"] <= e["iqr"][1]
