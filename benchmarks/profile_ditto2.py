@@ -19,7 +19,10 @@ batch 8. Each part is timed on its own, warm, as the median of ``--reps`` repeti
 
 First-call costs are measured once, in this fresh process, before anything else: importing the
 package, loading the student from its safetensors file, and the first forward pass (thread pool
-start-up, allocator warm-up) against a warm one. Writes ``benchmarks/results/profile_<preset>.json``;
+start-up, allocator warm-up) against a warm one. ``network_variants``: one student forward +
+backward at batch 1 and 8 on one thread, compiled by ``torch.compile`` (and its compile time), and
+for narrower networks (:data:`SMALLER`, random weights): what other kernels or a smaller student
+would buy. Writes ``benchmarks/results/profile_<preset>.json``;
 ``benchmarks/report.py`` renders it into the README. Run it with nothing else on the machine.
 """
 
@@ -30,6 +33,7 @@ import time
 T_START = time.perf_counter()
 
 import argparse  # noqa: E402
+import dataclasses  # noqa: E402
 import json  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
@@ -146,6 +150,51 @@ def profile(student, held, cfg, batch: int, reps: int) -> dict:
                             "decode_backward": round(1e3 * dec_b, 2)}}
 
 
+# Narrower / shallower students (random weights: speed only) against the shipped one's size.
+SMALLER = {"channels 64/128/192, 1 block": ((64, 128, 192), 1),
+           "channels 64/96/128, 1 block": ((64, 96, 128), 1),
+           "channels 32/64/128, 1 block": ((32, 64, 128), 1)}
+
+
+def network_variants(student, cfg, reps: int, compile_too: bool = True) -> dict:
+    """Milliseconds of one student forward + backward to its input (the 1-step jump x_T -> x_0)
+    at batch 1 and 8: the shipped network eager on this process's threads, on one thread, compiled
+    (``torch.compile``, inductor; its compile time too), and narrower networks of the same kind."""
+
+    def step_of(model, batch: int):
+        tags = torch.zeros(batch, len(student.cfg.tag_vocab), dtype=torch.long)
+        z = torch.randn(batch, cfg.n_mels, cfg.frames, requires_grad=True)
+
+        def step():
+            z.grad = None
+            model(z * student.sigma_max, student.sigma_max, student.sigma_min, tags).sum().backward()
+
+        return step
+
+    def fwd_bwd_ms(model, batch: int) -> float:
+        return round(1e3 * median_seconds(step_of(model, batch), reps), 2)
+
+    out = {"threads": torch.get_num_threads(), "parameters_m": {}, "ms": {}}
+    out["ms"]["shipped"] = {b: fwd_bwd_ms(student, b) for b in (1, 8)}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    out["ms"]["shipped, 1 thread"] = {b: fwd_bwd_ms(student, b) for b in (1, 8)}
+    torch.set_num_threads(threads)
+    if compile_too:
+        compiled, out["compile_s"] = torch.compile(student, dynamic=False), {}
+        for b in (1, 8):
+            t0 = time.perf_counter()
+            step_of(compiled, b)()  # the first call compiles forward and backward for this shape
+            out["compile_s"][b] = round(time.perf_counter() - t0, 1)
+        out["ms"]["shipped, torch.compile"] = {b: fwd_bwd_ms(compiled, b) for b in (1, 8)}
+    out["parameters_m"]["shipped"] = round(sum(p.numel() for p in student.parameters()) / 1e6, 2)
+    for name, (channels, blocks) in SMALLER.items():
+        small = type(student)(dataclasses.replace(student.cfg, channels=channels, blocks=blocks))
+        out["parameters_m"][name] = round(sum(p.numel() for p in small.parameters()) / 1e6, 2)
+        out["ms"][name] = {b: fwd_bwd_ms(small, b) for b in (1, 8)}
+    return out
+
+
 def configuration() -> dict:
     """The DITTO-2 configuration profiled (the claims' headline one)."""
     return {"control": "intensity", "method": claims.HEADLINE, **claims.TRUSTED,
@@ -158,15 +207,22 @@ def _no_grad(decode, z, steps):
         return decode(z, steps)
 
 
-def parse_args(doc: str, reps: int, argv=None):
-    """``--preset`` and ``--reps`` (validated), for this script and benchmarks/speed.py."""
+def parse_args(doc: str, reps: int, argv=None, targets: int | None = None):
+    """``--preset`` and ``--reps`` (and ``--targets`` per control when ``targets`` is given; all
+    validated), for this script and benchmarks/speed.py."""
     ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("--preset", default="laptop")
     ap.add_argument("--reps", type=int, default=reps)
+    if targets is not None:
+        ap.add_argument("--targets", type=int, default=targets, help="claims targets per control")
     a = ap.parse_args(argv)
     if a.reps < 1:
         ap.error(f"--reps must be a positive integer, got {a.reps}")
-    return a, get_preset(a.preset)
+    p = get_preset(a.preset)
+    if targets is not None and not 1 <= a.targets <= p.data.n_heldout // 3:
+        ap.error(f"--targets must be between 1 and {p.data.n_heldout // 3} (a third of the preset's "
+                 f"{p.data.n_heldout} held-out clips), got {a.targets}")
+    return a, p
 
 
 def main(argv=None) -> None:
@@ -188,7 +244,8 @@ def main(argv=None) -> None:
            "first_call_s": {"import_ditto2_nb": round(T_IMPORTED - T_START, 3),
                             "load_student": round(t_load, 3),
                             "first_forward": round(t_first, 4), "warm_forward": round(t_warm, 4)},
-           "runs": [profile(student, held, cfg, b, a.reps) for b in (1, 8)]}
+           "runs": [profile(student, held, cfg, b, a.reps) for b in (1, 8)],
+           "network_variants": network_variants(student, cfg, a.reps)}
     OUT.mkdir(exist_ok=True)
     path = OUT / f"profile_{p.name}.json"
     path.write_text(json.dumps(res, indent=1) + "\n")
