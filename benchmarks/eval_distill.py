@@ -6,7 +6,8 @@
   denoiser call), CM (1, 2, 4, 8 steps) and CTM (1, 2, 4, 8 steps; gamma 0 and 1);
 * trajectory consistency: for the same x_T, the M-step decode vs the 1-step jump (M = 2 with several
   intermediate sigmas, M = 4): mel MSE, intensity MSE (dB^2), top-1 chroma agreement;
-* the same consistency for every training snapshot (consistency vs distillation time).
+* the same consistency for every training snapshot (consistency vs distillation time);
+  ``--snapshots-only ctm`` measures only that, for a longer run's snapshots.
 
 Writes benchmarks/results/distill_<preset>.json and .md.
 """
@@ -119,12 +120,18 @@ def main(argv=None) -> None:
     ap.add_argument("--preset", default="laptop")
     ap.add_argument("--n", type=int, default=128)
     ap.add_argument("--snapshots-only", choices=["cm", "ctm"], default=None,
-                    help="only print the consistency of a run's snapshots (a run in progress); write nothing")
+                    help="only the consistency of a run's snapshots (a longer or running distillation): "
+                         "printed and written to distill_snapshots_<kind>_<preset>.json")
     a = ap.parse_args(argv)
     torch.manual_seed(0)
     if a.snapshots_only:
-        for r in snapshots_consistency(a.snapshots_only, a.preset):
+        rows = snapshots_consistency(a.snapshots_only, a.preset)
+        for r in rows:
             print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}))
+        OUT.mkdir(exist_ok=True)
+        (OUT / f"distill_snapshots_{a.snapshots_only}_{a.preset}.json").write_text(json.dumps(
+            {"preset": a.preset, "kind": a.snapshots_only, "machine": machine(),
+             "folder": f"<cache>/runs/{a.snapshots_only}_{a.preset}_snapshots", "snapshots": rows}, indent=1))
         return
     w = get_preset(a.preset).distill.w
     res = {"preset": a.preset, "n": a.n, "cfg_w": w, "machine": machine(),
