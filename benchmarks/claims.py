@@ -190,6 +190,18 @@ MODEL_OF = {"teacher": "teacher", "ditto": "teacher", "ditto_ckpt": "teacher", "
             "unconditional_ctm_clap": "ctm_uncond"}
 
 
+def model_files(preset: str) -> dict[str, dict]:
+    """Which weights the results were computed with: per model, its file, SHA-256 and the
+    measured decode settings stored beside it."""
+    out = {}
+    for kind in ("teacher", "cm", "ctm", "ctm_uncond"):
+        path = resolve_model_file(kind, preset, False, "")
+        side = decode_file(path)
+        out[kind] = {"file": path.name, "weights_sha256": ckpt.sha256(path),
+                     "decode": json.loads(side.read_text())["decode"] if side.is_file() else None}
+    return out
+
+
 def fingerprints(preset: str) -> dict[str, str]:
     """Per method, the weights (and measured decode settings) and the DITTO-2 configuration its
     chunks were computed with: a chunk made otherwise is recomputed, so a retrained model or a
@@ -481,7 +493,7 @@ def main(argv=None) -> None:
     res = {"evaluation": EVALUATION, "machine": machine(), "torch_threads": torch.get_num_threads(),
            "preset": a.preset,
            "protocol": PROTOCOL | {"targets_per_control": a.targets, "scale": a.scale}, "batch": a.batch,
-           "clip_seconds": cfg.seconds}
+           "clip_seconds": cfg.seconds, "models": model_files(a.preset)}
     res["controls"], outputs = control_stage(models, held, cfg, vocoder, a, run)
     res["latency_s"] = latency_stage(models, held, cfg, vocoder, a, run)
     res["fd"] = fd_stage(outputs, train, held, a, reference_from=4 * a.targets)

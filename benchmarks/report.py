@@ -186,6 +186,53 @@ def decode_section(r: dict) -> list[str]:
     return out
 
 
+def longer_ctm_section(curve: dict, cand: dict, shipped: dict) -> list[str]:
+    """A longer CTM distillation: its consistency curve and the claims protocol on the candidate."""
+    out = ["### A longer CTM distillation, judged by the claims protocol (benchmarks/eval_distill.py "
+           "--snapshots-only ctm, benchmarks/claims.py)", "",
+           "The shipped CTM student was distilled for 1500 steps. Its run continued to 3000 steps "
+           "(`python -m ditto2_nb.cli distill --kind ctm --preset laptop --steps 3000 --snapshots 12`, "
+           "resumed from the 1500-step work checkpoint). Trajectory consistency of each snapshot: the "
+           "unoptimised 2-step decode against the 1-step jump from 16 fixed x_T (" + curve["machine"] + "):", "",
+           "| steps | mel MSE | intensity dB² (sigma_mid 2.5) | intensity dB² (sigma_mid 0.1) | "
+           "chroma agreement |", "|---|---|---|---|---|"]
+    for x in curve["snapshots"]:
+        out.append(f"| {x['steps_trained']} | {x['mel_mse']:.4f} | {x['intensity_mse_db2']:.2f} | "
+                   f"{x['intensity_mse_db2_sigma0.1']:.2f} | {x['chroma_agreement']:.3f} |")
+
+    def med(r, control, method):
+        return r["controls"][control]["methods"][method]["median"]
+
+    def gap(r):
+        m = r["controls"]["intensity"]["methods"]["ditto2_ctm"]
+        return m["median"] / m["surrogate_median"]
+
+    h = shipped["protocol"]["headline_ditto2"]
+    rows = [("intensity dB², headline DITTO-2", lambda r: med(r, "intensity", h), "lower"),
+            ("melody accuracy, headline DITTO-2", lambda r: med(r, "melody", h), "higher"),
+            ("structure SSM error, headline DITTO-2", lambda r: med(r, "structure", h), "lower"),
+            ("R = 0 decode gap (intensity, decoded / surrogate)", gap, "lower"),
+            ("FD (attr-clf), headline DITTO-2", lambda r: r["fd"]["methods"][h]["fd"], "lower"),
+            ("FD (attr-clf), CTM 2-step, no optimisation", lambda r: r["fd"]["methods"]["ctm_2step"]["fd"], "lower")]
+    out += ["", "The 3000-step student through the whole claims protocol (the same targets, noises and "
+            "DITTO rows; its decode re-chosen by benchmarks/decode_sweep.py: sigma_mid "
+            f"{cand['models']['ctm']['decode']['sigma_mid']}), against the shipped one:", "",
+            "| line | shipped (1500 steps) | 3000 steps | better |", "|---|---|---|---|"]
+    worse = []
+    for name, f, better in rows:
+        a, b = f(shipped), f(cand)
+        ok = b < a if better == "lower" else b > a
+        worse += [] if ok else [name]
+        out.append(f"| {name} | {a:.4g} | {b:.4g} | {'yes' if ok else 'no'} |")
+    if not worse:
+        return out + ["", "Better on every line."]
+    fd_better = not any(n.startswith("FD") for n in worse)
+    return out + ["", f"Not shipped: better on {len(rows) - len(worse)} of {len(rows)} lines, worse on "
+                  + "; ".join(worse) + "." + (" Longer distillation with this recipe brings the outputs "
+                  "closer to the data (FD) but keeps less of the optimised control through the decode."
+                  if fd_better else "")]
+
+
 def variants_section(r: dict) -> list[str]:
     out = ["### DITTO-2 variants: keeping the noise where the student is consistent (benchmarks/ditto2_variants.py)", "",
            "One change at a time to DITTO-2 (CTM, 2-step decode, the claims' iterations and learning rate); "
@@ -283,8 +330,9 @@ def speed_section(r: dict) -> list[str]:
            f"{r['panel_first_run_metrics_shown_s']:.1f} s | |",
            f"| control panel, next `.run()` until the audio is ready | {r['panel_warm_run_s']:.1f} s | |",
            f"| a faster configuration keeps the claims' decoded errors | {judged} | yes |", "",
-           f"The DITTO-2 rows use the claims' headline configuration (the profile above); the panel runs "
-           f"its own defaults ({pc['method']}, {pc['iterations']} iterations, R = {pc['refine_last']}).", "",
+           f"The DITTO-2 rows use the claims' headline configuration, the one the profile above splits "
+           f"(each file is its own run: their whole-run times differ by this machine's run-to-run "
+           f"spread); the panel runs its own defaults ({pc['method']}, {pc['iterations']} iterations, R = {pc['refine_last']}).", "",
            "Faster configurations against it, on the claims' targets (16 per control, the same noise; "
            "median decoded error on the audio, IQR in brackets; iterations as a fraction of the claims' "
            "70 / 150 / 150; all with the shell projection and trust region):", "",
@@ -292,8 +340,8 @@ def speed_section(r: dict) -> list[str]:
            "structure SSM error | no worse on every control |", "|---|---|---|---|---|---|---|"]
     for name, row in r["frontier"].items():
         e = row["errors"]
-        cells = [f"{e[c]['median']:.{d}f} [{e[c]['iqr'][0]:.{d}f}, {e[c]['iqr'][1]:.{d}f}]"
-                 for c, d in (("intensity", 2), ("melody", 3), ("structure", 4))]
+        cells = [f"{e[c]['median']:{f}} [{e[c]['iqr'][0]:{f}}, {e[c]['iqr'][1]:{f}}]"
+                 for c, f in (("intensity", ".2f"), ("melody", ".3f"), ("structure", ".3g"))]
         out.append(f"| {name} | {row['rtf_batch1']:.2f} | {row['rtf_batch8_per_clip']:.2f} | "
                    + " | ".join(cells) + f" | {'yes' if row['no_worse'] else 'no'} |")
     return out
@@ -348,6 +396,10 @@ def render() -> str:
         lines += [(RESULTS / "distill_laptop.md").read_text(), ""]
     if (r := _load("decode_sweep_laptop.json")) is not None:
         lines += decode_section(r) + [""]
+    curve, cand, shipped = (_load(n) for n in ("distill_snapshots_ctm_laptop.json",
+                                               "candidate_ctm3000_claims_laptop.json", "claims_laptop.json"))
+    if curve is not None and cand is not None and shipped is not None:
+        lines += longer_ctm_section(curve, cand, shipped) + [""]
     if (r := _load("ditto2_variants_laptop.json")) is not None:
         lines += variants_section(r) + [""]
     if (r := _load("profile_laptop.json")) is not None:

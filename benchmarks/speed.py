@@ -24,8 +24,10 @@ Writes ``benchmarks/results/speed_<preset>.json``. Run it with nothing else on t
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -106,18 +108,30 @@ def no_worse(row: dict, default: dict) -> bool:
                for r, d in ((row[c], default[c]) for c in claims.CONTROLS))
 
 
-def rtf(student, held, cfg, name: str, batch: int, reps: int, scale: float = 1.0) -> float:
-    """Seconds of compute per second of audio, per clip, of entry ``name`` on intensity targets."""
-    run = profile_ditto2.intensity_run(student, held, cfg, batch, optim_config(name, "intensity", scale))[0]
-    return round(profile_ditto2.median_seconds(run, reps) / (cfg.seconds * batch), 4)
+def rtfs(student, held, cfg, batch: int, reps: int, scale: float = 1.0) -> dict[str, float]:
+    """Seconds of compute per second of audio, per clip, of every entry on the first ``batch``
+    intensity targets: the median of ``reps`` warm runs, the entries interleaved run by run so that
+    a slow spell of the machine falls on all of them alike."""
+    runs = {name: profile_ditto2.intensity_run(student, held, cfg, batch,
+                                               optim_config(name, "intensity", scale))[0]
+            for name in FRONTIER}
+    times: dict[str, list[float]] = {name: [] for name in FRONTIER}
+    for rep in range(reps + 1):  # the first round warms up
+        for name, run in runs.items():
+            t0 = time.perf_counter()
+            run()
+            if rep:
+                times[name].append(time.perf_counter() - t0)
+    return {name: round(statistics.median(t) / (cfg.seconds * batch), 4) for name, t in times.items()}
 
 
 def frontier(student, held, cfg, reps: int, targets: int = 16, batch: int = 8, scale: float = 1.0) -> dict:
     vocoder = GriffinLimVocoder(cfg)
+    one = rtfs(student, held, cfg, 1, reps, scale)
+    many = rtfs(student, held, cfg, batch, max(1, reps // 2), scale)
     rows = {}
     for name in FRONTIER:
-        rows[name] = {"rtf_batch1": rtf(student, held, cfg, name, 1, reps, scale),
-                      "rtf_batch8_per_clip": rtf(student, held, cfg, name, batch, max(1, reps // 2), scale),
+        rows[name] = {"rtf_batch1": one[name], "rtf_batch8_per_clip": many[name],
                       "errors": quality(name, student, held, cfg, vocoder, targets, batch, scale)}
         print(name, {k: v for k, v in rows[name].items() if k != "errors"},
               {c: round(e["median"], 4) for c, e in rows[name]["errors"].items()}, flush=True)
