@@ -175,13 +175,17 @@ def decode_section(r: dict) -> list[str]:
            f"DITTO-2 without refinement (R = 0, 70 iterations) on {r['targets']} intensity targets from "
            "*training* clips (never the claims' targets): median decoded intensity error (dB^2) for each "
            "intermediate sigma, the 1-step surrogate's in brackets, and the FD "
-           f"({r['fd_embedder']}) of plain 2-step samples of 64 noises against training clips. Chosen: the "
-           "smallest decoded error among the sigmas whose FD is no worse than the 1-step samples'. "
+           f"({r['fd_embedder']}) of plain 2-step samples of 64 noises against training clips"
+           + (", the mean of 4 draws, with its paired difference to the 1-step FD +- its standard error"
+              if "fd_minus_1step" in next(iter(r["models"].values()))["rows"][0] else "")
+           + ". Chosen: " + next(iter(r["models"].values()))["rule"] + ". "
            f"Machine: {r['machine']}.", "",
            "| model | " + " | ".join(f"sigma_mid {c:g}" for c in cands) + " | 1-step FD | chosen |",
            "|---" * (len(cands) + 3) + "|"]
     for kind, m in r["models"].items():
-        cells = [f"{x['decoded_median']:.2f} ({x['surrogate_median']:.2f}); FD {x['fd_2step']:.3g}" for x in m["rows"]]
+        cells = [f"{x['decoded_median']:.2f} ({x['surrogate_median']:.2f}); FD {x['fd_2step']:.3g}"
+                 + (f" ({x['fd_minus_1step']:+.2f} +- {x['fd_minus_1step_se']:.2f})" if "fd_minus_1step" in x else "")
+                 for x in m["rows"]]
         out.append(f"| {kind} | " + " | ".join(cells) + f" | {m['fd_1step']:.3g} | **{m['chosen']:g}** |")
     return out
 

@@ -1,5 +1,6 @@
-"""The interactive-speed benchmark's judgement (benchmarks/speed.py): which faster DITTO-2
-configuration counts as "no worse", and the frontier's rows on the claims' targets (ci)."""
+"""The benchmarks' judgements: which faster DITTO-2 configuration counts as "no worse" and the
+frontier's rows on the claims' targets (speed.py, ci); which 2-step decode qualifies
+(decode_sweep.py)."""
 
 from __future__ import annotations
 
@@ -65,3 +66,21 @@ def test_frontier_rows_on_ci():
         for control in ("intensity", "melody", "structure"):
             e = row["errors"][control]
             assert len(e["per_target"]) == 2 and e["iqr"][0] <= e["median"] <= e["iqr"][1]
+
+
+def test_decode_sweep_rule_allows_fd_noise_but_not_a_real_loss():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("decode_sweep", ROOT / "benchmarks" / "decode_sweep.py")
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+
+    def row(sm, decoded, diff, se, fd=4.0):
+        return {"sigma_mid": sm, "decoded_median": decoded, "fd_minus_1step": diff,
+                "fd_minus_1step_se": se, "fd_2step": fd}
+
+    # 0.05 decodes best and its FD is above the 1-step one by less than two standard errors
+    assert sweep.choose([row(0.05, 0.8, 0.04, 0.03), row(0.1, 2.7, -0.1, 0.03)]) == 0.05
+    # ... but not when the loss is beyond the noise
+    assert sweep.choose([row(0.05, 0.8, 0.10, 0.03), row(0.1, 2.7, -0.1, 0.03)]) == 0.1
+    # nothing qualifies: the best FD
+    assert sweep.choose([row(0.05, 0.8, 0.5, 0.1, fd=4.5), row(2.5, 4.0, 0.4, 0.1, fd=4.4)]) == 2.5
