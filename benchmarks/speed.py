@@ -66,8 +66,8 @@ def panel_times(preset: str) -> dict:
 
 
 # Faster DITTO-2 configurations, each: (iterations as a fraction of the claims' per control, R, lr);
-# all keep the headline's shell projection and trust region. Chosen before the run from a coarse
-# sweep on the same targets (18:00 on 2026-12-01), which found no faster one that kept intensity.
+# all keep the headline's shell projection and trust region. Chosen before the timed run from two
+# coarse sweeps on the same targets, which found no faster one that kept the intensity error.
 FRONTIER = {"headline": (1.0, claims.TRUSTED["refine_last"], claims.PROTOCOL["lr"]),
             "x0.57 R14 lr0.1": (0.57, 14, 0.1), "x0.4 R8 lr0.1": (0.4, 8, 0.1),
             "x0.3 R6 lr0.1": (0.3, 6, 0.1), "x0.7 R0": (0.7, 0, claims.PROTOCOL["lr"])}
