@@ -110,6 +110,12 @@ def initial_noise(control: str, idx: list[int], n: int, cfg) -> torch.Tensor:
     return seeded_noise([1000 * c + (i - c * n) for i in idx], (cfg.n_mels, cfg.frames))
 
 
+def targets(control_name: str, held, cfg, idx: list[int], n: int):
+    """(control, tags, z0) of the held-out clips ``idx`` of ``control_name`` (``n`` per control)."""
+    return (make_control(control_name, held, cfg, idx), tags_tensor([held.labels[i] for i in idx]),
+            initial_noise(control_name, idx, n, cfg))
+
+
 # ----------------------------------------------------------------------------- methods
 
 
@@ -142,9 +148,7 @@ def ditto2_config(key: str, opt: OptimConfig) -> OptimConfig:
 def measure(key: str, control_name: str, models, held, cfg, vocoder, idx: list[int], n: int,
             iters: int) -> tuple[dict, dict]:
     """Run one method on the targets ``idx``: (tensors, metadata) of the chunk."""
-    control = make_control(control_name, held, cfg, idx)
-    tags = tags_tensor([held.labels[i] for i in idx])
-    z0 = initial_noise(control_name, idx, n, cfg)
+    control, tags, z0 = targets(control_name, held, cfg, idx, n)
     metric = METRIC[control_name][0]
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
@@ -190,27 +194,27 @@ MODEL_OF = {"teacher": "teacher", "ditto": "teacher", "ditto_ckpt": "teacher", "
             "unconditional_ctm_clap": "ctm_uncond"}
 
 
+def _model_paths(preset: str):
+    """(kind, weights file, decode-settings file) of every model the claims use."""
+    for kind in ("teacher", "cm", "ctm", "ctm_uncond"):
+        path = resolve_model_file(kind, preset, False, "")
+        yield kind, path, decode_file(path)
+
+
 def model_files(preset: str) -> dict[str, dict]:
     """Which weights the results were computed with: per model, its file, SHA-256 and the
     measured decode settings stored beside it."""
-    out = {}
-    for kind in ("teacher", "cm", "ctm", "ctm_uncond"):
-        path = resolve_model_file(kind, preset, False, "")
-        side = decode_file(path)
-        out[kind] = {"file": path.name, "weights_sha256": ckpt.sha256(path),
-                     "decode": json.loads(side.read_text())["decode"] if side.is_file() else None}
-    return out
+    return {kind: {"file": path.name, "weights_sha256": ckpt.sha256(path),
+                   "decode": json.loads(side.read_text())["decode"] if side.is_file() else None}
+            for kind, path, side in _model_paths(preset)}
 
 
 def fingerprints(preset: str) -> dict[str, str]:
     """Per method, the weights (and measured decode settings) and the DITTO-2 configuration its
     chunks were computed with: a chunk made otherwise is recomputed, so a retrained model or a
     changed configuration never mixes with old rows."""
-    weights = {}
-    for kind in ("teacher", "cm", "ctm", "ctm_uncond"):
-        path = resolve_model_file(kind, preset, False, "")
-        side = decode_file(path)
-        weights[kind] = ckpt.sha256(path)[:16] + (":" + side.read_text() if side.is_file() else "")
+    weights = {kind: ckpt.sha256(path)[:16] + (":" + side.read_text() if side.is_file() else "")
+               for kind, path, side in _model_paths(preset)}
     out = {key: weights[kind] for key, kind in MODEL_OF.items()}
     for key in DITTO2:
         out[key] += "|" + json.dumps(DITTO2[key][1], sort_keys=True) if DITTO2[key][1] else ""

@@ -50,7 +50,8 @@ T_IMPORTED = time.perf_counter()
 from ditto2_nb.audio import GriffinLimVocoder  # noqa: E402
 from ditto2_nb.core.assets import machine  # noqa: E402
 from ditto2_nb.core.config import get_preset  # noqa: E402
-from ditto2_nb.data import heldout_data, tags_tensor  # noqa: E402
+from ditto2_nb.data import heldout_data  # noqa: E402
+from ditto2_nb.diffusion import count_parameters  # noqa: E402
 from ditto2_nb.distill import load_distilled  # noqa: E402
 from ditto2_nb.optimize import OptimConfig, StudentDecoder, ditto2  # noqa: E402
 
@@ -100,10 +101,8 @@ def intensity_run(student, held, cfg, batch: int, opt: OptimConfig):
     """(run, control, tags, z0): ``run()`` is DITTO-2 with ``opt`` on the first ``batch`` intensity
     targets of the claims benchmark from their noise, vocoder included."""
     n_targets = max(batch, 16)
-    idx = claims.clip_range("intensity", n_targets)[:batch]
-    control = claims.make_control("intensity", held, cfg, idx)
-    tags = tags_tensor([held.labels[i] for i in idx])
-    z0 = claims.initial_noise("intensity", idx, n_targets, cfg)
+    idx = list(claims.clip_range("intensity", n_targets))[:batch]
+    control, tags, z0 = claims.targets("intensity", held, cfg, idx, n_targets)
     vocoder = GriffinLimVocoder(cfg)
 
     def run():
@@ -176,9 +175,9 @@ def network_variants(student, cfg, reps: int, compile_too: bool = True) -> dict:
     def fwd_bwd_ms(model, batch: int) -> float:
         return round(1e3 * median_seconds(step_of(model, batch), reps), 2)
 
-    out = {"threads": torch.get_num_threads(), "parameters_m": {}, "ms": {}}
-    out["ms"]["shipped"] = {b: fwd_bwd_ms(student, b) for b in (1, 8)}
     threads = torch.get_num_threads()
+    out = {"threads": threads, "parameters_m": {}, "ms": {}}
+    out["ms"]["shipped"] = {b: fwd_bwd_ms(student, b) for b in (1, 8)}
     torch.set_num_threads(1)
     out["ms"]["shipped, 1 thread"] = {b: fwd_bwd_ms(student, b) for b in (1, 8)}
     torch.set_num_threads(threads)
@@ -190,10 +189,10 @@ def network_variants(student, cfg, reps: int, compile_too: bool = True) -> dict:
             step_of(compiled, b)()  # the first call compiles forward and backward for this shape
             out["compile_s"][b] = round(time.perf_counter() - t0, 1)
         out["ms"]["shipped, torch.compile"] = {b: fwd_bwd_ms(compiled, b) for b in (1, 8)}
-    out["parameters_m"]["shipped"] = round(sum(p.numel() for p in student.parameters()) / 1e6, 2)
+    out["parameters_m"]["shipped"] = round(count_parameters(student) / 1e6, 2)
     for name, (channels, blocks) in SMALLER.items():
         small = type(student)(dataclasses.replace(student.cfg, channels=channels, blocks=blocks))
-        out["parameters_m"][name] = round(sum(p.numel() for p in small.parameters()) / 1e6, 2)
+        out["parameters_m"][name] = round(count_parameters(small) / 1e6, 2)
         out["ms"][name] = {b: fwd_bwd_ms(small, b) for b in (1, 8)}
     return out
 

@@ -170,15 +170,15 @@ def claims_section(r: dict) -> list[str]:
 
 
 def decode_section(r: dict) -> list[str]:
-    cands = r["candidates"]
+    cands, first = r["candidates"], next(iter(r["models"].values()))
     out = ["### The students' 2-step decode, chosen by measurement (benchmarks/decode_sweep.py)", "",
            f"DITTO-2 without refinement (R = 0, 70 iterations) on {r['targets']} intensity targets from "
            "*training* clips (never the claims' targets): median decoded intensity error (dB^2) for each "
            "intermediate sigma, the 1-step surrogate's in brackets, and the FD "
            f"({r['fd_embedder']}) of plain 2-step samples of 64 noises against training clips"
            + (", the mean of 4 draws, with its paired difference to the 1-step FD +- its standard error"
-              if "fd_minus_1step" in next(iter(r["models"].values()))["rows"][0] else "")
-           + ". Chosen: " + next(iter(r["models"].values()))["rule"] + ". "
+              if "fd_minus_1step" in first["rows"][0] else "")
+           + ". Chosen: " + first["rule"] + ". "
            f"Machine: {r['machine']}.", "",
            "| model | " + " | ".join(f"sigma_mid {c:g}" for c in cands) + " | 1-step FD | chosen |",
            "|---" * (len(cands) + 3) + "|"]

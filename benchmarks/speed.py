@@ -38,7 +38,7 @@ import profile_ditto2  # noqa: E402
 
 from ditto2_nb.audio import GriffinLimVocoder  # noqa: E402
 from ditto2_nb.core.assets import machine  # noqa: E402
-from ditto2_nb.data import heldout_data, tags_tensor  # noqa: E402
+from ditto2_nb.data import heldout_data  # noqa: E402
 from ditto2_nb.distill import load_distilled  # noqa: E402
 from ditto2_nb.optimize import OptimConfig, ditto2  # noqa: E402
 
@@ -90,10 +90,7 @@ def quality(name: str, student, held, cfg, vocoder, targets: int, batch: int, sc
         opt, errors = optim_config(name, control_name, scale), []
         idx_all = list(claims.clip_range(control_name, targets))
         for i in range(0, targets, batch):
-            idx = idx_all[i: i + batch]
-            control = claims.make_control(control_name, held, cfg, idx)
-            tags = tags_tensor([held.labels[j] for j in idx])
-            z0 = claims.initial_noise(control_name, idx, targets, cfg)
+            control, tags, z0 = claims.targets(control_name, held, cfg, idx_all[i: i + batch], targets)
             r = ditto2(student, control.loss, z0, tags, decode_steps=profile_ditto2.DECODE_STEPS, cfg=opt)
             errors += [float(v) for v in control.evaluate(vocoder(r.x0.detach()))[metric]]
         s = claims.summary(errors, better)

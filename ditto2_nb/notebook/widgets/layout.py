@@ -130,14 +130,18 @@ class PanelWidgets:
             with self._output:
                 clear_output(wait=True)
                 display(out.figures["mel"], out.audio())
-        self.status.value = (f"{METHODS[out.params['method']]}: {len(tr.loss)} iterations in "
-                             f"{out.result.seconds_total:.1f} s; measuring the audio ...")
+        self.status.value = f"{self._summary(out)}; measuring the audio ..."
 
     def _show_metrics(self, out: PanelResult) -> None:
         """The status line once the metrics on the audio are in."""
         metrics = ", ".join(f"{k} {v:.4g}" for k, v in out.metrics.items())
-        self.status.value = (f"done: <b>{METHODS[out.params['method']]}</b>, {len(out.result.trace.loss)} "
-                             f"iterations in {out.result.seconds_total:.1f} s. {html.escape(metrics)}")
+        self.status.value = f"done: {self._summary(out, bold=True)}. {html.escape(metrics)}"
+
+    @staticmethod
+    def _summary(out: PanelResult, bold: bool = False) -> str:
+        method = METHODS[out.params["method"]]
+        return (f"{f'<b>{method}</b>' if bold else method}, {len(out.result.trace.loss)} iterations in "
+                f"{out.result.seconds_total:.1f} s")
 
     # ------------------------------------------------------------------ widgets
 
