@@ -209,15 +209,21 @@ def _no_grad(decode, z, steps):
         return decode(z, steps)
 
 
-def parse_args(doc: str, reps: int, argv=None, targets: int | None = None):
-    """``--preset`` and ``--reps`` (and ``--targets`` per control when ``targets`` is given; all
-    validated), for this script and benchmarks/speed.py."""
+def parse_args(doc: str, reps: int, argv=None, targets: int | None = None, candidates: bool = False):
+    """``--preset`` and ``--reps`` (and ``--targets`` per control when ``targets`` is given,
+    ``--candidate`` student files when ``candidates``; all validated), for this script and
+    benchmarks/speed.py."""
     ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("--preset", default="laptop")
     ap.add_argument("--reps", type=int, default=reps)
     if targets is not None:
         ap.add_argument("--targets", type=int, default=targets, help="claims targets per control")
+    if candidates:
+        ap.add_argument("--candidate", action="append", default=[], help="another student file to run")
     a = ap.parse_args(argv)
+    for path in getattr(a, "candidate", []):
+        if not Path(path).is_file():
+            ap.error(f"--candidate {path}: no such file")
     if a.reps < 1:
         ap.error(f"--reps must be a positive integer, got {a.reps}")
     p = get_preset(a.preset)

@@ -290,6 +290,39 @@ def variants_section(r: dict) -> list[str]:
     return out
 
 
+def iterations_section(r: dict) -> list[str]:
+    d, control = r["ditto"], r["control"]
+    out = ["### What more iterations buy DITTO-2 (benchmarks/iterations.py)", "",
+           f"DITTO-2 on the claims' {r['targets']} {control} targets (the same targets, noise, lr {r['lr']} "
+           f"and errors on the audio) at 1x, 2x and 4x the protocol's iterations; seconds per clip at "
+           f"batch 8, vocoder included, {r['machine']}. DITTO (S = 20, {d['iterations']} iterations) "
+           f"from the claims run: median {d['median']:.3f}, {d['seconds_per_clip']:.1f} s per clip (the "
+           f"time ratio joins two runs: the claims run timed the headline's 1x at "
+           f"{d['claims_headline_seconds_per_clip']:.2f} s per clip, this one at "
+           f"{next(iter(r['rows'].values()))['seconds_per_clip']:.2f}).", "",
+           f"| DITTO-2 | iterations | median {r['metric']} [IQR] | surrogate median | s per clip | "
+           "DITTO's time / this |", "|---|---|---|---|---|---|"]
+    for name, row in r["rows"].items():
+        out.append(f"| {name.rsplit(' x', 1)[0]} | {row['iterations']} | {row['median']:.3f} "
+                   f"[{row['iqr'][0]:.3f}, {row['iqr'][1]:.3f}] | {row['surrogate_median']:.3f} | "
+                   f"{row['seconds_per_clip']:.2f} | {d['seconds_per_clip'] / row['seconds_per_clip']:.1f}x |")
+    reach = r.get("reaches_ditto") or {}
+    if reach:
+        name = min(reach, key=lambda k: r["rows"][k]["iterations"])
+        out += ["", f"The fewest iterations that reach DITTO's median: {name} "
+                    f"({r['rows'][name]['iterations']} iterations), still {reach[name]:.1f}x faster than DITTO."]
+    else:
+        best = max(r["rows"], key=lambda k: r["rows"][k]["median"] * (1 if r["rows"][k]["better"] == "higher" else -1))
+        rows = r["rows"].values()
+        out += ["", f"No row reaches DITTO's median; the best is {best} ({r['rows'][best]['median']:.3f}). "
+                    f"Across the budgets the decoded medians span {min(x['median'] for x in rows):.3f}-"
+                    f"{max(x['median'] for x in rows):.3f} and the surrogate's "
+                    f"{min(x['surrogate_median'] for x in rows):.3f}-{max(x['surrogate_median'] for x in rows):.3f}: "
+                    "at this learning rate the optimisation has converged by the protocol's budget, so DITTO-2's "
+                    "speed cannot be traded for DITTO's accuracy on this control."]
+    return out
+
+
 def memory_section(r: dict) -> list[str]:
     out = ["### DITTO memory vs S (benchmarks/bench_ditto.py)", "",
            "Two DITTO iterations in a fresh process, with and without gradient checkpointing; autograd's "
@@ -370,6 +403,16 @@ def speed_section(r: dict) -> list[str]:
                  for c, f in (("intensity", ".2f"), ("melody", ".3f"), ("structure", ".3g"))]
         out.append(f"| {name} | {row['rtf_batch1']:.2f} | {row['rtf_batch8_per_clip']:.2f} | "
                    + " | ".join(cells) + f" | {'yes' if row['no_worse'] else 'no'} |")
+    if r.get("candidates"):
+        ship = r["shipped_student"]
+        out += ["", f"Rows named after a file run another student in that configuration (the shipped one: "
+                    f"channels {'/'.join(map(str, ship['channels']))}, {ship['blocks']} blocks, "
+                    f"{ship['parameters_m']} M parameters):"]
+        for label, c in r["candidates"].items():
+            mins = f", {c['train_seconds'] / 60:.0f} min" if c.get("train_seconds") else ""
+            out.append(f"- {label}: channels {'/'.join(map(str, c['channels']))}, {c['blocks']} block(s), "
+                       f"{c['parameters_m']} M parameters, {c['recipe']} ({c['train_steps']} steps{mins}); "
+                       f"decode sigma_mid {c['decode'].get('sigma_mid')}.")
     return out
 
 
@@ -428,6 +471,8 @@ def render() -> str:
     curve, cand = _load("distill_snapshots_ctm_laptop.json"), _load("candidate_ctm3000_claims_laptop.json")
     if curve is not None and cand is not None and before is not None:
         lines += longer_ctm_section(curve, cand, before) + [""]
+    if (r := _load("iterations_laptop.json")) is not None and r.get("ditto"):
+        lines += iterations_section(r) + [""]
     if (r := _load("ditto2_variants_laptop.json")) is not None:
         lines += variants_section(r) + [""]
     if (r := _load("profile_laptop.json")) is not None:

@@ -1,6 +1,6 @@
 """Interactive speed, from one run: the numbers the "interactive speed" goal is judged by.
 
-    python benchmarks/speed.py [--preset laptop] [--reps 5] [--targets 16]
+    python benchmarks/speed.py [--preset laptop] [--reps 5] [--targets 16] [--candidate FILE ...]
 
 * ``rtf_batch1`` and ``rtf_batch8_per_clip``: seconds of compute per second of audio (vocoder
   included) of DITTO-2 in the configuration the claims benchmark names (``claims.HEADLINE``: 70
@@ -15,7 +15,9 @@
   iterations, fewer refinement iterations R, a larger Adam step) against the headline one, each
   timed the same way and run on the claims' targets (16 per control, the same noise and targets,
   errors on the vocoded audio);
-* ``control_no_worse``: true if a faster configuration's median decoded error is no worse than the
+* ``--candidate``: other student files (e.g. a narrower CTM from ``python -m ditto2_nb.cli
+  compress``), each run in :data:`CANDIDATE_CONFIGURATIONS` as further frontier rows;
+* ``control_no_worse``: true if a faster row's median decoded error is no worse than the
   headline configuration's on every control (``fastest_no_worse`` names the fastest such one).
 
 Writes ``benchmarks/results/speed_<preset>.json``. Run it with nothing else on the machine.
@@ -37,9 +39,11 @@ import claims  # noqa: E402
 import profile_ditto2  # noqa: E402
 
 from ditto2_nb.audio import GriffinLimVocoder  # noqa: E402
+from ditto2_nb.core import checkpoints as ckpt  # noqa: E402
 from ditto2_nb.core.assets import machine  # noqa: E402
 from ditto2_nb.data import heldout_data  # noqa: E402
-from ditto2_nb.distill import load_distilled  # noqa: E402
+from ditto2_nb.diffusion import count_parameters  # noqa: E402
+from ditto2_nb.distill import decode_defaults, load_distilled, load_student  # noqa: E402
 from ditto2_nb.optimize import OptimConfig, ditto2  # noqa: E402
 
 OUT = Path(__file__).parent / "results"
@@ -71,6 +75,9 @@ def panel_times(preset: str) -> dict:
 FRONTIER = {"headline": (1.0, claims.TRUSTED["refine_last"], claims.PROTOCOL["lr"]),
             "x0.57 R14 lr0.1": (0.57, 14, 0.1), "x0.4 R8 lr0.1": (0.4, 8, 0.1),
             "x0.3 R6 lr0.1": (0.3, 6, 0.1), "x0.7 R0": (0.7, 0, claims.PROTOCOL["lr"])}
+# What a candidate student (``--candidate``, e.g. a narrower one from ``ditto2_nb.cli compress``)
+# is run with: the headline configuration, and the fastest one that kept melody on the shipped student.
+CANDIDATE_CONFIGURATIONS = ("headline", "x0.57 R14 lr0.1")
 
 
 def optim_config(name: str, control: str, scale: float = 1.0) -> OptimConfig:
@@ -105,14 +112,23 @@ def no_worse(row: dict, default: dict) -> bool:
                for r, d in ((row[c], default[c]) for c in claims.CONTROLS))
 
 
-def rtfs(student, held, cfg, batch: int, reps: int, scale: float = 1.0) -> dict[str, float]:
-    """Seconds of compute per second of audio, per clip, of every entry on the first ``batch``
-    intensity targets: the median of ``reps`` warm runs, the entries interleaved run by run so that
-    a slow spell of the machine falls on all of them alike."""
-    runs = {name: profile_ditto2.intensity_run(student, held, cfg, batch,
-                                               optim_config(name, "intensity", scale))[0]
-            for name in FRONTIER}
-    times: dict[str, list[float]] = {name: [] for name in FRONTIER}
+def entries(student, candidates: dict | None = None) -> dict:
+    """Row name -> (student, frontier configuration): every :data:`FRONTIER` entry on the shipped
+    student, and :data:`CANDIDATE_CONFIGURATIONS` on each candidate student (``{label: model}``)."""
+    out = {name: (student, name) for name in FRONTIER}
+    for label, model in (candidates or {}).items():
+        out |= {f"{label}, {name}": (model, name) for name in CANDIDATE_CONFIGURATIONS}
+    return out
+
+
+def rtfs(rows: dict, held, cfg, batch: int, reps: int, scale: float = 1.0) -> dict[str, float]:
+    """Seconds of compute per second of audio, per clip, of every row (:func:`entries`) on the
+    first ``batch`` intensity targets: the median of ``reps`` warm runs, the rows interleaved run
+    by run so that a slow spell of the machine falls on all of them alike."""
+    runs = {name: profile_ditto2.intensity_run(model, held, cfg, batch,
+                                               optim_config(config, "intensity", scale))[0]
+            for name, (model, config) in rows.items()}
+    times: dict[str, list[float]] = {name: [] for name in rows}
     for rep in range(reps + 1):  # the first round warms up
         for name, run in runs.items():
             t0 = time.perf_counter()
@@ -122,14 +138,16 @@ def rtfs(student, held, cfg, batch: int, reps: int, scale: float = 1.0) -> dict[
     return {name: round(statistics.median(t) / (cfg.seconds * batch), 4) for name, t in times.items()}
 
 
-def frontier(student, held, cfg, reps: int, targets: int = 16, batch: int = 8, scale: float = 1.0) -> dict:
+def frontier(student, held, cfg, reps: int, targets: int = 16, batch: int = 8, scale: float = 1.0,
+             candidates: dict | None = None) -> dict:
     vocoder = GriffinLimVocoder(cfg)
-    one = rtfs(student, held, cfg, 1, reps, scale)
-    many = rtfs(student, held, cfg, batch, max(1, reps // 2), scale)
+    todo = entries(student, candidates)
+    one = rtfs(todo, held, cfg, 1, reps, scale)
+    many = rtfs(todo, held, cfg, batch, max(1, reps // 2), scale)
     rows = {}
-    for name in FRONTIER:
-        rows[name] = {"rtf_batch1": one[name], "rtf_batch8_per_clip": many[name],
-                      "errors": quality(name, student, held, cfg, vocoder, targets, batch, scale)}
+    for name, (model, config) in todo.items():
+        rows[name] = {"configuration": config, "rtf_batch1": one[name], "rtf_batch8_per_clip": many[name],
+                      "errors": quality(config, model, held, cfg, vocoder, targets, batch, scale)}
         print(name, {k: v for k, v in rows[name].items() if k != "errors"},
               {c: round(e["median"], 4) for c, e in rows[name]["errors"].items()}, flush=True)
     default = rows["headline"]["errors"]
@@ -138,12 +156,29 @@ def frontier(student, held, cfg, reps: int, targets: int = 16, batch: int = 8, s
     return rows
 
 
+def candidate_students(paths) -> tuple[dict, dict]:
+    """({label: model}, {label: description}) of the ``--candidate`` student files."""
+    models, about = {}, {}
+    for path in paths:
+        model = load_student(path)
+        label = Path(path).stem
+        models[label] = model
+        about[label] = {"file": str(path), "sha256": ckpt.sha256(path), "channels": list(model.cfg.channels),
+                        "blocks": model.cfg.blocks, "parameters_m": round(count_parameters(model) / 1e6, 2),
+                        "decode": decode_defaults(model), "recipe": model.meta.get("init_from"),
+                        "train_steps": model.meta.get("steps"),
+                        "train_seconds": model.meta.get("train_seconds")}
+    return models, about
+
+
 def main(argv=None) -> None:
-    a, p = profile_ditto2.parse_args(__doc__, 5, argv, targets=16)
+    a, p = profile_ditto2.parse_args(__doc__, 5, argv, targets=16, candidates=True)
     panel = panel_times(p.name)  # first: nothing of the package is loaded in this process yet
     torch.manual_seed(0)
     student, held = load_distilled("ctm", p.name), heldout_data(p)
-    rows = frontier(student, held, p.mel, a.reps, targets=a.targets, batch=min(8, a.targets))
+    candidates, about = candidate_students(a.candidate)
+    rows = frontier(student, held, p.mel, a.reps, targets=a.targets, batch=min(8, a.targets),
+                    candidates=candidates)
     head = rows["headline"]
     faster = [k for k, r in rows.items()
               if k != "headline" and r["rtf_batch1"] < head["rtf_batch1"] and r["no_worse"]]
@@ -158,6 +193,9 @@ def main(argv=None) -> None:
            "control_no_worse": best is not None, "fastest_no_worse": best,
            "frontier_configurations": {k: dict(zip(("iterations_fraction", "refine_last", "lr"), v))
                                        for k, v in FRONTIER.items()},
+           "shipped_student": {"channels": list(student.cfg.channels), "blocks": student.cfg.blocks,
+                               "parameters_m": round(count_parameters(student) / 1e6, 2)},
+           "candidates": about,
            "frontier": rows}
     OUT.mkdir(exist_ok=True)
     path = OUT / f"speed_{p.name}.json"

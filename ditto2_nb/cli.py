@@ -5,6 +5,8 @@
     python -m ditto2_nb.cli distill --kind cm --preset laptop        # CM student of the teacher
     python -m ditto2_nb.cli distill --kind ctm --preset laptop       # CTM student
     python -m ditto2_nb.cli train-clap --preset laptop [--evaluator] # MiniCLAP text-audio scorer
+    python -m ditto2_nb.cli compress --source ctm.safetensors --channels 64,96,128 --blocks 1
+                                     # a narrower CTM student distilled from a trained one
 
 Training resumes from its checkpoint in ``$DITTO2_CACHE/runs`` (default ``~/.cache/ditto2_nb``)
 when interrupted; with ``torchrun --nproc_per_node N -m ditto2_nb.cli ...`` it runs data-parallel.
@@ -53,7 +55,23 @@ def main(argv: list[str] | None = None) -> None:
     c.add_argument("--out", default=None, help="exported file (default: ditto2_nb/assets/...)")
     c.add_argument("--work-dir", default=None, help="where the resumable checkpoint lives")
     c.add_argument("--no-progress", action="store_true")
+    k = sub.add_parser("compress", help="distil a trained CTM student into a narrower one")
+    k.add_argument("--source", required=True, help="the trained CTM student file")
+    k.add_argument("--channels", required=True, help="widths per level, e.g. 64,96,128")
+    k.add_argument("--blocks", type=int, default=1, help="residual blocks per level")
+    k.add_argument("--preset", default="laptop", choices=sorted(PRESETS))
+    k.add_argument("--steps", type=int, default=3000)
+    k.add_argument("--out", default=None, help="exported file (default: <cache>/candidates/...)")
+    k.add_argument("--work-dir", default=None)
+    k.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
+    if a.command == "compress":
+        try:
+            a.channels = tuple(int(c) for c in a.channels.split(","))
+        except ValueError:
+            ap.error(f"--channels must be comma-separated integers such as 64,96,128, got {a.channels!r}")
+        if not Path(a.source).is_file():
+            ap.error(f"--source {a.source}: no such file")
     if a.steps is not None and a.steps <= 0:
         ap.error("--steps must be positive")
     for problem in _path_problems(a):  # before any training: a bad path must not cost the run
@@ -79,6 +97,12 @@ def main(argv: list[str] | None = None) -> None:
 
             path = train_clap(a.preset, a.evaluator, a.out, steps=a.steps, progress=not a.no_progress,
                               work_dir=a.work_dir)
+            print(f"wrote {path}")
+        elif a.command == "compress":
+            from .distill.compress import compress_student
+
+            path = compress_student(a.source, a.channels, a.blocks, a.out, preset=a.preset, steps=a.steps,
+                                    work_dir=a.work_dir, progress=not a.no_progress)
             print(f"wrote {path}")
     except (CheckpointError, FloatingPointError, ValueError) as e:
         sys.exit(f"error: {e}")

@@ -294,3 +294,71 @@ def test_measured_decode_default_is_used_only_for_its_own_weights(tmp_path):
     assert student_times(load_student(path), 2, sigma_mid=1.0)[1] == 1.0  # an explicit choice wins
     decode_file(path).write_text(json.dumps({"weights_sha256": "0" * 64, "decode": {"sigma_mid": 0.3}}))
     assert student_times(load_student(path), 2)[1] != 0.3  # measured on other weights: ignored
+
+
+def test_compression_trains_on_exactly_the_jumps_ditto2_evaluates():
+    """The narrow student's targets are the source's surrogate and its 2-step decode, at the
+    source's sigma_mid; every (t, s) fed is one DITTO-2 feeds."""
+    from ditto2_nb.distill.compress import ditto2_jumps
+    from ditto2_nb.optimize import StudentDecoder
+
+    source = CTMModel.from_teacher(teacher()).eval()
+    z = torch.randn(3, 8, 16, generator=torch.Generator().manual_seed(5))
+    tags = torch.tensor([[0], [1], [2]])
+    x, t, s, tags3, target = ditto2_jumps(source, z, tags, 0.3)
+    decode = StudentDecoder(source, tags, sigma_mid=0.3)
+    with torch.no_grad():
+        torch.testing.assert_close(target[:3], decode(z, 1))
+        torch.testing.assert_close(target[6:], decode(z, 2))
+        torch.testing.assert_close(target[3:6], source(80.0 * z, 80.0, 0.3, tags))
+        torch.testing.assert_close(source(x, t, s, tags3), target)  # the source reproduces its targets
+    pairs = {(round(a, 4), round(b, 4)) for a, b in zip(t.tolist(), s.tolist())}
+    assert pairs == {(80.0, source.sigma_min), (80.0, 0.3), (0.3, source.sigma_min)}
+
+
+def test_compression_learns_the_sources_jumps(tmp_path):
+    """A narrower student trained for a few steps reproduces the source's jumps better than at
+    the start (the ci preset's CTM, compressed to half its widths); it carries the source's decode."""
+    import dataclasses
+    import json
+
+    from ditto2_nb.core import checkpoints as ckpt
+    from ditto2_nb.core.config import get_preset, to_dict
+    from ditto2_nb.distill import decode_defaults, decode_file, load_distilled, load_student
+    from ditto2_nb.distill.compress import compress_student, jump_loss
+
+    source = load_distilled("ctm", "ci")
+    path = ckpt.save(tmp_path / "ctm_ci.safetensors", source.state_dict(),
+                     {"student": "ctm", "net": to_dict(source.cfg)})
+    decode_file(path).write_text(json.dumps({"weights_sha256": ckpt.sha256(path),
+                                             "decode": {"sigma_mid": 0.5}}))
+    mel = get_preset("ci").mel
+    z = torch.randn(8, mel.n_mels, mel.frames, generator=torch.Generator().manual_seed(9))
+    tags = torch.zeros(8, len(source.cfg.tag_vocab), dtype=torch.long)
+
+    def error(model):
+        with torch.no_grad():
+            return jump_loss(model, source, z, tags, 0.5).item()
+
+    torch.manual_seed(0)
+    before = error(CTMModel(dataclasses.replace(source.cfg, channels=(16, 24, 32), blocks=1)).eval())
+    out = compress_student(path, (16, 24, 32), 1, tmp_path / "small.safetensors", preset="ci", steps=60,
+                           batch_size=8, work_dir=tmp_path, progress=False)
+    small = load_student(out)
+    assert small.cfg.channels == (16, 24, 32) and small.cfg.blocks == 1
+    assert decode_defaults(small) == {"sigma_mid": 0.5}
+    assert error(small) < 0.5 * before
+
+
+def test_compression_refuses_a_source_without_decode_settings(tmp_path):
+    from ditto2_nb.core import checkpoints as ckpt
+    from ditto2_nb.core.config import to_dict
+    from ditto2_nb.distill.compress import compress_student
+
+    ctm = CTMModel.from_teacher(teacher())
+    path = ckpt.save(tmp_path / "ctm_x.safetensors", ctm.state_dict(),
+                     {"student": "ctm", "net": to_dict(ctm.cfg)})
+    with pytest.raises(ValueError, match="no measured decode settings"):
+        compress_student(path, (8, 8), 1, tmp_path / "o.safetensors", preset="ci", steps=1)
+    with pytest.raises(ValueError, match="channels=0"):
+        compress_student(path, (8, 0), 1, tmp_path / "o.safetensors", preset="ci", steps=1)

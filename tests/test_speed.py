@@ -58,9 +58,14 @@ def test_frontier_configurations_keep_the_headline_guards_and_shrink_the_work():
 def test_frontier_rows_on_ci():
     speed = _speed_module()
     p = get_preset("ci")
-    rows = speed.frontier(load_distilled("ctm", "ci"), heldout_data(p), p.mel, reps=1, targets=2,
-                          batch=2, scale=0.05)
-    assert set(rows) == set(speed.FRONTIER) and rows["headline"]["no_worse"]
+    student = load_distilled("ctm", "ci")
+    rows = speed.frontier(student, heldout_data(p), p.mel, reps=1, targets=2, batch=2, scale=0.05,
+                          candidates={"same": student})
+    extra = {f"same, {c}" for c in speed.CANDIDATE_CONFIGURATIONS}
+    assert set(rows) == set(speed.FRONTIER) | extra and rows["headline"]["no_worse"]
+    # a candidate row is the named configuration on the candidate: the same student gives the same errors
+    same = rows["same, headline"]
+    assert same["errors"] == rows["headline"]["errors"] and same["no_worse"]
     for row in rows.values():
         assert row["rtf_batch1"] > 0 and row["rtf_batch8_per_clip"] > 0
         for control in ("intensity", "melody", "structure"):

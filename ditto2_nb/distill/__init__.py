@@ -6,9 +6,12 @@ Karras grid; guidance is distilled in (one student evaluation replaces two teach
 * :mod:`.students` -- :class:`ConsistencyModel`, :class:`CTMModel`, loading and the decode sidecar;
 * :mod:`.losses` -- CD, CTM and DSM losses, their distances, the guided teacher's Heun solver;
 * :mod:`.sampling` -- ``cm_multistep``, ``ctm_gamma_sample`` and :func:`student_decode`;
-* :mod:`.train` -- :func:`train_student` and :func:`load_distilled` (the shipped student in one line).
+* :mod:`.train` -- :func:`train_student` and :func:`load_distilled` (the shipped student in one line);
+* :mod:`.compress` -- :func:`compress_student`, a narrower CTM student distilled from a trained one
+  on the jumps DITTO-2 makes (fewer channels and blocks, the same steps).
 """
 
+from .compress import compress_student
 from .losses import DISTANCES, cd_loss, ctm_loss, ctm_target, dsm_loss, l2, pseudo_huber, teacher_solve
 from .sampling import cm_multistep, ctm_gamma_sample, student_decode, student_times, trajectory_gap
 from .students import (
@@ -22,7 +25,8 @@ from .students import (
 )
 from .train import load_distilled, student_loss, train_student
 
-__all__ = ["DISTANCES", "CTMModel", "ConsistencyModel", "cd_loss", "cm_multistep", "ctm_gamma_sample",
+__all__ = ["DISTANCES", "CTMModel", "ConsistencyModel", "cd_loss", "cm_multistep", "compress_student",
+           "ctm_gamma_sample",
            "ctm_loss", "ctm_target", "decode_defaults", "decode_file", "dsm_loss", "l2", "load_distilled",
            "load_student", "make_student", "pseudo_huber", "student_decode", "student_loss", "student_times",
            "teacher_solve", "train_student", "trajectory_gap", "unconditional_student"]

@@ -1,0 +1,117 @@
+"""A narrower CTM student, distilled from a trained one on the jumps DITTO-2 makes.
+
+DITTO-2 evaluates its student at three (t, s) pairs only (gamma = 0, M = 2):
+
+* the surrogate, ``G(x_T, T, sigma_min)``;
+* the decode's first step, ``x_mid = G(x_T, T, sigma_mid)``, and its second, ``G(x_mid, sigma_mid,
+  sigma_min)``;
+
+with ``x_T = T z`` for a unit-scale noise z. A student with fewer channels and blocks (cheaper
+passes: what the optimisation loop spends its time on) is trained to reproduce the source
+student's outputs at exactly these inputs, on fresh noise and the tags of training clips every
+step (tags dropped with the preset's CFG probability, as in training). This distils layers, not
+steps (cf. Presto!, Novack et al. 2025); the step count stays the source's.
+
+:func:`compress_student` trains it with the project's resumable fit loop and exports it as an
+ordinary CTM student file with the source's decode settings (the same ``sigma_mid``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+
+from ..core import checkpoints as ckpt
+from ..core import validate as check
+from ..core.assets import cache_dir, training_card
+from ..core.config import get_preset, to_dict
+from ..core.train import export_ema, fit
+from ..data.datasets import training_data
+from ..data.tags import tags_tensor
+from ..diffusion.losses import drop_tags
+from .students import CTMModel, decode_defaults, decode_file
+
+
+def ditto2_jumps(source: CTMModel, z: torch.Tensor, tags, sigma_mid: float):
+    """The inputs DITTO-2 feeds a student for unit noise ``z [B, ...]`` and the source's outputs
+    there, stacked over the three jumps: (x, t, s, tags, target), each with 3B rows."""
+    T, eps, b = source.sigma_max, source.sigma_min, len(z)
+    x_T = T * z
+    full = lambda v: torch.full((b,), float(v), dtype=z.dtype, device=z.device)  # noqa: E731
+    t = torch.cat([full(T), full(T), full(sigma_mid)])
+    s = torch.cat([full(eps), full(sigma_mid), full(eps)])
+    tags3 = None if tags is None else tags.repeat(3, 1)
+    with torch.no_grad():
+        x_mid = source(x_T, T, sigma_mid, tags)
+        ends = source(torch.cat([x_T, x_mid]), t[[*range(b), *range(2 * b, 3 * b)]],
+                      full(eps).repeat(2), None if tags is None else tags.repeat(2, 1))
+        target = torch.cat([ends[:b], x_mid, ends[b:]])
+    return torch.cat([x_T, x_T, x_mid]), t, s, tags3, target
+
+
+def jump_loss(student: CTMModel, source: CTMModel, z, tags, sigma_mid: float) -> torch.Tensor:
+    """Mean squared difference between the student's and the source's outputs on the jumps."""
+    x, t, s, tags3, target = ditto2_jumps(source, z, tags, sigma_mid)
+    return (student(x, t, s, tags3) - target).pow(2).mean()
+
+
+def compress_student(source_path, channels: tuple, blocks: int, out=None, *, preset: str = "laptop",
+                     steps: int = 3000, batch_size: int = 16, lr: float = 1e-3, work_dir=None,
+                     progress: bool = True) -> Path:
+    """Distil the CTM student in ``source_path`` into one with ``channels`` and ``blocks``; resumable.
+
+    Returns the exported file (EMA weights, float16; the recipe in its metadata) with a decode
+    sidecar carrying the source's ``sigma_mid``.
+    """
+    from .students import load_student
+
+    source = load_student(source_path)
+    if not isinstance(source, CTMModel):
+        raise ValueError(f"source_path {source_path} is not a CTM student (compress needs a CTM source)")
+    channels = tuple(check.integer("channels", c, 1) for c in channels)
+    blocks = check.integer("blocks", blocks, 0)
+    sigma_mid = decode_defaults(source).get("sigma_mid")
+    if sigma_mid is None:
+        raise ValueError(f"{source_path} has no measured decode settings ({decode_file(source_path)}); "
+                         "run benchmarks/decode_sweep.py first")
+    p = get_preset(preset)
+    # the preset's distillation schedule (warm-up, EMA, checkpoints), at a from-scratch learning rate
+    tcfg = dataclasses.replace(p.distill_train, steps=check.integer("steps", steps, 1),
+                               batch_size=check.integer("batch_size", batch_size, 1),
+                               lr=check.real("lr", lr, 0.0, lo_open=True))
+    cfg = dataclasses.replace(source.cfg, channels=channels, blocks=blocks)
+    tags_all = tags_tensor(training_data(p).labels) if source.cfg.conditional else None
+    torch.manual_seed(tcfg.seed)
+    student = CTMModel(cfg)
+    shape = (cfg.n_mels, p.mel.frames)
+
+    def loss_fn(model, gen, step):
+        z = torch.randn((tcfg.batch_size, *shape), generator=gen)
+        tags = None
+        if tags_all is not None:
+            idx = torch.randint(len(tags_all), (tcfg.batch_size,), generator=gen)
+            tags = drop_tags(tags_all[idx], tcfg.p_uncond, gen)
+        return jump_loss(model, source, z, tags, sigma_mid)
+
+    name = "ctm_" + "x".join(map(str, channels)) + f"_b{blocks}"
+    meta = {"kind": name, "student": "ctm", "preset": p.name, "net": to_dict(cfg),
+            "train": to_dict(tcfg), "mel": to_dict(p.mel),
+            "init_from": f"random; distilled from {Path(source_path).name} on DITTO-2's jumps",
+            "source_sha256": ckpt.sha256(source_path), "sigma_mid": sigma_mid}
+    work = Path(work_dir) if work_dir else cache_dir() / "runs"
+    ema, hist = fit(student, loss_fn, tcfg, work / f"{name}_{p.name}.train.safetensors", meta=meta,
+                    progress=progress)
+    out = Path(out) if out else cache_dir() / "candidates" / f"{name}_{p.name}.safetensors"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    card = training_card(meta, "ctm", source.cfg.conditional, tcfg, hist)
+    card["reproduce"] = (f"python -m ditto2_nb.cli compress --source {source_path} --channels "
+                         f"{','.join(map(str, channels))} --blocks {blocks} --preset {p.name} "
+                         f"--steps {steps}")
+    export_ema(out, ema.model, card)
+    decode_file(out).write_text(json.dumps({"weights_sha256": ckpt.sha256(out),
+                                            "decode": {"sigma_mid": sigma_mid},
+                                            "chosen_by": "copied from the source student"}, indent=1) + "\n")
+    return out
