@@ -400,6 +400,8 @@ def text_stage(held, cfg, vocoder, a, first: int, run: Path) -> dict:
             rows[key][part] = {"attribute_agreement": float(np.mean(list(per_attr.values()))),
                                "attribute_agreement_per_attribute": per_attr,
                                "evaluator_score": float(np.mean(ev[sl]))}
+        rows[key]["all"]["per_prompt_agreement"] = np.mean([np.asarray(v, float) for v in agree.values()],
+                                                           axis=0).tolist()  # for paired comparisons
         rows[key]["loss_scorer_score"] = float(scorer.measure(wave, prompts).mean())
     return {"loss_text_encoder": scorer.text_encoder_name,
             "evaluator_text_encoder": evaluator.text_encoder_name,

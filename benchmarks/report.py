@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -259,6 +261,53 @@ def longer_ctm_section(curve: dict, cand: dict, base: dict) -> list[str]:
         "less of the optimised control through the decode." if fd_better else "")]
 
 
+def uncond_ctm_section(base: dict, base_sweep: dict, candidates: list) -> list[str]:
+    """The unconditional CTM with the corrected recipe, by distillation steps: the decode sweep's FD
+    and the claims' text measures, against the shipped (earlier recipe) one."""
+    def row(label, claims_file, sweep_file):
+        m = sweep_file["models"]["ctm_uncond"]
+        chosen = next(x for x in m["rows"] if x["sigma_mid"] == m["chosen"])
+        t = claims_file["text"]["methods"]
+        c, u = t["unconditional_ctm_clap"], t["unconditional_ctm"]
+        return (f"| {label} | {m['fd_1step']:.1f} | {m['chosen']:g}: {chosen['fd_2step']:.1f} | "
+                f"{u['all']['attribute_agreement']:.3f} | {c['all']['attribute_agreement']:.3f} "
+                f"({c['template']['attribute_agreement']:.2f} / {c['unseen']['attribute_agreement']:.2f}) | "
+                f"{c['all']['evaluator_score']:.3f} |")
+
+    cond = base["text"]["methods"]["conditional_ctm"]["all"]["attribute_agreement"]
+    out = ["### The unconditional CTM with the corrected recipe, by distillation steps", "",
+           "The text claim's student, re-distilled with the corrected CTM recipe (warm-started from the "
+           "shipped conditional CTM with its tags dropped; `python -m ditto2_nb.cli distill --kind ctm "
+           "--preset laptop --uncond --from-conditional --steps N`, resumed step by step), each "
+           "candidate's decode chosen by `benchmarks/decode_sweep.py --kinds ctm_uncond` and judged by "
+           "the claims' text protocol (`benchmarks/claims.py` on a copy of the claims run: only its rows "
+           "recompute). FD: the decode sweep's attr-clf FD of 4 x 64 unoptimised samples against "
+           f"training clips (the conditional students: ~5); agreement: the independent judge's, over "
+           f"{base['text']['prompts']} prompts (the conditional CTM given tags: {cond:.3f}).", "",
+           "| unconditional CTM | FD 1-step | chosen sigma_mid: FD 2-step | agreement, no text loss | "
+           "agreement, DITTO-2 + MiniCLAP (template / unseen) | evaluator score |", "|---|---|---|---|---|---|",
+           row("shipped (earlier recipe, 300 steps)", base, base_sweep)]
+    out += [row(label, c, sw) for label, c, sw in candidates]
+    ref = base["text"]["methods"]["unconditional_ctm_clap"]["all"].get("per_prompt_agreement")
+    for label, c, _ in candidates:
+        mine = c["text"]["methods"]["unconditional_ctm_clap"]["all"].get("per_prompt_agreement")
+        if ref and mine:
+            d = paired_difference(ref, mine)
+            out += ["", f"{label} against the shipped one, paired by prompt (DITTO-2 + MiniCLAP): agreement "
+                        f"{d['mean']:+.3f}, 95% bootstrap interval [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]; "
+                        f"better on {d['better']} prompts, worse on {d['worse']}, equal on {d['equal']}."]
+    return out
+
+
+def paired_difference(a: list, b: list, reps: int = 10000, seed: int = 0) -> dict:
+    """Mean of b - a over paired items, its 95% bootstrap interval, and how many items differ which way."""
+    d = np.asarray(b, float) - np.asarray(a, float)
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, len(d), (reps, len(d)))].mean(axis=1)
+    return {"mean": float(d.mean()), "ci": [float(v) for v in np.percentile(means, [2.5, 97.5])],
+            "better": int((d > 0).sum()), "worse": int((d < 0).sum()), "equal": int((d == 0).sum())}
+
+
 def variants_section(r: dict) -> list[str]:
     out = ["### DITTO-2 variants: keeping the noise where the student is consistent (benchmarks/ditto2_variants.py)", "",
            "One change at a time to DITTO-2 (CTM, 2-step decode, the claims' iterations and learning rate); "
@@ -411,8 +460,19 @@ def speed_section(r: dict) -> list[str]:
         for label, c in r["candidates"].items():
             mins = f", {c['train_seconds'] / 60:.0f} min" if c.get("train_seconds") else ""
             out.append(f"- {label}: channels {'/'.join(map(str, c['channels']))}, {c['blocks']} block(s), "
-                       f"{c['parameters_m']} M parameters, {c['recipe']} ({c['train_steps']} steps{mins}); "
-                       f"decode sigma_mid {c['decode'].get('sigma_mid')}.")
+                       f"{c['parameters_m']} M parameters, {c['recipe']} ({c['train_steps']} steps{mins}; "
+                       f"`python -m ditto2_nb.cli compress --source ditto2_nb/assets/ctm_laptop.safetensors "
+                       f"--channels {','.join(map(str, c['channels']))} --blocks {c['blocks']} --steps "
+                       f"{c['train_steps']}`); decode sigma_mid {c['decode'].get('sigma_mid')}.")
+    head = r["frontier"]["headline"]["errors"]["intensity"]["median"]
+    fast = {n: row for n, row in r["frontier"].items()
+            if row["rtf_batch1"] <= 0.5 and row["rtf_batch8_per_clip"] <= 0.2}
+    if fast:
+        out += ["", "Rows that meet both speed goals: " + "; ".join(
+            f"{n} (intensity {row['errors']['intensity']['median']:.2f} dB², "
+            f"{row['errors']['intensity']['median'] / head:.1f}x the headline's)" for n, row in fast.items())
+            + (". None of them keeps the control." if not any(row["no_worse"] for row in fast.values())
+               else ".")]
     return out
 
 
@@ -471,6 +531,11 @@ def render() -> str:
     curve, cand = _load("distill_snapshots_ctm_laptop.json"), _load("candidate_ctm3000_claims_laptop.json")
     if curve is not None and cand is not None and before is not None:
         lines += longer_ctm_section(curve, cand, before) + [""]
+    uncond = [(f"corrected recipe, {n} steps", c, sw) for n in (300, 600, 900, 1500)
+              if (c := _load(f"candidate_uncond{n}_claims_laptop.json")) is not None
+              and (sw := _load(f"candidate_uncond{n}_decode_sweep_laptop.json")) is not None]
+    if uncond and now is not None and (sweep := _load("decode_sweep_laptop.json")) is not None:
+        lines += uncond_ctm_section(now, sweep, uncond) + [""]
     if (r := _load("iterations_laptop.json")) is not None and r.get("ditto"):
         lines += iterations_section(r) + [""]
     if (r := _load("ditto2_variants_laptop.json")) is not None:

@@ -197,3 +197,14 @@ def test_targets_noise_and_reference_are_disjoint_and_batch_independent():
     assert torch.equal(whole[2:], part)
     other = claims.initial_noise("structure", list(claims.clip_range("structure", 4)), 4, cfg)
     assert not torch.equal(whole, other)
+
+
+def test_paired_difference_counts_and_bounds():
+    spec = importlib.util.spec_from_file_location("report", ROOT / "benchmarks" / "report.py")
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    d = report.paired_difference([0.0, 0.2, 1.0, 0.4], [0.6, 0.2, 0.8, 0.4])
+    assert d["mean"] == pytest.approx(0.1) and (d["better"], d["worse"], d["equal"]) == (1, 1, 2)
+    assert -0.2 <= d["ci"][0] <= d["mean"] <= d["ci"][1] <= 0.6  # within the smallest and largest difference
+    same = report.paired_difference([0.3] * 5, [0.3] * 5)
+    assert same["mean"] == 0 and same["ci"] == [0, 0] and same["equal"] == 5
