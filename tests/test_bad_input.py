@@ -162,6 +162,18 @@ def test_cli_checks_paths_before_training(tmp_path):
         assert res.returncode != 0 and words in res.stderr, res.stderr[-500:]
 
 
+def test_cli_compress_names_its_bad_arguments(tmp_path):
+    afile = tmp_path / "a.safetensors"
+    afile.write_text("x")
+    for args, words in ((["--source", str(tmp_path / "none.safetensors")], "no such file"),
+                        (["--source", str(afile), "--channels", "64,x"], "comma-separated integers"),
+                        (["--source", str(afile), "--out", str(tmp_path)], "is a directory")):
+        channels = [] if "--channels" in args else ["--channels", "8"]
+        cmd = [sys.executable, "-m", "ditto2_nb.cli", "compress", "--preset", "ci", *channels, *args]
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert res.returncode != 0 and words in res.stderr, res.stderr[-500:]
+
+
 # ----------------------------------------------------------------------------- 5. silent acceptance
 
 

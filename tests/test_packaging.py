@@ -36,7 +36,7 @@ LAYERS = [
               "datasets", "corpus", "folder"]),
     ("diffusion", ["schedule", "precond", "networks", "losses", "samplers", "teacher"]),
     ("controls", ["base", "intensity", "melody", "structure", "masks", "composite"]),
-    ("distill", ["students", "losses", "sampling", "train"]),
+    ("distill", ["students", "losses", "sampling", "train", "compress"]),
     ("optimize", ["loop", "noise", "methods"]),
     ("clap", ["base", "minilm", "paraphrase", "networks", "evaluation", "training", "loading", "control",
               "laion"]),
