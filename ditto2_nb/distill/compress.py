@@ -32,7 +32,7 @@ from ..core.train import export_ema, fit
 from ..data.datasets import training_data
 from ..data.tags import tags_tensor
 from ..diffusion.losses import drop_tags
-from .students import CTMModel, decode_defaults, decode_file
+from .students import CTMModel, decode_defaults, decode_file, load_student
 
 
 def ditto2_jumps(source: CTMModel, z: torch.Tensor, tags, sigma_mid: float):
@@ -46,7 +46,7 @@ def ditto2_jumps(source: CTMModel, z: torch.Tensor, tags, sigma_mid: float):
     tags3 = None if tags is None else tags.repeat(3, 1)
     with torch.no_grad():
         x_mid = source(x_T, T, sigma_mid, tags)
-        ends = source(torch.cat([x_T, x_mid]), t[[*range(b), *range(2 * b, 3 * b)]],
+        ends = source(torch.cat([x_T, x_mid]), torch.cat([full(T), full(sigma_mid)]),  # both to sigma_min
                       full(eps).repeat(2), None if tags is None else tags.repeat(2, 1))
         target = torch.cat([ends[:b], x_mid, ends[b:]])
     return torch.cat([x_T, x_T, x_mid]), t, s, tags3, target
@@ -66,8 +66,6 @@ def compress_student(source_path, channels: tuple, blocks: int, out=None, *, pre
     Returns the exported file (EMA weights, float16; the recipe in its metadata) with a decode
     sidecar carrying the source's ``sigma_mid``.
     """
-    from .students import load_student
-
     source = load_student(source_path)
     if not isinstance(source, CTMModel):
         raise ValueError(f"source_path {source_path} is not a CTM student (compress needs a CTM source)")
