@@ -289,13 +289,24 @@ def uncond_ctm_section(base: dict, base_sweep: dict, candidates: list) -> list[s
            row("shipped (earlier recipe, 300 steps)", base, base_sweep)]
     out += [row(label, c, sw) for label, c, sw in candidates]
     ref = base["text"]["methods"]["unconditional_ctm_clap"]["all"].get("per_prompt_agreement")
-    for label, c, _ in candidates:
+    def fd2(sweep):
+        m = sweep["models"]["ctm_uncond"]
+        return next(x["fd_2step"] for x in m["rows"] if x["sigma_mid"] == m["chosen"])
+
+    for label, c, sw in candidates:
         mine = c["text"]["methods"]["unconditional_ctm_clap"]["all"].get("per_prompt_agreement")
         if ref and mine:
             d = paired_difference(ref, mine)
+            ev = (c["text"]["methods"]["unconditional_ctm_clap"]["all"]["evaluator_score"]
+                  - base["text"]["methods"]["unconditional_ctm_clap"]["all"]["evaluator_score"])
+            ship = d["mean"] > 0 and ev > 0 and d["ci"][0] > 0
             out += ["", f"{label} against the shipped one, paired by prompt (DITTO-2 + MiniCLAP): agreement "
                         f"{d['mean']:+.3f}, 95% bootstrap interval [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]; "
-                        f"better on {d['better']} prompts, worse on {d['worse']}, equal on {d['equal']}."]
+                        f"better on {d['better']} prompts, worse on {d['worse']}, equal on {d['equal']}; "
+                        f"evaluator score {ev:+.3f}; unoptimised 2-step FD {fd2(sw):.1f} against "
+                        f"{fd2(base_sweep):.1f}. The rule for replacing the shipped one (both text measures "
+                        "higher and the agreement's interval above zero): "
+                        + ("met." if ship else "**not met, not shipped**.")]
     return out
 
 
@@ -531,7 +542,7 @@ def render() -> str:
     curve, cand = _load("distill_snapshots_ctm_laptop.json"), _load("candidate_ctm3000_claims_laptop.json")
     if curve is not None and cand is not None and before is not None:
         lines += longer_ctm_section(curve, cand, before) + [""]
-    uncond = [(f"corrected recipe, {n} steps", c, sw) for n in (300, 600, 900, 1500)
+    uncond = [(f"corrected recipe, {n} steps", c, sw) for n in (300, 600, 900, 1200)
               if (c := _load(f"candidate_uncond{n}_claims_laptop.json")) is not None
               and (sw := _load(f"candidate_uncond{n}_decode_sweep_laptop.json")) is not None]
     if uncond and now is not None and (sweep := _load("decode_sweep_laptop.json")) is not None:
