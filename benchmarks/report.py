@@ -542,7 +542,7 @@ def render() -> str:
     curve, cand = _load("distill_snapshots_ctm_laptop.json"), _load("candidate_ctm3000_claims_laptop.json")
     if curve is not None and cand is not None and before is not None:
         lines += longer_ctm_section(curve, cand, before) + [""]
-    uncond = [(f"corrected recipe, {n} steps", c, sw) for n in (300, 600, 900, 1200)
+    uncond = [(f"corrected recipe, {n} steps", c, sw) for n in (300, 600, 900, 1200, 1800)
               if (c := _load(f"candidate_uncond{n}_claims_laptop.json")) is not None
               and (sw := _load(f"candidate_uncond{n}_decode_sweep_laptop.json")) is not None]
     if uncond and now is not None and (sweep := _load("decode_sweep_laptop.json")) is not None:
