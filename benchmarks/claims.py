@@ -116,6 +116,25 @@ def targets(control_name: str, held, cfg, idx: list[int], n: int):
             initial_noise(control_name, idx, n, cfg))
 
 
+def ditto2_errors(student, control_name: str, held, cfg, vocoder, opt: OptimConfig, n: int, batch: int,
+                  surrogate: bool = False) -> tuple[list, list | None, float]:
+    """DITTO-2 with ``opt`` on the ``n`` targets of ``control_name``, ``batch`` at a time, outside the
+    claims' chunk cache (for benchmarks that vary the configuration): the decoded errors on the
+    audio, the surrogate's (when asked) and the seconds spent (optimisation, decode and vocoder)."""
+    metric = METRIC[control_name][0]
+    idx_all, decoded, sur, seconds = list(clip_range(control_name, n)), [], [], 0.0
+    for i in range(0, n, batch):
+        control, tags, z0 = targets(control_name, held, cfg, idx_all[i: i + batch], n)
+        t0 = time.perf_counter()
+        r = ditto2(student, control.loss, z0, tags, decode_steps=PROTOCOL["decode_steps"], cfg=opt)
+        audio = vocoder(r.x0.detach())
+        seconds += time.perf_counter() - t0
+        decoded += [float(v) for v in control.evaluate(audio)[metric]]
+        if surrogate:
+            sur += [float(v) for v in control.evaluate(vocoder(r.x0_surrogate))[metric]]
+    return decoded, (sur if surrogate else None), seconds
+
+
 # ----------------------------------------------------------------------------- methods
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -33,7 +32,7 @@ from ditto2_nb.core.assets import machine  # noqa: E402
 from ditto2_nb.core.config import get_preset  # noqa: E402
 from ditto2_nb.data import heldout_data  # noqa: E402
 from ditto2_nb.distill import load_distilled  # noqa: E402
-from ditto2_nb.optimize import OptimConfig, ditto2  # noqa: E402
+from ditto2_nb.optimize import OptimConfig  # noqa: E402
 
 OUT = Path(__file__).parent / "results"
 MULTIPLES = (1, 2, 4)
@@ -44,17 +43,9 @@ CONFIGURATIONS = {"headline": claims.TRUSTED,
 def budget_row(student, control_name: str, held, cfg, vocoder, opt: OptimConfig, targets: int,
                batch: int) -> dict:
     """DITTO-2 with ``opt`` on the claims' targets of ``control_name``: errors and seconds per clip."""
-    metric, better = claims.METRIC[control_name]
-    idx_all = list(claims.clip_range(control_name, targets))
-    decoded, surrogate, seconds = [], [], 0.0
-    for i in range(0, targets, batch):
-        control, tags, z0 = claims.targets(control_name, held, cfg, idx_all[i: i + batch], targets)
-        t0 = time.perf_counter()
-        r = ditto2(student, control.loss, z0, tags, decode_steps=claims.PROTOCOL["decode_steps"], cfg=opt)
-        audio = vocoder(r.x0.detach())
-        seconds += time.perf_counter() - t0
-        decoded += [float(v) for v in control.evaluate(audio)[metric]]
-        surrogate += [float(v) for v in control.evaluate(vocoder(r.x0_surrogate))[metric]]
+    better = claims.METRIC[control_name][1]
+    decoded, surrogate, seconds = claims.ditto2_errors(student, control_name, held, cfg, vocoder, opt,
+                                                       targets, batch, surrogate=True)
     s, su = claims.summary(decoded, better), claims.summary(surrogate, better)
     return {"iterations": opt.iterations, "refine_last": opt.refine_last, "median": s["median"],
             "iqr": s["iqr"], "surrogate_median": su["median"], "per_target": decoded,

@@ -261,15 +261,22 @@ def longer_ctm_section(curve: dict, cand: dict, base: dict) -> list[str]:
         "less of the optimised control through the decode." if fd_better else "")]
 
 
+def _chosen_row(sweep: dict) -> dict:
+    """The decode sweep's row of the unconditional CTM at its chosen sigma_mid."""
+    m = sweep["models"]["ctm_uncond"]
+    return next(x for x in m["rows"] if x["sigma_mid"] == m["chosen"])
+
+
 def uncond_ctm_section(base: dict, base_sweep: dict, candidates: list) -> list[str]:
     """The unconditional CTM with the corrected recipe, by distillation steps: the decode sweep's FD
     and the claims' text measures, against the shipped (earlier recipe) one."""
+    def clap_row(claims_file):
+        return claims_file["text"]["methods"]["unconditional_ctm_clap"]
+
     def row(label, claims_file, sweep_file):
-        m = sweep_file["models"]["ctm_uncond"]
-        chosen = next(x for x in m["rows"] if x["sigma_mid"] == m["chosen"])
-        t = claims_file["text"]["methods"]
-        c, u = t["unconditional_ctm_clap"], t["unconditional_ctm"]
-        return (f"| {label} | {m['fd_1step']:.1f} | {m['chosen']:g}: {chosen['fd_2step']:.1f} | "
+        m, c = sweep_file["models"]["ctm_uncond"], clap_row(claims_file)
+        u = claims_file["text"]["methods"]["unconditional_ctm"]
+        return (f"| {label} | {m['fd_1step']:.1f} | {m['chosen']:g}: {_chosen_row(sweep_file)['fd_2step']:.1f} | "
                 f"{u['all']['attribute_agreement']:.3f} | {c['all']['attribute_agreement']:.3f} "
                 f"({c['template']['attribute_agreement']:.2f} / {c['unseen']['attribute_agreement']:.2f}) | "
                 f"{c['all']['evaluator_score']:.3f} |")
@@ -288,24 +295,19 @@ def uncond_ctm_section(base: dict, base_sweep: dict, candidates: list) -> list[s
            "agreement, DITTO-2 + MiniCLAP (template / unseen) | evaluator score |", "|---|---|---|---|---|---|",
            row("shipped (earlier recipe, 300 steps)", base, base_sweep)]
     out += [row(label, c, sw) for label, c, sw in candidates]
-    ref = base["text"]["methods"]["unconditional_ctm_clap"]["all"].get("per_prompt_agreement")
-    def fd2(sweep):
-        m = sweep["models"]["ctm_uncond"]
-        return next(x["fd_2step"] for x in m["rows"] if x["sigma_mid"] == m["chosen"])
-
+    ref = clap_row(base)["all"]
     for label, c, sw in candidates:
-        mine = c["text"]["methods"]["unconditional_ctm_clap"]["all"].get("per_prompt_agreement")
-        if ref and mine:
-            d = paired_difference(ref, mine)
-            ev = (c["text"]["methods"]["unconditional_ctm_clap"]["all"]["evaluator_score"]
-                  - base["text"]["methods"]["unconditional_ctm_clap"]["all"]["evaluator_score"])
+        mine = clap_row(c)["all"]
+        if ref.get("per_prompt_agreement") and mine.get("per_prompt_agreement"):
+            d = paired_difference(ref["per_prompt_agreement"], mine["per_prompt_agreement"])
+            ev = mine["evaluator_score"] - ref["evaluator_score"]
             ship = d["mean"] > 0 and ev > 0 and d["ci"][0] > 0
             out += ["", f"{label} against the shipped one, paired by prompt (DITTO-2 + MiniCLAP): agreement "
                         f"{d['mean']:+.3f}, 95% bootstrap interval [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]; "
                         f"better on {d['better']} prompts, worse on {d['worse']}, equal on {d['equal']}; "
-                        f"evaluator score {ev:+.3f}; unoptimised 2-step FD {fd2(sw):.1f} against "
-                        f"{fd2(base_sweep):.1f}. The rule for replacing the shipped one (both text measures "
-                        "higher and the agreement's interval above zero): "
+                        f"evaluator score {ev:+.3f}; unoptimised 2-step FD {_chosen_row(sw)['fd_2step']:.1f} "
+                        f"against {_chosen_row(base_sweep)['fd_2step']:.1f}. The rule for replacing the shipped "
+                        "one (both text measures higher and the agreement's interval above zero): "
                         + ("met." if ship else "**not met, not shipped**.")]
     return out
 

@@ -44,7 +44,7 @@ from ditto2_nb.core.assets import machine  # noqa: E402
 from ditto2_nb.data import heldout_data  # noqa: E402
 from ditto2_nb.diffusion import count_parameters  # noqa: E402
 from ditto2_nb.distill import decode_defaults, load_distilled, load_student  # noqa: E402
-from ditto2_nb.optimize import OptimConfig, ditto2  # noqa: E402
+from ditto2_nb.optimize import OptimConfig  # noqa: E402
 
 OUT = Path(__file__).parent / "results"
 PANEL = """
@@ -94,12 +94,8 @@ def quality(name: str, student, held, cfg, vocoder, targets: int, batch: int, sc
     out = {}
     for control_name in claims.CONTROLS:
         metric, better = claims.METRIC[control_name]
-        opt, errors = optim_config(name, control_name, scale), []
-        idx_all = list(claims.clip_range(control_name, targets))
-        for i in range(0, targets, batch):
-            control, tags, z0 = claims.targets(control_name, held, cfg, idx_all[i: i + batch], targets)
-            r = ditto2(student, control.loss, z0, tags, decode_steps=profile_ditto2.DECODE_STEPS, cfg=opt)
-            errors += [float(v) for v in control.evaluate(vocoder(r.x0.detach()))[metric]]
+        opt = optim_config(name, control_name, scale)
+        errors = claims.ditto2_errors(student, control_name, held, cfg, vocoder, opt, targets, batch)[0]
         s = claims.summary(errors, better)
         out[control_name] = {"metric": metric, "iterations": opt.iterations, "refine_last": opt.refine_last,
                              "median": s["median"], "iqr": s["iqr"], "per_target": errors, "better": better}
