@@ -436,6 +436,12 @@ def profile_section(r: dict) -> list[str]:
     return out
 
 
+def targets_worse(row: dict, head: dict) -> int:
+    """On how many of the same targets a frontier row's decoded error is worse than the headline's."""
+    sign = 1 if row["better"] == "lower" else -1
+    return sum(sign * (a - b) > 0 for a, b in zip(row["per_target"], head["per_target"]))
+
+
 def speed_section(r: dict) -> list[str]:
     pc = r["panel_configuration"]
     best = r.get("fastest_no_worse")
@@ -458,13 +464,18 @@ def speed_section(r: dict) -> list[str]:
            "median decoded error on the audio, IQR in brackets; iterations as a fraction of the claims' "
            "70 / 150 / 150; all with the shell projection and trust region):", "",
            "| configuration | RTF batch 1 | RTF batch 8 per clip | intensity dB² | melody accuracy | "
-           "structure SSM error | no worse on every control |", "|---|---|---|---|---|---|---|"]
+           "structure SSM error | no worse on every control | targets worse than the headline "
+           "(intensity / melody / structure) |", "|---|---|---|---|---|---|---|---|"]
+    head_errors = r["frontier"]["headline"]["errors"]
     for name, row in r["frontier"].items():
         e = row["errors"]
         cells = [f"{e[c]['median']:{f}} [{e[c]['iqr'][0]:{f}}, {e[c]['iqr'][1]:{f}}]"
                  for c, f in (("intensity", ".2f"), ("melody", ".3f"), ("structure", ".3g"))]
+        worse = " / ".join(f"{targets_worse(e[c], head_errors[c])}/{len(e[c]['per_target'])}"
+                           for c in ("intensity", "melody", "structure"))
         out.append(f"| {name} | {row['rtf_batch1']:.2f} | {row['rtf_batch8_per_clip']:.2f} | "
-                   + " | ".join(cells) + f" | {'yes' if row['no_worse'] else 'no'} |")
+                   + " | ".join(cells) + f" | {'yes' if row['no_worse'] else 'no'} | "
+                   + ("" if name == "headline" else worse) + " |")
     if r.get("candidates"):
         ship = r["shipped_student"]
         out += ["", f"Rows named after a file run another student in that configuration (the shipped one: "
@@ -472,11 +483,17 @@ def speed_section(r: dict) -> list[str]:
                     f"{ship['parameters_m']} M parameters):"]
         for label, c in r["candidates"].items():
             mins = f", {c['train_seconds'] / 60:.0f} min" if c.get("train_seconds") else ""
+            command = c.get("reproduce") or (  # files measured before speed.py recorded the card's command
+                f"python -m ditto2_nb.cli compress --source ditto2_nb/assets/ctm_laptop.safetensors "
+                f"--channels {','.join(map(str, c['channels']))} --blocks {c['blocks']} --steps {c['train_steps']}")
             out.append(f"- {label}: channels {'/'.join(map(str, c['channels']))}, {c['blocks']} block(s), "
                        f"{c['parameters_m']} M parameters, {c['recipe']} ({c['train_steps']} steps{mins}; "
-                       f"`python -m ditto2_nb.cli compress --source ditto2_nb/assets/ctm_laptop.safetensors "
-                       f"--channels {','.join(map(str, c['channels']))} --blocks {c['blocks']} --steps "
-                       f"{c['train_steps']}`); decode sigma_mid {c['decode'].get('sigma_mid')}.")
+                       f"`{command}`); decode sigma_mid {c['decode'].get('sigma_mid')}."
+                       + ("" if "gradient_vs_shipped" not in c else
+                          " Its surrogate gradient against the shipped student's at the claims' initial noises "
+                          "(median cosine / norm ratio): " + ", ".join(
+                              f"{k} {v['cosine_median']:.2f} / {v['norm_ratio_median']:.2f}"
+                              for k, v in c["gradient_vs_shipped"].items()) + "."))
     head = r["frontier"]["headline"]["errors"]["intensity"]["median"]
     fast = {n: row for n, row in r["frontier"].items()
             if row["rtf_batch1"] <= 0.5 and row["rtf_batch8_per_clip"] <= 0.2}

@@ -17,6 +17,8 @@
   errors on the vocoded audio);
 * ``--candidate``: other student files (e.g. a narrower CTM from ``python -m ditto2_nb.cli
   compress``), each run in :data:`CANDIDATE_CONFIGURATIONS` as further frontier rows;
+* ``candidates[...]["gradient_vs_shipped"]``: per control, how closely a candidate's surrogate
+  gradient follows the shipped student's (median cosine and norm ratio over the claims' targets);
 * ``control_no_worse``: true if a faster row's median decoded error is no worse than the
   headline configuration's on every control (``fastest_no_worse`` names the fastest such one).
 
@@ -44,7 +46,7 @@ from ditto2_nb.core.assets import machine  # noqa: E402
 from ditto2_nb.data import heldout_data  # noqa: E402
 from ditto2_nb.diffusion import count_parameters  # noqa: E402
 from ditto2_nb.distill import decode_defaults, load_distilled, load_student  # noqa: E402
-from ditto2_nb.optimize import OptimConfig  # noqa: E402
+from ditto2_nb.optimize import OptimConfig, StudentDecoder  # noqa: E402
 
 OUT = Path(__file__).parent / "results"
 PANEL = """
@@ -152,6 +154,28 @@ def frontier(student, held, cfg, reps: int, targets: int = 16, batch: int = 8, s
     return rows
 
 
+def gradient_agreement(model, reference, held, cfg, targets: int = 16) -> dict:
+    """How closely ``model``'s surrogate gradient follows ``reference``'s, per control: at each
+    claims target's initial noise z0, the gradient of the control loss of the 1-step output with
+    respect to z, from both students; the median (over targets) cosine between the two and the
+    median ratio of their norms. DITTO-2 steps along this gradient, so a student that matches the
+    outputs but not these slopes optimises towards other noises."""
+    out = {}
+    for control_name in claims.CONTROLS:
+        idx = list(claims.clip_range(control_name, targets))
+        control, tags, z0 = claims.targets(control_name, held, cfg, idx, targets)
+        grads = []
+        for m in (model, reference):
+            z = z0.clone().requires_grad_(True)
+            control.loss(StudentDecoder(m, tags)(z, 1)).sum().backward()
+            grads.append(z.grad.flatten(1))
+        cos = torch.nn.functional.cosine_similarity(*grads, dim=1)
+        ratio = grads[0].norm(dim=1) / grads[1].norm(dim=1).clamp_min(1e-12)
+        out[control_name] = {"cosine_median": round(float(cos.median()), 3),
+                             "norm_ratio_median": round(float(ratio.median()), 3)}
+    return out
+
+
 def candidate_students(paths) -> tuple[dict, dict]:
     """({label: model}, {label: description}) of the ``--candidate`` student files."""
     models, about = {}, {}
@@ -163,7 +187,8 @@ def candidate_students(paths) -> tuple[dict, dict]:
                         "blocks": model.cfg.blocks, "parameters_m": round(count_parameters(model) / 1e6, 2),
                         "decode": decode_defaults(model), "recipe": model.meta.get("init_from"),
                         "train_steps": model.meta.get("steps"),
-                        "train_seconds": model.meta.get("train_seconds")}
+                        "train_seconds": model.meta.get("train_seconds"),
+                        "reproduce": model.meta.get("reproduce")}
     return models, about
 
 
@@ -173,6 +198,8 @@ def main(argv=None) -> None:
     torch.manual_seed(0)
     student, held = load_distilled("ctm", p.name), heldout_data(p)
     candidates, about = candidate_students(a.candidate)
+    for label, model in candidates.items():
+        about[label]["gradient_vs_shipped"] = gradient_agreement(model, student, held, p.mel, a.targets)
     rows = frontier(student, held, p.mel, a.reps, targets=a.targets, batch=min(8, a.targets),
                     candidates=candidates)
     head = rows["headline"]

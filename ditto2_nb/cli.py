@@ -61,6 +61,10 @@ def main(argv: list[str] | None = None) -> None:
     k.add_argument("--blocks", type=int, default=1, help="residual blocks per level")
     k.add_argument("--preset", default="laptop", choices=sorted(PRESETS))
     k.add_argument("--steps", type=int, default=3000)
+    k.add_argument("--jacobian-weight", type=float, default=0.0,
+                   help="weight of the slope match (0: outputs only)")
+    k.add_argument("--jacobian-step", type=float, default=0.1, help="RMS of the step in z for the slopes")
+    k.add_argument("--init", default=None, help="a student file of the same architecture to start from")
     k.add_argument("--out", default=None, help="exported file (default: <cache>/candidates/...)")
     k.add_argument("--work-dir", default=None)
     k.add_argument("--no-progress", action="store_true")
@@ -72,6 +76,11 @@ def main(argv: list[str] | None = None) -> None:
             ap.error(f"--channels must be comma-separated integers such as 64,96,128, got {a.channels!r}")
         if not Path(a.source).is_file():
             ap.error(f"--source {a.source}: no such file")
+        if a.init is not None and not Path(a.init).is_file():
+            ap.error(f"--init {a.init}: no such file")
+        if a.jacobian_weight < 0 or a.jacobian_step <= 0:
+            ap.error(f"--jacobian-weight must be >= 0 and --jacobian-step > 0, got "
+                     f"{a.jacobian_weight} and {a.jacobian_step}")
     if a.steps is not None and a.steps <= 0:
         ap.error("--steps must be positive")
     for problem in _path_problems(a):  # before any training: a bad path must not cost the run
@@ -102,7 +111,8 @@ def main(argv: list[str] | None = None) -> None:
             from .distill.compress import compress_student
 
             path = compress_student(a.source, a.channels, a.blocks, a.out, preset=a.preset, steps=a.steps,
-                                    work_dir=a.work_dir, progress=not a.no_progress)
+                                    jacobian_weight=a.jacobian_weight, jacobian_step=a.jacobian_step,
+                                    init=a.init, work_dir=a.work_dir, progress=not a.no_progress)
             print(f"wrote {path}")
     except (CheckpointError, FloatingPointError, ValueError) as e:
         sys.exit(f"error: {e}")

@@ -350,6 +350,64 @@ def test_compression_learns_the_sources_jumps(tmp_path):
     assert error(small) < 0.5 * before
 
 
+def test_compression_slope_term_is_the_directional_derivative_gap():
+    """With a step dz the loss adds weight * |(dG_student - dG_source) / h|^2: zero for the source
+    itself; for another network it equals the output error on both noises plus the weighted slope
+    gap computed by hand, and it shrinks as h grows for a fixed output gap (a finite difference)."""
+    from ditto2_nb.distill.compress import ditto2_jumps, jump_loss
+
+    gen = torch.Generator().manual_seed(3)
+    source = CTMModel.from_teacher(teacher()).eval()
+    other = CTMModel.from_teacher(teacher()).eval()
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=gen))
+    z = torch.randn(2, 8, 16, generator=gen)
+    dz = 0.1 * torch.randn(z.shape, generator=gen)
+    tags = torch.tensor([[0], [2]])
+    with torch.no_grad():
+        assert jump_loss(source, source, z, tags, 0.3, dz, 1.0).item() < 1e-10
+        x, t, s, tags3, target = ditto2_jumps(source, z, tags, 0.3)
+        xp, _, _, _, target_p = ditto2_jumps(source, z + dz, tags, 0.3)
+        out, out_p = other(x, t, s, tags3), other(xp, t, s, tags3)
+        slope = ((out_p - out) - (target_p - target)).pow(2).mean() / dz.pow(2).mean()
+        by_hand = 0.5 * ((out - target).pow(2).mean() + (out_p - target_p).pow(2).mean()) + 0.7 * slope
+        torch.testing.assert_close(jump_loss(other, source, z, tags, 0.3, dz, 0.7), by_hand)
+        assert slope > 0
+
+
+def test_compression_with_slopes_starts_from_init_and_records_its_recipe(tmp_path):
+    """``init`` starts the narrow student from a given file (a mismatched one is refused, named);
+    the slope-matched recipe is written into the exported file's card and reproduce line."""
+    import json
+
+    from ditto2_nb.core import checkpoints as ckpt
+    from ditto2_nb.core.config import to_dict
+    from ditto2_nb.distill import decode_file, load_distilled, load_student
+    from ditto2_nb.distill.compress import compress_student
+
+    source = load_distilled("ctm", "ci")
+    path = ckpt.save(tmp_path / "ctm_ci.safetensors", source.state_dict(),
+                     {"student": "ctm", "net": to_dict(source.cfg)})
+    decode_file(path).write_text(json.dumps({"weights_sha256": ckpt.sha256(path),
+                                             "decode": {"sigma_mid": 0.5}}))
+    first = compress_student(path, (16, 24, 32), 1, tmp_path / "a.safetensors", preset="ci", steps=2,
+                             batch_size=4, work_dir=tmp_path, progress=False)
+    out = compress_student(path, (16, 24, 32), 1, tmp_path / "b.safetensors", preset="ci", steps=2,
+                           batch_size=4, jacobian_weight=0.2, init=first, work_dir=tmp_path,
+                           progress=False)
+    meta = load_student(out).meta
+    assert meta["jacobian_weight"] == 0.2 and meta["init_sha256"] == ckpt.sha256(first)
+    assert "slopes" in meta["init_from"] and "a.safetensors" in meta["init_from"]
+    assert "--jacobian-weight 0.2" in meta["reproduce"] and f"--init {first}" in meta["reproduce"]
+    with pytest.raises(ValueError, match="init .* channels \\(16, 32, 32\\)"):
+        compress_student(path, (16, 32, 32), 1, tmp_path / "c.safetensors", preset="ci", steps=1,
+                         init=first, work_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="jacobian_step"):
+        compress_student(path, (16, 24, 32), 1, tmp_path / "c.safetensors", preset="ci", steps=1,
+                         jacobian_weight=0.1, jacobian_step=0.0, work_dir=tmp_path, progress=False)
+
+
 def test_compression_refuses_a_source_without_decode_settings(tmp_path):
     from ditto2_nb.core import checkpoints as ckpt
     from ditto2_nb.core.config import to_dict

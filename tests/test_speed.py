@@ -73,6 +73,28 @@ def test_frontier_rows_on_ci():
             assert len(e["per_target"]) == 2 and e["iqr"][0] <= e["median"] <= e["iqr"][1]
 
 
+def test_gradient_agreement_is_one_for_the_same_student_and_less_for_another():
+    """A student agrees with itself exactly (cosine 1, norm ratio 1); one with perturbed weights
+    does not, and the measure names every control."""
+    import torch
+
+    speed = _speed_module()
+    p = get_preset("ci")
+    student, held = load_distilled("ctm", "ci"), heldout_data(p)
+    same = speed.gradient_agreement(student, student, held, p.mel, targets=2)
+    assert set(same) == {"intensity", "melody", "structure"}
+    for v in same.values():
+        assert v["cosine_median"] == pytest.approx(1.0, abs=1e-3)
+        assert v["norm_ratio_median"] == pytest.approx(1.0)
+    other = load_distilled("ctm", "ci")
+    with torch.no_grad():
+        gen = torch.Generator().manual_seed(0)
+        for w in other.parameters():
+            w.add_(0.1 * w.abs().mean() * torch.randn(w.shape, generator=gen))
+    diff = speed.gradient_agreement(other, student, held, p.mel, targets=2)
+    assert all(v["cosine_median"] < 0.999 for v in diff.values())
+
+
 def test_decode_sweep_rule_allows_fd_noise_but_not_a_real_loss():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     spec = importlib.util.spec_from_file_location("decode_sweep", ROOT / "benchmarks" / "decode_sweep.py")

@@ -12,6 +12,15 @@ student's outputs at exactly these inputs, on fresh noise and the tags of traini
 step (tags dropped with the preset's CFG probability, as in training). This distils layers, not
 steps (cf. Presto!, Novack et al. 2025); the step count stays the source's.
 
+Matching outputs alone teaches a narrow network the source's values but not its slopes: with
+too little capacity it regresses towards the mean output, so its response to a change of z is
+smaller and points elsewhere (measured: input-gradients of a control loss 0.1-0.4x the source's,
+cosine 0.0-0.5) -- and DITTO-2 follows exactly that gradient. ``jacobian_weight`` > 0 adds a
+directional-derivative match: the jumps are also taken from ``z + h v`` (v a fresh Gaussian
+direction, h = ``jacobian_step``), and the student's change of output, divided by h, must equal
+the source's. Over random v this is the squared Frobenius distance of the two Jacobians in
+expectation, the same as matching vector-Jacobian products, without second derivatives.
+
 :func:`compress_student` trains it with the project's resumable fit loop and exports it as an
 ordinary CTM student file with the source's decode settings (the same ``sigma_mid``).
 """
@@ -52,19 +61,33 @@ def ditto2_jumps(source: CTMModel, z: torch.Tensor, tags, sigma_mid: float):
     return torch.cat([x_T, x_T, x_mid]), t, s, tags3, target
 
 
-def jump_loss(student: CTMModel, source: CTMModel, z, tags, sigma_mid: float) -> torch.Tensor:
-    """Mean squared difference between the student's and the source's outputs on the jumps."""
+def jump_loss(student: CTMModel, source: CTMModel, z, tags, sigma_mid: float, dz=None,
+              jacobian_weight: float = 0.0) -> torch.Tensor:
+    """Mean squared difference between the student's and the source's outputs on the jumps; with
+    a step ``dz`` (same shape as z; its size h = RMS of dz), the jumps from ``z + dz`` join the
+    mean and ``jacobian_weight`` times the squared mismatch of the finite-difference slopes
+    (change of output / h) is added."""
     x, t, s, tags3, target = ditto2_jumps(source, z, tags, sigma_mid)
-    return (student(x, t, s, tags3) - target).pow(2).mean()
+    if dz is None:
+        return (student(x, t, s, tags3) - target).pow(2).mean()
+    xp, _, _, _, target_p = ditto2_jumps(source, z + dz, tags, sigma_mid)
+    tags6 = None if tags3 is None else tags3.repeat(2, 1)
+    out, out_p = student(torch.cat([x, xp]), t.repeat(2), s.repeat(2), tags6).chunk(2)
+    slope_gap = ((out_p - out) - (target_p - target)).pow(2).mean() / dz.pow(2).mean()
+    values = 0.5 * ((out - target).pow(2).mean() + (out_p - target_p).pow(2).mean())
+    return values + jacobian_weight * slope_gap
 
 
 def compress_student(source_path, channels: tuple, blocks: int, out=None, *, preset: str = "laptop",
-                     steps: int = 3000, batch_size: int = 16, lr: float = 1e-3, work_dir=None,
-                     progress: bool = True) -> Path:
+                     steps: int = 3000, batch_size: int = 16, lr: float = 1e-3,
+                     jacobian_weight: float = 0.0, jacobian_step: float = 0.1, init=None,
+                     work_dir=None, progress: bool = True) -> Path:
     """Distil the CTM student in ``source_path`` into one with ``channels`` and ``blocks``; resumable.
 
-    Returns the exported file (EMA weights, float16; the recipe in its metadata) with a decode
-    sidecar carrying the source's ``sigma_mid``.
+    ``jacobian_weight`` > 0 adds the slope match (module docstring) with steps of RMS
+    ``jacobian_step`` in z; ``init``: a student file of the same architecture to start from (e.g.
+    an earlier compression) instead of random weights. Returns the exported file (EMA weights,
+    float16; the recipe in its metadata) with a decode sidecar carrying the source's ``sigma_mid``.
     """
     source = load_student(source_path)
     if not isinstance(source, CTMModel):
@@ -80,10 +103,18 @@ def compress_student(source_path, channels: tuple, blocks: int, out=None, *, pre
     tcfg = dataclasses.replace(p.distill_train, steps=check.integer("steps", steps, 1),
                                batch_size=check.integer("batch_size", batch_size, 1),
                                lr=check.real("lr", lr, 0.0, lo_open=True))
+    jacobian_weight = check.real("jacobian_weight", jacobian_weight, 0.0)
+    jacobian_step = check.real("jacobian_step", jacobian_step, 0.0, lo_open=True)
     cfg = dataclasses.replace(source.cfg, channels=channels, blocks=blocks)
     tags_all = tags_tensor(training_data(p).labels) if source.cfg.conditional else None
     torch.manual_seed(tcfg.seed)
     student = CTMModel(cfg)
+    if init is not None:
+        start = load_student(init)
+        if not isinstance(start, CTMModel) or start.cfg != cfg:
+            raise ValueError(f"init {init} is not a CTM student with channels {channels} and blocks "
+                             f"{blocks} on the source's mel settings")
+        student.load_state_dict({k: v.float() for k, v in start.state_dict().items()})
     shape = (cfg.n_mels, p.mel.frames)
 
     def loss_fn(model, gen, step):
@@ -92,13 +123,21 @@ def compress_student(source_path, channels: tuple, blocks: int, out=None, *, pre
         if tags_all is not None:
             idx = torch.randint(len(tags_all), (tcfg.batch_size,), generator=gen)
             tags = drop_tags(tags_all[idx], tcfg.p_uncond, gen)
-        return jump_loss(model, source, z, tags, sigma_mid)
+        dz = jacobian_step * torch.randn(z.shape, generator=gen) if jacobian_weight > 0 else None
+        return jump_loss(model, source, z, tags, sigma_mid, dz, jacobian_weight)
 
-    name = "ctm_" + "x".join(map(str, channels)) + f"_b{blocks}"
+    name = "ctm_" + "x".join(map(str, channels)) + f"_b{blocks}" + (f"_j{jacobian_weight:g}"
+                                                                   if jacobian_weight > 0 else "")
+    start_from = f"{Path(init).name}" if init is not None else "random"
+    recipe = "DITTO-2's jumps" + (f" and their slopes (weight {jacobian_weight:g}, step {jacobian_step:g})"
+                                  if jacobian_weight > 0 else "")
     meta = {"kind": name, "student": "ctm", "preset": p.name, "net": to_dict(cfg),
             "train": to_dict(tcfg), "mel": to_dict(p.mel),
-            "init_from": f"random; distilled from {Path(source_path).name} on DITTO-2's jumps",
-            "source_sha256": ckpt.sha256(source_path), "sigma_mid": sigma_mid}
+            "init_from": f"{start_from}; distilled from {Path(source_path).name} on {recipe}",
+            "source_sha256": ckpt.sha256(source_path), "sigma_mid": sigma_mid,
+            "jacobian_weight": jacobian_weight, "jacobian_step": jacobian_step}
+    if init is not None:
+        meta["init_sha256"] = ckpt.sha256(init)
     work = Path(work_dir) if work_dir else cache_dir() / "runs"
     ema, hist = fit(student, loss_fn, tcfg, work / f"{name}_{p.name}.train.safetensors", meta=meta,
                     progress=progress)
@@ -107,7 +146,10 @@ def compress_student(source_path, channels: tuple, blocks: int, out=None, *, pre
     card = training_card(meta, "ctm", source.cfg.conditional, tcfg, hist)
     card["reproduce"] = (f"python -m ditto2_nb.cli compress --source {source_path} --channels "
                          f"{','.join(map(str, channels))} --blocks {blocks} --preset {p.name} "
-                         f"--steps {steps}")
+                         f"--steps {steps}"
+                         + (f" --jacobian-weight {jacobian_weight:g} --jacobian-step {jacobian_step:g}"
+                            if jacobian_weight > 0 else "")
+                         + (f" --init {init}" if init is not None else ""))
     export_ema(out, ema.model, card)
     decode_file(out).write_text(json.dumps({"weights_sha256": ckpt.sha256(out),
                                             "decode": {"sigma_mid": sigma_mid},
