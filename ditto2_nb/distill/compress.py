@@ -128,14 +128,15 @@ def compress_student(source_path, channels: tuple, blocks: int, out=None, *, pre
 
     name = "ctm_" + "x".join(map(str, channels)) + f"_b{blocks}" + (f"_j{jacobian_weight:g}"
                                                                    if jacobian_weight > 0 else "")
-    start_from = f"{Path(init).name}" if init is not None else "random"
+    start_from = Path(init).name if init is not None else "random"
     recipe = "DITTO-2's jumps" + (f" and their slopes (weight {jacobian_weight:g}, step {jacobian_step:g})"
                                   if jacobian_weight > 0 else "")
     meta = {"kind": name, "student": "ctm", "preset": p.name, "net": to_dict(cfg),
             "train": to_dict(tcfg), "mel": to_dict(p.mel),
             "init_from": f"{start_from}; distilled from {Path(source_path).name} on {recipe}",
-            "source_sha256": ckpt.sha256(source_path), "sigma_mid": sigma_mid,
-            "jacobian_weight": jacobian_weight, "jacobian_step": jacobian_step}
+            "source_sha256": ckpt.sha256(source_path), "sigma_mid": sigma_mid}
+    if jacobian_weight > 0:  # only then: an outputs-only run's checkpoint keeps resuming
+        meta |= {"jacobian_weight": jacobian_weight, "jacobian_step": jacobian_step}
     if init is not None:
         meta["init_sha256"] = ckpt.sha256(init)
     work = Path(work_dir) if work_dir else cache_dir() / "runs"
