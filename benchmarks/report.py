@@ -484,19 +484,14 @@ def speed_section(r: dict) -> list[str]:
                     f"{ship['parameters_m']} M parameters):"]
         for label, c in r["candidates"].items():
             mins = f", {c['train_seconds'] / 60:.0f} min" if c.get("train_seconds") else ""
-            command = c.get("reproduce") or (  # files measured before speed.py recorded the card's command
-                f"python -m ditto2_nb.cli compress --source ditto2_nb/assets/ctm_laptop.safetensors "
-                f"--channels {','.join(map(str, c['channels']))} --blocks {c['blocks']} --steps {c['train_steps']}")
-            command = re.sub(r"\S*/\.cache/ditto2_nb/", "~/.cache/ditto2_nb/", command)
+            command = re.sub(r"\S*/\.cache/ditto2_nb/", "~/.cache/ditto2_nb/", c["reproduce"])
             recipe = c["recipe"] if c["recipe"].startswith("random") else "started from " + c["recipe"]
             out.append(f"- {label}: channels {'/'.join(map(str, c['channels']))}, {c['blocks']} block(s), "
                        f"{c['parameters_m']} M parameters, {recipe} ({c['train_steps']} steps{mins}; "
-                       f"`{command}`); decode sigma_mid {c['decode'].get('sigma_mid')}."
-                       + ("" if "gradient_vs_shipped" not in c else
-                          " Its surrogate gradient against the shipped student's at the claims' initial noises "
-                          "(median cosine / norm ratio): " + ", ".join(
-                              f"{k} {v['cosine_median']:.2f} / {v['norm_ratio_median']:.2f}"
-                              for k, v in c["gradient_vs_shipped"].items()) + "."))
+                       f"`{command}`); decode sigma_mid {c['decode'].get('sigma_mid')}. Its surrogate "
+                       "gradient against the shipped student's at the claims' initial noises (median cosine / "
+                       "norm ratio): " + ", ".join(f"{k} {v['cosine_median']:.2f} / {v['norm_ratio_median']:.2f}"
+                                                   for k, v in c["gradient_vs_shipped"].items()) + ".")
         if any("slopes" in (c.get("recipe") or "") for c in r["candidates"].values()):
             out += ["", "\"Slopes\": besides the outputs, the student's change of output along a random "
                         "direction of z is matched to the source's (a finite-difference Jacobian match, "

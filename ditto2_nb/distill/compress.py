@@ -67,15 +67,16 @@ def jump_loss(student: CTMModel, source: CTMModel, z, tags, sigma_mid: float, dz
     a step ``dz`` (same shape as z; its size h = RMS of dz), the jumps from ``z + dz`` join the
     mean and ``jacobian_weight`` times the squared mismatch of the finite-difference slopes
     (change of output / h) is added."""
+    if dz is not None:  # both noises in one batch: rows [jump][z or z + dz][example]
+        z, tags = torch.cat([z, z + dz]), None if tags is None else tags.repeat(2, 1)
     x, t, s, tags3, target = ditto2_jumps(source, z, tags, sigma_mid)
+    error = student(x, t, s, tags3) - target
     if dz is None:
-        return (student(x, t, s, tags3) - target).pow(2).mean()
-    xp, _, _, _, target_p = ditto2_jumps(source, z + dz, tags, sigma_mid)
-    tags6 = None if tags3 is None else tags3.repeat(2, 1)
-    out, out_p = student(torch.cat([x, xp]), t.repeat(2), s.repeat(2), tags6).chunk(2)
-    slope_gap = ((out_p - out) - (target_p - target)).pow(2).mean() / dz.pow(2).mean()
-    values = 0.5 * ((out - target).pow(2).mean() + (out_p - target_p).pow(2).mean())
-    return values + jacobian_weight * slope_gap
+        return error.pow(2).mean()
+    error = error.unflatten(0, (3, 2, len(dz)))
+    # (student - source) at z + dz minus at z = the student's change of output minus the source's
+    slope_gap = (error[:, 1] - error[:, 0]).pow(2).mean() / dz.pow(2).mean()
+    return error.pow(2).mean() + jacobian_weight * slope_gap
 
 
 def compress_student(source_path, channels: tuple, blocks: int, out=None, *, preset: str = "laptop",
