@@ -83,10 +83,11 @@ TEXT_METHODS = ("conditional_teacher", "conditional_ctm", "unconditional_ctm", "
 # ----------------------------------------------------------------------------- targets and noise
 
 
-def clip_range(control: str, n: int) -> range:
-    """Held-out clips of ``control``: each control has its own (no clip is two controls' target)."""
+def clip_range(control: str, n: int, start: int = 0) -> range:
+    """Held-out clips of ``control``: each control has its own (no clip is two controls' target);
+    ``start`` > 0 shifts all three past other benchmarks' clips."""
     c = CONTROLS.index(control)
-    return range(c * n, (c + 1) * n)
+    return range(start + c * n, start + (c + 1) * n)
 
 
 def make_control(name: str, held, cfg, idx: list[int]):
@@ -110,21 +111,25 @@ def initial_noise(control: str, idx: list[int], n: int, cfg) -> torch.Tensor:
     return seeded_noise([1000 * c + (i - c * n) for i in idx], (cfg.n_mels, cfg.frames))
 
 
-def targets(control_name: str, held, cfg, idx: list[int], n: int):
-    """(control, tags, z0) of the held-out clips ``idx`` of ``control_name`` (``n`` per control)."""
+def targets(control_name: str, held, cfg, idx: list[int], n: int, noise=initial_noise):
+    """(control, tags, z0) of the held-out clips ``idx`` of ``control_name`` (``n`` per control);
+    ``held`` and ``noise`` may name another split (e.g. training clips and validation noises)."""
     return (make_control(control_name, held, cfg, idx), tags_tensor([held.labels[i] for i in idx]),
-            initial_noise(control_name, idx, n, cfg))
+            noise(control_name, idx, n, cfg))
 
 
 def ditto2_errors(student, control_name: str, held, cfg, vocoder, opt: OptimConfig, n: int, batch: int,
-                  surrogate: bool = False) -> tuple[list, list | None, float]:
+                  surrogate: bool = False, noise=initial_noise,
+                  start: int = 0) -> tuple[list, list | None, float]:
     """DITTO-2 with ``opt`` on the ``n`` targets of ``control_name``, ``batch`` at a time, outside the
     claims' chunk cache (for benchmarks that vary the configuration): the decoded errors on the
-    audio, the surrogate's (when asked) and the seconds spent (optimisation, decode and vocoder)."""
+    audio, the surrogate's (when asked) and the seconds spent (optimisation, decode and vocoder).
+    ``held``, ``noise`` and ``start``: the clips, initial noises and first clip (by default the
+    claims' own)."""
     metric = METRIC[control_name][0]
-    idx_all, decoded, sur, seconds = list(clip_range(control_name, n)), [], [], 0.0
+    idx_all, decoded, sur, seconds = list(clip_range(control_name, n, start)), [], [], 0.0
     for i in range(0, n, batch):
-        control, tags, z0 = targets(control_name, held, cfg, idx_all[i: i + batch], n)
+        control, tags, z0 = targets(control_name, held, cfg, idx_all[i: i + batch], n, noise)
         t0 = time.perf_counter()
         r = ditto2(student, control.loss, z0, tags, decode_steps=PROTOCOL["decode_steps"], cfg=opt)
         audio = vocoder(r.x0.detach())

@@ -443,15 +443,41 @@ def targets_worse(row: dict, head: dict) -> int:
     return sum(sign * (a - b) > 0 for a, b in zip(row["per_target"], head["per_target"]))
 
 
-def speed_section(r: dict) -> list[str]:
+def lr_sweep_section(r: dict) -> list[str]:
+    lo, hi = r["trial_clips"]
+    out = ["### Fewer iterations with a larger Adam step, on trial targets (benchmarks/lr_sweep.py)", "",
+           f"Where the speed frontier's larger-step rows were chosen: DITTO-2 with a fraction of the claims' "
+           f"iterations (70 / 150 / 150; R scaled alike) and Adam step lr, shell projection and trust radius "
+           f"{r['trust_radius']} in every row, on {r['targets']} trial targets per control that the claims never "
+           f"use (held-out clips {lo}-{hi - 1}, noise seeds from {r['trial_seed']:,}); median decoded error on "
+           f"the audio [IQR], how many targets are worse than the headline's, seconds per clip at batch 8 "
+           f"(intensity, vocoder included), {r['machine']}.", "",
+           "| configuration | intensity dB² | melody accuracy | structure SSM error | targets worse than the "
+           "headline (intensity / melody / structure) | s per clip |", "|---|---|---|---|---|---|"]
+    for name, row in r["rows"].items():
+        cells = [f"{row[c]['median']:{f}} [{row[c]['iqr'][0]:{f}}, {row[c]['iqr'][1]:{f}}]"
+                 for c, f in (("intensity", ".2f"), ("melody", ".3f"), ("structure", ".3g"))]
+        worse = "" if name == "headline" else " / ".join(
+            f"{row[c]['targets_worse_than_headline']}/{row[c]['n']}" for c in ("intensity", "melody", "structure"))
+        out.append(f"| {name} | " + " | ".join(cells) + f" | {worse} | {row['intensity']['seconds_per_clip']:.2f} |")
+    return out
+
+
+def speed_section(r: dict, students: dict | None = None, sweep: dict | None = None) -> list[str]:
+    """The interactive-speed goals and frontier of ``r`` (speed_<preset>.json); ``students``: an
+    earlier run of speed.py with ``--candidate`` students, shown as its own table (its own headline row);
+    ``sweep``: lr_sweep_<preset>.json, for what the fastest no-worse row did on the trial targets."""
     pc = r["panel_configuration"]
     best = r.get("fastest_no_worse")
     judged = f"yes: {best}" if best else "no (none of the faster configurations below)"
+    rtf = {k: f"{r[k]:.2f}" for k in ("rtf_batch1", "rtf_batch8_per_clip")}
+    if best:  # the headline's and the fastest no-worse configuration's
+        rtf = {k: f"{v} (headline); {r['frontier'][best][k]:.2f} ({best})" for k, v in rtf.items()}
     out = ["### Interactive speed (benchmarks/speed.py)", "",
            f"One run, {r['machine']}; the goals for interactive use in the last column.", "",
            "| measure | now | goal |", "|---|---|---|",
-           f"| DITTO-2, batch 1, seconds of compute per second of audio | {r['rtf_batch1']:.2f} | <= 0.5 |",
-           f"| DITTO-2, batch 8, per clip | {r['rtf_batch8_per_clip']:.2f} | <= 0.2 |",
+           f"| DITTO-2, batch 1, seconds of compute per second of audio | {rtf['rtf_batch1']} | <= 0.5 |",
+           f"| DITTO-2, batch 8, per clip | {rtf['rtf_batch8_per_clip']} | <= 0.2 |",
            f"| control panel, fresh process: build + first `.run()` until the audio is ready | "
            f"{r['panel_first_run_s']:.1f} s | <= 5 s |",
            f"| the same, until the metrics on the audio are shown too (librosa loads) | "
@@ -463,12 +489,38 @@ def speed_section(r: dict) -> list[str]:
            f"spread); the panel runs its own defaults ({pc['method']}, {pc['iterations']} iterations, R = {pc['refine_last']}).", "",
            "Faster configurations against it, on the claims' targets (16 per control, the same noise; "
            "median decoded error on the audio, IQR in brackets; iterations as a fraction of the claims' "
-           "70 / 150 / 150; all with the shell projection and trust region):", "",
-           "| configuration | RTF batch 1 | RTF batch 8 per clip | intensity dB² | melody accuracy | "
+           "70 / 150 / 150; all with the shell projection and trust region):", ""]
+    out += frontier_table(r, list(r["frontier"]))
+    trial = (sweep or {}).get("rows", {})
+    if best and best in trial and "headline" in trial:
+        t, h, fc = trial[best], trial["headline"], r["frontier_configurations"]
+        out += ["", f"{best} is no worse than the headline on these 16 targets per control; on the "
+                    f"{sweep['targets']} trial targets of benchmarks/lr_sweep.py (above), where it was chosen, its medians were "
+                    + ", ".join(f"{c} {t[c]['median']:.3g} vs {h[c]['median']:.3g} (worse on "
+                                f"{t[c]['targets_worse_than_headline']}/{t[c]['n']})" for c in ("intensity", "melody", "structure"))
+                    + f". Read together: at {fc[best]['iterations_fraction']:.0%} of the iterations, with an Adam step "
+                      f"{fc[best]['lr'] / fc['headline']['lr']:g}x the headline's, DITTO-2 keeps the control to within "
+                      "the spread of a few dozen targets, not better than the headline everywhere. Its FD (quality) "
+                      "has not been measured yet."]
+    if students is not None:
+        names = ["headline"] + [n for n in students["frontier"] if "," in n]
+        out += ["", f"Narrower students, from an earlier run of the same benchmark with `--candidate` files "
+                    f"({students['machine']}; every row of this table from that one run, its headline row "
+                    "included; the student files are not shipped, each line below gives the command that "
+                    "makes it):", ""]
+        out += frontier_table(students, names)
+    return out
+
+
+def frontier_table(r: dict, names: list[str]) -> list[str]:
+    """The frontier rows ``names`` of one speed run, the candidate students it ran, and which rows
+    meet both speed goals."""
+    out = ["| configuration | RTF batch 1 | RTF batch 8 per clip | intensity dB² | melody accuracy | "
            "structure SSM error | no worse on every control | targets worse than the headline "
            "(intensity / melody / structure) |", "|---|---|---|---|---|---|---|---|"]
     head_errors = r["frontier"]["headline"]["errors"]
-    for name, row in r["frontier"].items():
+    for name in names:
+        row = r["frontier"][name]
         e = row["errors"]
         cells = [f"{e[c]['median']:{f}} [{e[c]['iqr'][0]:{f}}, {e[c]['iqr'][1]:{f}}]"
                  for c, f in (("intensity", ".2f"), ("melody", ".3f"), ("structure", ".3g"))]
@@ -497,9 +549,9 @@ def speed_section(r: dict) -> list[str]:
                         "direction of z is matched to the source's (a finite-difference Jacobian match, "
                         "docs/method.md section 3.5), because DITTO-2 follows the student's gradient, which "
                         "an output match alone leaves too small and pointing elsewhere (the cosines above)."]
-    head = r["frontier"]["headline"]["errors"]["intensity"]["median"]
-    fast = {n: row for n, row in r["frontier"].items()
-            if row["rtf_batch1"] <= 0.5 and row["rtf_batch8_per_clip"] <= 0.2}
+    head = head_errors["intensity"]["median"]
+    fast = {n: r["frontier"][n] for n in names
+            if r["frontier"][n]["rtf_batch1"] <= 0.5 and r["frontier"][n]["rtf_batch8_per_clip"] <= 0.2}
     if fast:
         out += ["", "Rows that meet both speed goals: " + "; ".join(
             f"{n} (intensity {row['errors']['intensity']['median']:.2f} dB², "
@@ -575,8 +627,10 @@ def render() -> str:
         lines += variants_section(r) + [""]
     if (r := _load("profile_laptop.json")) is not None:
         lines += profile_section(r) + [""]
+    if (r := _load("lr_sweep_laptop.json")) is not None:
+        lines += lr_sweep_section(r) + [""]
     if (r := _load("speed_laptop.json")) is not None:
-        lines += speed_section(r) + [""]
+        lines += speed_section(r, _load("speed_students_laptop.json"), _load("lr_sweep_laptop.json")) + [""]
     if (r := _load("ditto_laptop.json")) is not None and "memory" in r:
         lines += memory_section(r) + [""]
     if (r := _load("clap_laptop.json")) is not None:

@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="weight of the slope match (0: outputs only)")
     k.add_argument("--jacobian-step", type=float, default=0.1, help="RMS of the step in z for the slopes")
     k.add_argument("--init", default=None, help="a student file of the same architecture to start from")
+    k.add_argument("--from-source", action="store_true",
+                   help="start from the source's weights, each level's first --blocks blocks kept")
+    k.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate after warm-up")
     k.add_argument("--out", default=None, help="exported file (default: <cache>/candidates/...)")
     k.add_argument("--work-dir", default=None)
     k.add_argument("--no-progress", action="store_true")
@@ -78,6 +81,10 @@ def main(argv: list[str] | None = None) -> None:
             ap.error(f"--source {a.source}: no such file")
         if a.init is not None and not Path(a.init).is_file():
             ap.error(f"--init {a.init}: no such file")
+        if a.init is not None and a.from_source:
+            ap.error("give --init or --from-source, not both")
+        if not a.lr > 0:
+            ap.error(f"--lr must be positive, got {a.lr}")
         if a.jacobian_weight < 0 or a.jacobian_step <= 0:
             ap.error(f"--jacobian-weight must be >= 0 and --jacobian-step > 0, got "
                      f"{a.jacobian_weight} and {a.jacobian_step}")
@@ -112,7 +119,8 @@ def main(argv: list[str] | None = None) -> None:
 
             path = compress_student(a.source, a.channels, a.blocks, a.out, preset=a.preset, steps=a.steps,
                                     jacobian_weight=a.jacobian_weight, jacobian_step=a.jacobian_step,
-                                    init=a.init, work_dir=a.work_dir, progress=not a.no_progress)
+                                    init=a.init, from_source=a.from_source, lr=a.lr, work_dir=a.work_dir,
+                                    progress=not a.no_progress)
             print(f"wrote {path}")
     except (CheckpointError, FloatingPointError, ValueError) as e:
         sys.exit(f"error: {e}")

@@ -169,7 +169,9 @@ def test_cli_compress_names_its_bad_arguments(tmp_path):
                         (["--source", str(afile), "--channels", "64,x"], "comma-separated integers"),
                         (["--source", str(afile), "--out", str(tmp_path)], "is a directory"),
                         (["--source", str(afile), "--init", str(tmp_path / "no.safetensors")], "--init"),
-                        (["--source", str(afile), "--jacobian-weight", "-1"], "--jacobian-weight must be")):
+                        (["--source", str(afile), "--jacobian-weight", "-1"], "--jacobian-weight must be"),
+                        (["--source", str(afile), "--lr", "0"], "--lr must be positive"),
+                        (["--source", str(afile), "--init", str(afile), "--from-source"], "not both")):
         channels = [] if "--channels" in args else ["--channels", "8"]
         cmd = [sys.executable, "-m", "ditto2_nb.cli", "compress", "--preset", "ci", *channels, *args]
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)

@@ -408,6 +408,62 @@ def test_compression_with_slopes_starts_from_init_and_records_its_recipe(tmp_pat
                          jacobian_weight=0.1, jacobian_step=0.0, work_dir=tmp_path, progress=False)
 
 
+def test_drop_blocks_keeps_the_sources_first_blocks_and_their_weights():
+    """Keeping every block is the source itself (same outputs); keeping fewer copies the kept
+    blocks' weights by name and shape and changes the function; out-of-range counts are named."""
+    import dataclasses
+
+    from ditto2_nb.distill.compress import drop_blocks
+
+    source = CTMModel(dataclasses.replace(teacher().cfg, channels=(8, 12), blocks=2, two_time=True)).eval()
+    with torch.no_grad():  # zero-initialised branches made non-zero, so every block contributes
+        for p in source.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    x = torch.randn(2, 8, 16, generator=torch.Generator().manual_seed(1))
+    same, one = drop_blocks(source, 2).eval(), drop_blocks(source, 1).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(same(x, 10.0, 0.3), source(x, 10.0, 0.3))
+        assert not torch.allclose(one(x, 10.0, 0.3), source(x, 10.0, 0.3))
+    assert one.cfg.blocks == 1 and one.cfg.channels == source.cfg.channels
+    kept = one.state_dict()
+    assert all(k in source.state_dict() and torch.equal(v, source.state_dict()[k]) for k, v in kept.items())
+    assert "g.net.up.0.1.conv1.weight" not in kept and "g.net.down.1.0.conv1.weight" in kept
+    with pytest.raises(ValueError, match="blocks=3"):
+        drop_blocks(source, 3)
+
+
+def test_compression_from_source_starts_from_the_dropped_source(tmp_path):
+    """``from_source`` starts from :func:`drop_blocks` of the source (its channels only; not with
+    ``init``) and says so in the card and the reproduce line."""
+    import json
+
+    from ditto2_nb.core import checkpoints as ckpt
+    from ditto2_nb.core.config import to_dict
+    from ditto2_nb.distill import decode_file, load_distilled, load_student
+    from ditto2_nb.distill.compress import compress_student
+
+    source = load_distilled("ctm", "ci")
+    path = ckpt.save(tmp_path / "ctm_ci.safetensors", source.state_dict(),
+                     {"student": "ctm", "net": to_dict(source.cfg)})
+    decode_file(path).write_text(json.dumps({"weights_sha256": ckpt.sha256(path),
+                                             "decode": {"sigma_mid": 0.5}}))
+    ch = source.cfg.channels
+    out = compress_student(path, ch, 1, tmp_path / "d.safetensors", preset="ci", steps=1, batch_size=2,
+                           from_source=True, lr=1e-9, work_dir=tmp_path, progress=False)
+    student = load_student(out)
+    meta = student.meta
+    assert f"with 1 of its {source.cfg.blocks} blocks per level" in meta["init_from"]
+    torch.testing.assert_close(student.state_dict()["g.net.inp.weight"].float(),
+                               source.state_dict()["g.net.inp.weight"], atol=1e-3, rtol=1e-3)
+    assert "--from-source" in meta["reproduce"] and "--lr 1e-09" in meta["reproduce"]
+    with pytest.raises(ValueError, match="keeps the source's channels"):
+        compress_student(path, (8, 8, 8), 1, tmp_path / "e.safetensors", preset="ci", steps=1,
+                         from_source=True, work_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="init or from_source"):
+        compress_student(path, ch, 1, tmp_path / "e.safetensors", preset="ci", steps=1, from_source=True,
+                         init=out, work_dir=tmp_path, progress=False)
+
+
 def test_compression_refuses_a_source_without_decode_settings(tmp_path):
     from ditto2_nb.core import checkpoints as ckpt
     from ditto2_nb.core.config import to_dict

@@ -15,6 +15,7 @@ from ditto2_nb.data import heldout_data
 from ditto2_nb.distill import load_distilled
 
 ROOT = Path(__file__).resolve().parent.parent
+CI_MEL = get_preset("ci").mel
 
 
 def _speed_module():
@@ -111,3 +112,58 @@ def test_decode_sweep_rule_allows_fd_noise_but_not_a_real_loss():
     assert sweep.choose([row(0.05, 0.8, 0.10, 0.03), row(0.1, 2.7, -0.1, 0.03)]) == 0.1
     # nothing qualifies: the best FD
     assert sweep.choose([row(0.05, 0.8, 0.5, 0.1, fd=4.5), row(2.5, 4.0, 0.4, 0.1, fd=4.4)]) == 2.5
+
+
+def _sweep_module():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("lr_sweep", ROOT / "benchmarks" / "lr_sweep.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_lr_sweep_trial_targets_share_no_clip_or_noise_with_the_claims():
+    import torch
+
+    sweep = _sweep_module()
+    claims = sweep.claims
+    p = get_preset("laptop")
+    start = sweep.trial_start(p.data.n_heldout, 32)
+    trial = {i for c in claims.CONTROLS for i in claims.clip_range(c, 32, start)}
+    used = {i for c in claims.CONTROLS for i in claims.clip_range(c, 16)}
+    assert not trial & used and max(trial) == p.data.n_heldout - 1 and len(trial) == 96
+    for c in claims.CONTROLS:
+        idx = list(claims.clip_range(c, 4, start))
+        z = sweep.trial_noise(start)(c, idx, 4, CI_MEL)
+        assert torch.equal(z[2:], sweep.trial_noise(start)(c, idx[2:], 4, CI_MEL))  # batch-independent
+        assert not torch.equal(z, claims.initial_noise(c, list(claims.clip_range(c, 4)), 4, CI_MEL))
+
+
+def test_lr_sweep_grid_keeps_the_guards_and_counts_worse_targets():
+    sweep = _sweep_module()
+    head = sweep.optim_config("headline", "intensity")
+    assert (head.iterations, head.refine_last, head.lr) == (70, 20, 0.05)
+    assert set(sweep.GRID) == {"headline"} | {f"x{f} R{round(20 * f)} lr{lr}" for f in sweep.FRACTIONS
+                                              for lr in sweep.LRS}
+    for name in sweep.GRID:
+        opt = sweep.optim_config(name, "melody")
+        assert opt.project and opt.trust_radius == head.trust_radius and opt.refine_last <= opt.iterations
+    assert sweep.targets_worse([0.1, 0.5, 0.3], [0.2, 0.4, 0.3], "lower") == 1
+    assert sweep.targets_worse([0.6, 0.5, 0.7], [0.7, 0.4, 0.7], "higher") == 1
+
+
+@pytest.mark.slow
+def test_lr_sweep_rows_on_ci():
+    sweep = _sweep_module()
+    p = get_preset("ci")
+    names = ["headline", "x0.3 R6 lr0.5"]
+    rows = sweep.sweep(load_distilled("ctm", "ci"), heldout_data(p), p.mel, targets=2, batch=2, scale=0.05,
+                       names=names)
+    assert list(rows) == names
+    for name, row in rows.items():
+        for control in ("intensity", "melody", "structure"):
+            r = row[control]
+            assert len(r["per_target"]) == 2 and r["iqr"][0] <= r["median"] <= r["iqr"][1]
+            assert 0 <= r["targets_worse_than_headline"] <= (0 if name == "headline" else 2)
+            assert r["seconds_per_clip"] > 0
+    assert rows["x0.3 R6 lr0.5"]["intensity"]["lr"] == 0.5

@@ -61,6 +61,22 @@ def ditto2_jumps(source: CTMModel, z: torch.Tensor, tags, sigma_mid: float):
     return torch.cat([x_T, x_T, x_mid]), t, s, tags3, target
 
 
+def drop_blocks(source: CTMModel, blocks: int) -> CTMModel:
+    """A copy of ``source`` with only the first ``blocks`` residual blocks of each level, down and up.
+
+    The names of the kept weights are the source's (``down.i.j``, ``up.i.j`` with j < ``blocks``),
+    and so are their shapes: the first block of a level changes the channels, the others keep them,
+    and each up block still receives a skip of its level's width (up block j now that of down
+    block ``blocks - 1 - j`` instead of ``source.blocks - 1 - j``). What changes is the function: the
+    dropped blocks' residual contributions are gone, which the compression's training makes up for.
+    """
+    blocks = check.integer("blocks", blocks, 1, source.cfg.blocks)
+    out = CTMModel(dataclasses.replace(source.cfg, blocks=blocks))
+    state = source.state_dict()
+    out.load_state_dict({k: state[k].float() for k in out.state_dict()})
+    return out
+
+
 def jump_loss(student: CTMModel, source: CTMModel, z, tags, sigma_mid: float, dz=None,
               jacobian_weight: float = 0.0) -> torch.Tensor:
     """Mean squared difference between the student's and the source's outputs on the jumps; with
@@ -82,12 +98,14 @@ def jump_loss(student: CTMModel, source: CTMModel, z, tags, sigma_mid: float, dz
 def compress_student(source_path, channels: tuple, blocks: int, out=None, *, preset: str = "laptop",
                      steps: int = 3000, batch_size: int = 16, lr: float = 1e-3,
                      jacobian_weight: float = 0.0, jacobian_step: float = 0.1, init=None,
-                     work_dir=None, progress: bool = True) -> Path:
+                     from_source: bool = False, work_dir=None, progress: bool = True) -> Path:
     """Distil the CTM student in ``source_path`` into one with ``channels`` and ``blocks``; resumable.
 
     ``jacobian_weight`` > 0 adds the slope match (module docstring) with steps of RMS
     ``jacobian_step`` in z; ``init``: a student file of the same architecture to start from (e.g.
-    an earlier compression) instead of random weights. Returns the exported file (EMA weights,
+    an earlier compression) instead of random weights; ``from_source``: start from the source's own
+    weights with each level's first ``blocks`` blocks kept (:func:`drop_blocks`: the same channels,
+    fewer layers). Returns the exported file (EMA weights,
     float16; the recipe in its metadata) with a decode sidecar carrying the source's ``sigma_mid``.
     """
     source = load_student(source_path)
@@ -110,6 +128,13 @@ def compress_student(source_path, channels: tuple, blocks: int, out=None, *, pre
     tags_all = tags_tensor(training_data(p).labels) if source.cfg.conditional else None
     torch.manual_seed(tcfg.seed)
     student = CTMModel(cfg)
+    if from_source and init is not None:
+        raise ValueError("give init or from_source, not both")
+    if from_source:
+        student = drop_blocks(source, blocks)
+        if student.cfg != cfg:
+            raise ValueError(f"from_source keeps the source's channels {source.cfg.channels}; got channels "
+                             f"{channels}")
     if init is not None:
         start = load_student(init)
         if not isinstance(start, CTMModel) or start.cfg != cfg:
@@ -127,9 +152,13 @@ def compress_student(source_path, channels: tuple, blocks: int, out=None, *, pre
         dz = jacobian_step * torch.randn(z.shape, generator=gen) if jacobian_weight > 0 else None
         return jump_loss(model, source, z, tags, sigma_mid, dz, jacobian_weight)
 
-    name = "ctm_" + "x".join(map(str, channels)) + f"_b{blocks}" + (f"_j{jacobian_weight:g}"
-                                                                   if jacobian_weight > 0 else "")
-    start_from = Path(init).name if init is not None else "random"
+    name = ("ctm_" + "x".join(map(str, channels)) + f"_b{blocks}" + ("_src" if from_source else "")
+            + (f"_j{jacobian_weight:g}" if jacobian_weight > 0 else ""))
+    start_from = "random"
+    if init is not None:
+        start_from = Path(init).name
+    elif from_source:
+        start_from = f"{Path(source_path).name} with {blocks} of its {source.cfg.blocks} blocks per level"
     recipe = "DITTO-2's jumps" + (f" and their slopes (weight {jacobian_weight:g}, step {jacobian_step:g})"
                                   if jacobian_weight > 0 else "")
     meta = {"kind": name, "student": "ctm", "preset": p.name, "net": to_dict(cfg),
@@ -148,10 +177,11 @@ def compress_student(source_path, channels: tuple, blocks: int, out=None, *, pre
     card = training_card(meta, "ctm", source.cfg.conditional, tcfg, hist)
     card["reproduce"] = (f"python -m ditto2_nb.cli compress --source {source_path} --channels "
                          f"{','.join(map(str, channels))} --blocks {blocks} --preset {p.name} "
-                         f"--steps {steps}"
+                         f"--steps {steps}" + (f" --lr {lr:g}" if lr != 1e-3 else "")
                          + (f" --jacobian-weight {jacobian_weight:g} --jacobian-step {jacobian_step:g}"
                             if jacobian_weight > 0 else "")
-                         + (f" --init {init}" if init is not None else ""))
+                         + (f" --init {init}" if init is not None else "")
+                         + (" --from-source" if from_source else ""))
     export_ema(out, ema.model, card)
     decode_file(out).write_text(json.dumps({"weights_sha256": ckpt.sha256(out),
                                             "decode": {"sigma_mid": sigma_mid},
