@@ -1,6 +1,6 @@
 """The benchmarks' judgements: which faster DITTO-2 configuration counts as "no worse" and the
-frontier's rows on the claims' targets (speed.py, ci); which 2-step decode qualifies
-(decode_sweep.py)."""
+frontier's rows on the claims' targets (speed.py, ci); the larger-step sweep's trial targets and
+rows (lr_sweep.py); which 2-step decode qualifies (decode_sweep.py)."""
 
 from __future__ import annotations
 
@@ -18,12 +18,17 @@ ROOT = Path(__file__).resolve().parent.parent
 CI_MEL = get_preset("ci").mel
 
 
-def _speed_module():
+def _benchmark(name: str):
+    """The module benchmarks/<name>.py (the benchmarks are scripts, not a package)."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("speed", ROOT / "benchmarks" / "speed.py")
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def _speed_module():
+    return _benchmark("speed")
 
 
 def _row(intensity, melody, structure):
@@ -97,10 +102,7 @@ def test_gradient_agreement_is_one_for_the_same_student_and_less_for_another():
 
 
 def test_decode_sweep_rule_allows_fd_noise_but_not_a_real_loss():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("decode_sweep", ROOT / "benchmarks" / "decode_sweep.py")
-    sweep = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sweep)
+    sweep = _benchmark("decode_sweep")
 
     def row(sm, decoded, diff, se, fd=4.0):
         return {"sigma_mid": sm, "decoded_median": decoded, "fd_minus_1step": diff,
@@ -115,11 +117,7 @@ def test_decode_sweep_rule_allows_fd_noise_but_not_a_real_loss():
 
 
 def _sweep_module():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("lr_sweep", ROOT / "benchmarks" / "lr_sweep.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return _benchmark("lr_sweep")
 
 
 def test_lr_sweep_trial_targets_share_no_clip_or_noise_with_the_claims():
