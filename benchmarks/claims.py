@@ -163,6 +163,15 @@ def run_method(key: str, models: dict, loss, z0: torch.Tensor, tags: torch.Tenso
     return r.x0, r.x0_surrogate, r.trace
 
 
+def faster_config(control: str, fraction: float, refine: int, lr: float, scale: float = 1.0) -> OptimConfig:
+    """DITTO-2 with ``fraction`` of the protocol's iterations on ``control``, R = ``refine`` (capped
+    at the iterations) and Adam step ``lr``, keeping the headline's shell projection and trust
+    region (``scale`` shrinks every run, for smoke tests): the speed frontier's and lr sweep's rows."""
+    iters = max(1, round(ITERATIONS[control] * fraction * scale))
+    return OptimConfig(iterations=iters, lr=lr, snapshot_every=0, project=True,
+                       trust_radius=TRUSTED["trust_radius"], refine_last=min(refine, iters))
+
+
 def ditto2_config(key: str, opt: OptimConfig) -> OptimConfig:
     """The OptimConfig of DITTO-2 row ``key`` (R capped at the iterations, for smoke runs)."""
     changes = DITTO2[key][1]

@@ -27,6 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import claims  # noqa: E402
+import report  # noqa: E402
 
 from ditto2_nb.audio import GriffinLimVocoder  # noqa: E402
 from ditto2_nb.core.assets import machine  # noqa: E402
@@ -65,15 +66,7 @@ def trial_noise(start: int):
 
 def optim_config(name: str, control: str, scale: float = 1.0) -> OptimConfig:
     """The OptimConfig of grid row ``name`` on ``control`` (``scale`` shrinks every run, for tests)."""
-    frac, refine, lr = GRID[name]
-    iters = max(1, round(claims.ITERATIONS[control] * frac * scale))
-    return OptimConfig(iterations=iters, lr=lr, snapshot_every=0, project=True,
-                       trust_radius=claims.TRUSTED["trust_radius"], refine_last=min(refine, iters))
-
-
-def targets_worse(row: list[float], head: list[float], better: str) -> int:
-    sign = 1 if better == "lower" else -1
-    return sum(sign * (a - b) > 0 for a, b in zip(row, head))
+    return claims.faster_config(control, *GRID[name], scale)
 
 
 def sweep(student, held, cfg, targets: int, batch: int = 8, scale: float = 1.0, names=None) -> dict:
@@ -96,8 +89,7 @@ def sweep(student, held, cfg, targets: int, batch: int = 8, scale: float = 1.0, 
     head = rows[next(iter(rows))]
     for row in rows.values():
         for control, r in row.items():
-            r["targets_worse_than_headline"] = targets_worse(r["per_target"], head[control]["per_target"],
-                                                             r["better"])
+            r["targets_worse_than_headline"] = report.targets_worse(r, head[control])
     return rows
 
 

@@ -88,10 +88,7 @@ CANDIDATE_CONFIGURATIONS = ("headline", "x0.4 R8 lr0.5")
 def optim_config(name: str, control: str, scale: float = 1.0) -> OptimConfig:
     """The OptimConfig of frontier entry ``name`` on ``control`` (``scale`` shrinks every run, for
     smoke tests)."""
-    frac, refine, lr = FRONTIER[name]
-    iters = max(1, round(claims.ITERATIONS[control] * frac * scale))
-    return OptimConfig(iterations=iters, lr=lr, snapshot_every=0, project=True,
-                       trust_radius=claims.TRUSTED["trust_radius"], refine_last=min(refine, iters))
+    return claims.faster_config(control, *FRONTIER[name], scale)
 
 
 def quality(name: str, student, held, cfg, vocoder, targets: int, batch: int, scale: float) -> dict:

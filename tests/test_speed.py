@@ -146,8 +146,10 @@ def test_lr_sweep_grid_keeps_the_guards_and_counts_worse_targets():
     for name in sweep.GRID:
         opt = sweep.optim_config(name, "melody")
         assert opt.project and opt.trust_radius == head.trust_radius and opt.refine_last <= opt.iterations
-    assert sweep.targets_worse([0.1, 0.5, 0.3], [0.2, 0.4, 0.3], "lower") == 1
-    assert sweep.targets_worse([0.6, 0.5, 0.7], [0.7, 0.4, 0.7], "higher") == 1
+    worse = lambda row, head, better: sweep.report.targets_worse(  # noqa: E731
+        {"per_target": row, "better": better}, {"per_target": head})
+    assert worse([0.1, 0.5, 0.3], [0.2, 0.4, 0.3], "lower") == 1
+    assert worse([0.6, 0.5, 0.7], [0.7, 0.4, 0.7], "higher") == 1
 
 
 @pytest.mark.slow
