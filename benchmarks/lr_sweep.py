@@ -5,14 +5,14 @@
 The interactive-speed frontier (``benchmarks/speed.py``) needs faster configurations fixed before
 its timed run on the claims' targets. This sweep is where they are chosen: DITTO-2 with a fraction
 of the claims' iterations (70 / 150 / 150), R scaled alike (``round(20 x fraction)``) and Adam
-steps ``lr`` in :data:`LRS` (:data:`GRID`), against the headline configuration (``claims.TRUSTED``,
-lr 0.05), every one with the shell projection and trust radius 0.25, on **trial targets**: the last
-``3 x --targets`` held-out clips (so their intensity curves, tags and melodies are none of the
-claims' for up to 53 claims targets per control) and initial noises from seeds 50,000 + 1000 c + k
-(the claims use 1000 c + k). Errors on the vocoded audio, as in the claims.
+steps ``lr`` in :data:`LRS` (:data:`GRID`), against the reference :data:`REFERENCE`
+(``claims.TRUSTED``, lr 0.05: the headline when this sweep was made), every one with the shell
+projection and trust radius 0.25, on **trial targets**: the last ``3 x --targets`` held-out clips
+(so their intensity curves, tags and melodies are none of the claims' for up to 53 claims targets
+per control) and initial noises from seeds 50,000 + 1000 c + k (the claims use 1000 c + k). Errors on the vocoded audio, as in the claims.
 
 Writes ``benchmarks/results/lr_sweep_<preset>.json`` (median, IQR and per-target errors per row and
-control, and how many targets each row does worse on than the headline);
+control, and how many targets each row does worse on than the reference);
 ``benchmarks/report.py`` renders it into the README. Run it with nothing else on the machine.
 """
 
@@ -41,10 +41,11 @@ OUT = Path(__file__).parent / "results"
 TRIAL_SEED = 50_000
 FRACTIONS = (0.3, 0.4)
 LRS = (0.1, 0.3, 0.5)
-# name -> (iterations as a fraction of the claims', R, lr); the headline first
+# name -> (iterations as a fraction of the claims', R, lr); the reference first
 R_HEAD = claims.TRUSTED["refine_last"]
-GRID = {"headline": (1.0, R_HEAD, claims.PROTOCOL["lr"])} | {
-    f"x{f} R{round(R_HEAD * f)} lr{lr}": (f, round(R_HEAD * f), lr) for f in FRACTIONS for lr in LRS}
+_ROWS = [(1.0, R_HEAD, claims.PROTOCOL["lr"])] + [(f, round(R_HEAD * f), lr) for f in FRACTIONS for lr in LRS]
+GRID = {claims.config_name(*row): row for row in _ROWS}
+REFERENCE = claims.config_name(*_ROWS[0])
 
 
 def trial_start(n_heldout: int, targets: int) -> int:
@@ -86,10 +87,10 @@ def sweep(student, held, cfg, targets: int, batch: int = 8, scale: float = 1.0, 
                 "per_target": errors, "iterations": opt.iterations, "refine_last": opt.refine_last,
                 "lr": opt.lr, "seconds_per_clip": seconds / targets}
         print(name, {c: round(r["median"], 5) for c, r in rows[name].items()}, flush=True)
-    head = rows[next(iter(rows))]
+    ref = rows[next(iter(rows))]
     for row in rows.values():
         for control, r in row.items():
-            r["targets_worse_than_headline"] = report.targets_worse(r, head[control])
+            r["targets_worse_than_reference"] = report.targets_worse(r, ref[control])
     return rows
 
 
@@ -105,7 +106,7 @@ def main(argv=None) -> None:
     rows = sweep(load_distilled("ctm", p.name), heldout_data(p), p.mel, a.targets)
     res = {"preset": p.name, "machine": machine(), "torch_threads": torch.get_num_threads(),
            "targets": a.targets, "trial_clips": [trial_start(p.data.n_heldout, a.targets), p.data.n_heldout],
-           "trial_seed": TRIAL_SEED, "trust_radius": claims.TRUSTED["trust_radius"],
+           "trial_seed": TRIAL_SEED, "trust_radius": claims.TRUSTED["trust_radius"], "reference": REFERENCE,
            "grid": {k: dict(zip(("iterations_fraction", "refine_last", "lr"), v)) for k, v in GRID.items()},
            "rows": rows}
     OUT.mkdir(exist_ok=True)

@@ -91,6 +91,7 @@ METHOD_NAMES = {"teacher": "teacher, no optimisation (S = 20, w = 2)", "ctm_2ste
                 "ditto2_ctm_r10": "DITTO-2 CTM, R = 10",
                 "ditto2_cm_trust": "DITTO-2 CM, trust region 0.25 + shell, R = 20",
                 "ditto2_ctm_trust": "DITTO-2 CTM, trust region 0.25 + shell, R = 20",
+                "ditto2_ctm_fast": "DITTO-2 CTM, trust region 0.25 + shell, 0.4x the iterations, R = 8, lr 0.5",
                 "conditional_teacher": "conditional teacher + tags (S = 20, w = 2)",
                 "conditional_ctm": "conditional CTM + tags (2 steps)",
                 "unconditional_ctm": "unconditional CTM, no optimisation (2 steps)",
@@ -360,8 +361,8 @@ def iterations_section(r: dict) -> list[str]:
            f"and errors on the audio) at 1x, 2x and 4x the protocol's iterations; seconds per clip at "
            f"batch 8, vocoder included, {r['machine']}. DITTO (S = 20, {d['iterations']} iterations) "
            f"from the claims run: median {d['median']:.3f}, {d['seconds_per_clip']:.1f} s per clip (the "
-           f"time ratio joins two runs: the claims run timed the headline's 1x at "
-           f"{d['claims_headline_seconds_per_clip']:.2f} s per clip, this one at "
+           f"time ratio joins two runs: the claims run timed the trust region's 1x at "
+           f"{d['claims_trust_seconds_per_clip']:.2f} s per clip, this one at "
            f"{next(iter(r['rows'].values()))['seconds_per_clip']:.2f}).", "",
            f"| DITTO-2 | iterations | median {r['metric']} [IQR] | surrogate median | s per clip | "
            "DITTO's time / this |", "|---|---|---|---|---|---|"]
@@ -410,8 +411,8 @@ def profile_section(r: dict) -> list[str]:
     runs = {x["batch"]: x for x in r["runs"]}
     out = ["### Where a DITTO-2 run spends its time (benchmarks/profile_ditto2.py)", "",
            f"One intensity target of the claims benchmark, the headline configuration ({c['method']}: "
-           f"R = {c['refine_last']}, shell projection, trust radius {c['trust_radius']}, "
-           f"{runs[1]['iterations']} iterations, M = {c['decode_steps']}), each part timed on its own "
+           f"{runs[1]['iterations']} iterations, Adam lr {c['lr']:g}, R = {c['refine_last']}, shell "
+           f"projection, trust radius {c['trust_radius']}, M = {c['decode_steps']}), each part timed on its own "
            f"(warm, median) and multiplied by its count. Machine: {r['machine']}, "
            f"{r['torch_threads']} torch threads.", "",
            "| part | " + " | ".join(f"batch {b}" for b in runs) + " |", "|---|" + "---|" * len(runs)]
@@ -437,44 +438,57 @@ def profile_section(r: dict) -> list[str]:
     return out
 
 
-def targets_worse(row: dict, head: dict) -> int:
-    """On how many of the same targets a frontier row's decoded error is worse than the headline's."""
+def targets_worse(row: dict, ref: dict) -> int:
+    """On how many of the same targets a row's decoded error is worse than the reference row's."""
     sign = 1 if row["better"] == "lower" else -1
-    return sum(sign * (a - b) > 0 for a, b in zip(row["per_target"], head["per_target"]))
+    return sum(sign * (a - b) > 0 for a, b in zip(row["per_target"], ref["per_target"]))
+
+
+CONTROL_CELLS = (("intensity", ".2f"), ("melody", ".3f"), ("structure", ".3g"))
+
+
+def _errors(e: dict) -> list[str]:
+    """Median [IQR] of each control's decoded errors, one cell per control."""
+    return [f"{e[c]['median']:{f}} [{e[c]['iqr'][0]:{f}}, {e[c]['iqr'][1]:{f}}]" for c, f in CONTROL_CELLS]
 
 
 def lr_sweep_section(r: dict) -> list[str]:
     lo, hi = r["trial_clips"]
+    ref = r["reference"]
     out = ["### Fewer iterations with a larger Adam step, on trial targets (benchmarks/lr_sweep.py)", "",
-           f"Where the speed frontier's larger-step rows were chosen: DITTO-2 with a fraction of the claims' "
-           f"iterations (70 / 150 / 150; R scaled alike) and Adam step lr, shell projection and trust radius "
-           f"{r['trust_radius']} in every row, on {r['targets']} trial targets per control that the claims never "
-           f"use (held-out clips {lo}-{hi - 1}, noise seeds from {r['trial_seed']:,}); median decoded error on "
-           f"the audio [IQR], how many targets are worse than the headline's, seconds per clip at batch 8 "
-           f"(intensity, vocoder included), {r['machine']}.", "",
-           "| configuration | intensity dB² | melody accuracy | structure SSM error | targets worse than the "
-           "headline (intensity / melody / structure) | s per clip |", "|---|---|---|---|---|---|"]
+           f"Where the speed frontier's larger-step rows, the claims' headline among them, were chosen: "
+           f"DITTO-2 with a fraction of the claims' iterations (70 / 150 / 150; R scaled alike) and Adam step "
+           f"lr, shell projection and trust radius {r['trust_radius']} in every row, on {r['targets']} trial "
+           f"targets per control that the claims never use (held-out clips {lo}-{hi - 1}, noise seeds from "
+           f"{r['trial_seed']:,}); median decoded error on the audio [IQR], how many targets are worse than "
+           f"the reference {ref} (the headline before this sweep), seconds per clip at batch 8 (intensity, "
+           f"vocoder included), {r['machine']}.", "",
+           "| configuration | intensity dB² | melody accuracy | structure SSM error | targets worse than "
+           f"{ref} (intensity / melody / structure) | s per clip |", "|---|---|---|---|---|---|"]
     for name, row in r["rows"].items():
-        cells = [f"{row[c]['median']:{f}} [{row[c]['iqr'][0]:{f}}, {row[c]['iqr'][1]:{f}}]"
-                 for c, f in (("intensity", ".2f"), ("melody", ".3f"), ("structure", ".3g"))]
-        worse = "" if name == "headline" else " / ".join(
-            f"{row[c]['targets_worse_than_headline']}/{row[c]['n']}" for c in ("intensity", "melody", "structure"))
-        out.append(f"| {name} | " + " | ".join(cells) + f" | {worse} | {row['intensity']['seconds_per_clip']:.2f} |")
+        worse = "" if name == ref else " / ".join(
+            f"{row[c]['targets_worse_than_reference']}/{row[c]['n']}" for c, _ in CONTROL_CELLS)
+        out.append(f"| {name} | " + " | ".join(_errors(row)) + f" | {worse} | "
+                   f"{row['intensity']['seconds_per_clip']:.2f} |")
     return out
 
 
-def speed_section(r: dict, students: dict | None = None, sweep: dict | None = None) -> list[str]:
+def speed_section(r: dict, students: dict | None = None, sweep: dict | None = None,
+                  claims_run: dict | None = None, earlier: dict | None = None) -> list[str]:
     """The interactive-speed goals and frontier of ``r`` (speed_<preset>.json); ``students``: an
-    earlier run of speed.py with ``--candidate`` students, shown as its own table (its own headline row);
-    ``sweep``: lr_sweep_<preset>.json, for what the fastest no-worse row did on the trial targets."""
-    pc = r["panel_configuration"]
-    best = r.get("fastest_no_worse")
-    judged = f"yes: {best}" if best else "no (none of the faster configurations below)"
-    rtf = {k: f"{r[k]:.2f}" for k in ("rtf_batch1", "rtf_batch8_per_clip")}
-    if best:  # the headline's and the fastest no-worse configuration's
-        rtf = {k: f"{v} (headline); {r['frontier'][best][k]:.2f} ({best})" for k, v in rtf.items()}
+    earlier run of speed.py with ``--candidate`` students, shown as its own table; ``sweep``:
+    lr_sweep_<preset>.json, for what the headline did on the trial targets; ``claims_run``: the
+    claims file, for the headline's FD against the previous default's; ``earlier``: a run of
+    speed.py on another machine (its reference row named "headline"), for the same rows' times there."""
+    pc, head, prev = r["panel_configuration"], r["headline"], r["previous_default"]
+    rtf = {k: f"{r[k]:.2f} ({head}; the previous default {prev['configuration']}: {prev[k]:.2f})"
+           for k in ("rtf_batch1", "rtf_batch8_per_clip")}
+    judged = "yes" if r["control_no_worse"] else "**no**"
     out = ["### Interactive speed (benchmarks/speed.py)", "",
-           f"One run, {r['machine']}; the goals for interactive use in the last column.", "",
+           f"One run, {r['machine']}; the goals for interactive use in the last column. DITTO-2 runs the "
+           f"claims' headline configuration, {head} (0.4x the claims' iterations, R = 8, Adam lr 0.5, "
+           "shell projection and trust radius 0.25), the one the profile above splits; the previous "
+           f"default, {prev['configuration']}, beside it.", "",
            "| measure | now | goal |", "|---|---|---|",
            f"| DITTO-2, batch 1, seconds of compute per second of audio | {rtf['rtf_batch1']} | <= 0.5 |",
            f"| DITTO-2, batch 8, per clip | {rtf['rtf_batch8_per_clip']} | <= 0.2 |",
@@ -483,52 +497,72 @@ def speed_section(r: dict, students: dict | None = None, sweep: dict | None = No
            f"| the same, until the metrics on the audio are shown too (librosa loads) | "
            f"{r['panel_first_run_metrics_shown_s']:.1f} s | |",
            f"| control panel, next `.run()` until the audio is ready | {r['panel_warm_run_s']:.1f} s | |",
-           f"| a faster configuration keeps the claims' decoded errors | {judged} | yes |", "",
-           f"The DITTO-2 rows use the claims' headline configuration, the one the profile above splits "
-           f"(each file is its own run: their whole-run times differ by this machine's run-to-run "
-           f"spread); the panel runs its own defaults ({pc['method']}, {pc['iterations']} iterations, R = {pc['refine_last']}).", "",
-           "Faster configurations against it, on the claims' targets (16 per control, the same noise; "
-           "median decoded error on the audio, IQR in brackets; iterations as a fraction of the claims' "
-           "70 / 150 / 150; all with the shell projection and trust region):", ""]
-    out += frontier_table(r, list(r["frontier"]))
+           f"| the headline's median decoded error no worse than the previous default's on every control "
+           f"(the claims' targets) | {judged} | yes |", "",
+           f"The panel runs its own defaults ({pc['method']}, {pc['iterations']} iterations, "
+           f"R = {pc['refine_last']}). Every DITTO-2 configuration of the frontier on the claims' targets "
+           "(16 per control, the same noise; median decoded error on the audio, IQR in brackets; "
+           "iterations as a fraction of the claims' 70 / 150 / 150; all with the shell projection and trust "
+           "region):", ""]
+    out += frontier_table(r, list(r["frontier"]), prev["configuration"])
     trial = (sweep or {}).get("rows", {})
-    if best and best in trial and "headline" in trial:
-        t, h, fc = trial[best], trial["headline"], r["frontier_configurations"]
-        out += ["", f"{best} is no worse than the headline on these 16 targets per control; on the "
-                    f"{sweep['targets']} trial targets of benchmarks/lr_sweep.py (above), where it was chosen, its medians were "
-                    + ", ".join(f"{c} {t[c]['median']:.3g} vs {h[c]['median']:.3g} (worse on "
-                                f"{t[c]['targets_worse_than_headline']}/{t[c]['n']})" for c in ("intensity", "melody", "structure"))
-                    + f". Read together: at {fc[best]['iterations_fraction']:.0%} of the iterations, with an Adam step "
-                      f"{fc[best]['lr'] / fc['headline']['lr']:g}x the headline's, DITTO-2 keeps the control to within "
-                      "the spread of a few dozen targets, not better than the headline everywhere. Its FD (quality) "
-                      "has not been measured yet."]
+    if head in trial and sweep["reference"] in trial:
+        t, ref = trial[head], trial[sweep["reference"]]
+        swept = r["chosen_on_trial_targets"]
+        kept = [n for n in swept if r["frontier"][n]["no_worse"]]
+        out += ["", f"How {head} was chosen: the trial targets of benchmarks/lr_sweep.py (above) put "
+                    f"{' and '.join(swept)} into this frontier; on the claims' targets "
+                    f"{' and '.join(kept) if kept else 'none'} of them {'was' if len(kept) == 1 else 'were'} no "
+                    "worse than the previous default, so the claims' targets had a say in the choice between "
+                    f"those {len(swept)}. On the {sweep['targets']} trial targets per control its medians were "
+                    + ", ".join(f"{c} {t[c]['median']:.3g} vs {ref[c]['median']:.3g} (worse on "
+                                f"{t[c]['targets_worse_than_reference']}/{t[c]['n']})" for c, _ in CONTROL_CELLS)
+                    + ": with 0.4x the iterations and a 10x larger Adam step, DITTO-2 keeps the control to "
+                      "within the spread of a few dozen targets, not better everywhere."]
+    if claims_run is not None:
+        fd = claims_run["fd"]["methods"]
+        if "ditto2_ctm_fast" in fd and "ditto2_ctm_trust" in fd:
+            out += ["", f"Quality (the claims' FD, attr-clf, same outputs as the claims table): the headline "
+                        f"{fd['ditto2_ctm_fast']['fd']:.3g}, the previous default {fd['ditto2_ctm_trust']['fd']:.3g}, "
+                        f"DITTO {fd['ditto']['fd']:.3g} (floor {claims_run['fd']['floor']:.3g})."]
+    if earlier is not None:
+        e, old_ref = earlier["frontier"], "headline"  # that run's reference row: then the headline, x1 R20 lr0.05
+        slower = e[head]["rtf_batch1"] / r["rtf_batch1"]
+        out += ["", f"The same rows on a slower machine (an earlier run of this benchmark, "
+                    f"`benchmarks/results/speed_avx2_laptop.json`: {earlier['machine']}, an AMD EPYC whose torch "
+                    "kernels used AVX2, not AVX512; its machine string predates the instruction-set field): "
+                    f"{head} {e[head]['rtf_batch1']:.2f} at batch 1 and {e[head]['rtf_batch8_per_clip']:.2f} per "
+                    f"clip at batch 8, the previous default {e[old_ref]['rtf_batch1']:.2f} and "
+                    f"{e[old_ref]['rtf_batch8_per_clip']:.2f}, the panel's first run {earlier['panel_first_run_s']:.1f} s. "
+                    f"The same work took {slower:.1f}x as long there: on such a machine the speed goals are "
+                    "missed, and meeting them everywhere needs fewer or cheaper network passes than the "
+                    "headline makes."]
     if students is not None:
-        names = ["headline"] + [n for n in students["frontier"] if "," in n]
+        old_ref = "headline"  # that run's reference row: then the headline, x1 R20 lr0.05
+        names = [old_ref] + [n for n in students["frontier"] if "," in n]
         out += ["", f"Narrower students, from an earlier run of the same benchmark with `--candidate` files "
-                    f"({students['machine']}; every row of this table from that one run, its headline row "
-                    "included; the student files are not shipped, each line below gives the command that "
-                    "makes it):", ""]
-        out += frontier_table(students, names)
+                    f"({students['machine']}; every row of this table from that one run; its \"headline\" row "
+                    "is the previous default, x1 R20 lr0.05; the student files are not shipped, each line below "
+                    "gives the command that makes it):", ""]
+        out += frontier_table(students, names, old_ref)
     return out
 
 
-def frontier_table(r: dict, names: list[str]) -> list[str]:
-    """The frontier rows ``names`` of one speed run, the candidate students it ran, and which rows
-    meet both speed goals."""
+def frontier_table(r: dict, names: list[str], ref: str) -> list[str]:
+    """The frontier rows ``names`` of one speed run against its row ``ref``, the candidate students
+    it ran, and which rows meet both speed goals."""
     out = ["| configuration | RTF batch 1 | RTF batch 8 per clip | intensity dB² | melody accuracy | "
-           "structure SSM error | no worse on every control | targets worse than the headline "
+           f"structure SSM error | no worse than {ref} on every control | targets worse than {ref} "
            "(intensity / melody / structure) |", "|---|---|---|---|---|---|---|---|"]
-    head_errors = r["frontier"]["headline"]["errors"]
+    ref_errors = r["frontier"][ref]["errors"]
     for name in names:
         row = r["frontier"][name]
         e = row["errors"]
-        cells = [f"{e[c]['median']:{f}} [{e[c]['iqr'][0]:{f}}, {e[c]['iqr'][1]:{f}}]"
-                 for c, f in (("intensity", ".2f"), ("melody", ".3f"), ("structure", ".3g"))]
-        worse = " / ".join(f"{targets_worse(e[c], head_errors[c])}/{len(e[c]['per_target'])}"
-                           for c in ("intensity", "melody", "structure"))
+        worse = " / ".join(f"{targets_worse(e[c], ref_errors[c])}/{len(e[c]['per_target'])}"
+                           for c, _ in CONTROL_CELLS)
         out.append(f"| {name} | {row['rtf_batch1']:.2f} | {row['rtf_batch8_per_clip']:.2f} | "
-                   + " | ".join(cells) + f" | {'yes' if row['no_worse'] else 'no'} | "
-                   + ("" if name == "headline" else worse) + " |")
+                   + " | ".join(_errors(e)) + f" | {'yes' if row['no_worse'] else 'no'} | "
+                   + ("" if name == ref else worse) + " |")
     if r.get("candidates"):
         ship = r["shipped_student"]
         out += ["", f"Rows named after a file run another student in that configuration (the shipped one: "
@@ -549,15 +583,14 @@ def frontier_table(r: dict, names: list[str]) -> list[str]:
                         "direction of z is matched to the source's (a finite-difference Jacobian match, "
                         "docs/method.md section 3.5), because DITTO-2 follows the student's gradient, which "
                         "an output match alone leaves too small and pointing elsewhere (the cosines above)."]
-    head = head_errors["intensity"]["median"]
+    base = ref_errors["intensity"]["median"]
     fast = {n: r["frontier"][n] for n in names
             if r["frontier"][n]["rtf_batch1"] <= 0.5 and r["frontier"][n]["rtf_batch8_per_clip"] <= 0.2}
     if fast:
-        out += ["", "Rows that meet both speed goals: " + "; ".join(
+        out += ["", "Rows that meet both speed goals on this machine: " + "; ".join(
             f"{n} (intensity {row['errors']['intensity']['median']:.2f} dB², "
-            f"{row['errors']['intensity']['median'] / head:.1f}x the headline's)" for n, row in fast.items())
-            + (". None of them keeps the control." if not any(row["no_worse"] for row in fast.values())
-               else ".")]
+            f"{row['errors']['intensity']['median'] / base:.1f}x {ref}'s; "
+            f"{'no worse' if row['no_worse'] else 'worse'} on the three controls)" for n, row in fast.items()) + "."]
     return out
 
 
@@ -630,7 +663,8 @@ def render() -> str:
     if (r := _load("lr_sweep_laptop.json")) is not None:
         lines += lr_sweep_section(r) + [""]
     if (r := _load("speed_laptop.json")) is not None:
-        lines += speed_section(r, _load("speed_students_laptop.json"), _load("lr_sweep_laptop.json")) + [""]
+        lines += speed_section(r, _load("speed_students_laptop.json"), _load("lr_sweep_laptop.json"),
+                               _load("claims_laptop.json"), _load("speed_avx2_laptop.json")) + [""]
     if (r := _load("ditto_laptop.json")) is not None and "memory" in r:
         lines += memory_section(r) + [""]
     if (r := _load("clap_laptop.json")) is not None:

@@ -208,3 +208,22 @@ def test_paired_difference_counts_and_bounds():
     assert -0.2 <= d["ci"][0] <= d["mean"] <= d["ci"][1] <= 0.6  # within the smallest and largest difference
     same = report.paired_difference([0.3] * 5, [0.3] * 5)
     assert same["mean"] == 0 and same["ci"] == [0, 0] and same["equal"] == 5
+
+
+def test_ditto2_rows_scale_the_protocols_iterations_and_cap_r():
+    """A DITTO-2 row's changes apply to the protocol's OptimConfig: the headline runs 0.4x the
+    iterations with R = 8 and lr 0.5 (at least one iteration, R never above them); the others keep
+    the protocol's iterations and lr."""
+    from ditto2_nb.optimize import OptimConfig
+
+    claims = _claims_module()
+    for iters, (fast_iters, fast_r) in ((70, (28, 8)), (150, (60, 8)), (3, (1, 1))):
+        protocol = OptimConfig(iterations=iters, lr=0.05, snapshot_every=0)
+        fast = claims.ditto2_config(claims.HEADLINE, protocol)
+        assert (fast.iterations, fast.refine_last, fast.lr) == (fast_iters, fast_r, 0.5)
+        assert fast.project and fast.trust_radius == 0.25
+        trust = claims.ditto2_config("ditto2_ctm_trust", protocol)
+        assert (trust.iterations, trust.refine_last, trust.lr) == (iters, min(20, iters), 0.05)
+        assert claims.ditto2_config("ditto2_ctm", protocol) == protocol
+    assert claims.config_name(0.4, 8, 0.5) == "x0.4 R8 lr0.5"
+    assert claims.config_name(1.0, 20, 0.05) == "x1 R20 lr0.05"

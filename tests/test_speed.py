@@ -47,17 +47,33 @@ def test_no_worse_needs_every_control_in_its_own_direction():
     assert not speed.no_worse(_row(0.2, 0.7, 0.003), default)  # structure error higher
 
 
-def test_frontier_configurations_keep_the_headline_guards_and_shrink_the_work():
+def test_frontier_configurations_keep_the_guards_and_shrink_the_work():
     speed = _speed_module()
-    head = speed.optim_config("headline", "intensity")
-    assert (head.iterations, head.refine_last, head.lr) == (70, 20, 0.05)
+    before = speed.optim_config(speed.PREVIOUS, "intensity")
+    assert (before.iterations, before.refine_last, before.lr) == (70, 20, 0.05)
     for name in speed.FRONTIER:
         for control in ("intensity", "melody"):
             opt = speed.optim_config(name, control)
-            assert opt.project and opt.trust_radius == head.trust_radius
+            assert opt.project and opt.trust_radius == before.trust_radius
             assert opt.refine_last <= opt.iterations
-            if name != "headline":
-                assert opt.iterations < speed.optim_config("headline", control).iterations
+            if name != speed.PREVIOUS:
+                assert opt.iterations < speed.optim_config(speed.PREVIOUS, control).iterations
+
+
+def test_speed_rows_are_the_claims_configurations():
+    """The frontier's headline row is exactly the claims' headline DITTO-2 configuration, and its
+    reference row the configuration that was the default before (claims.TRUSTED), on every control."""
+    from ditto2_nb.optimize import OptimConfig
+
+    speed = _speed_module()
+    claims = speed.claims
+    assert speed.HEADLINE == "x0.4 R8 lr0.5" and speed.PREVIOUS == "x1 R20 lr0.05"
+    assert set(speed.FROM_LR_SWEEP) <= set(speed.FRONTIER) and speed.HEADLINE in speed.FROM_LR_SWEEP
+    for control, iters in claims.ITERATIONS.items():
+        protocol = OptimConfig(iterations=iters, lr=claims.PROTOCOL["lr"], snapshot_every=0)
+        fast, trust = (claims.ditto2_config(k, protocol) for k in (claims.HEADLINE, "ditto2_ctm_trust"))
+        assert speed.optim_config(speed.HEADLINE, control) == fast
+        assert speed.optim_config(speed.PREVIOUS, control) == trust
 
 
 @pytest.mark.slow
@@ -68,10 +84,11 @@ def test_frontier_rows_on_ci():
     rows = speed.frontier(student, heldout_data(p), p.mel, reps=1, targets=2, batch=2, scale=0.05,
                           candidates={"same": student})
     extra = {f"same, {c}" for c in speed.CANDIDATE_CONFIGURATIONS}
-    assert set(rows) == set(speed.FRONTIER) | extra and rows["headline"]["no_worse"]
+    assert set(rows) == set(speed.FRONTIER) | extra and rows[speed.PREVIOUS]["no_worse"]
     # a candidate row is the named configuration on the candidate: the same student gives the same errors
-    same = rows["same, headline"]
-    assert same["errors"] == rows["headline"]["errors"] and same["no_worse"]
+    for config in speed.CANDIDATE_CONFIGURATIONS:
+        same = rows[f"same, {config}"]
+        assert same["errors"] == rows[config]["errors"] and same["no_worse"] == rows[config]["no_worse"]
     for row in rows.values():
         assert row["rtf_batch1"] > 0 and row["rtf_batch8_per_clip"] > 0
         for control in ("intensity", "melody", "structure"):
@@ -139,10 +156,10 @@ def test_lr_sweep_trial_targets_share_no_clip_or_noise_with_the_claims():
 
 def test_lr_sweep_grid_keeps_the_guards_and_counts_worse_targets():
     sweep = _sweep_module()
-    head = sweep.optim_config("headline", "intensity")
+    head = sweep.optim_config(sweep.REFERENCE, "intensity")
     assert (head.iterations, head.refine_last, head.lr) == (70, 20, 0.05)
-    assert set(sweep.GRID) == {"headline"} | {f"x{f} R{round(20 * f)} lr{lr}" for f in sweep.FRACTIONS
-                                              for lr in sweep.LRS}
+    assert set(sweep.GRID) == {"x1 R20 lr0.05"} | {f"x{f} R{round(20 * f)} lr{lr}" for f in sweep.FRACTIONS
+                                                   for lr in sweep.LRS}
     for name in sweep.GRID:
         opt = sweep.optim_config(name, "melody")
         assert opt.project and opt.trust_radius == head.trust_radius and opt.refine_last <= opt.iterations
@@ -156,7 +173,7 @@ def test_lr_sweep_grid_keeps_the_guards_and_counts_worse_targets():
 def test_lr_sweep_rows_on_ci():
     sweep = _sweep_module()
     p = get_preset("ci")
-    names = ["headline", "x0.3 R6 lr0.5"]
+    names = [sweep.REFERENCE, "x0.3 R6 lr0.5"]
     rows = sweep.sweep(load_distilled("ctm", "ci"), heldout_data(p), p.mel, targets=2, batch=2, scale=0.05,
                        names=names)
     assert list(rows) == names
@@ -164,6 +181,6 @@ def test_lr_sweep_rows_on_ci():
         for control in ("intensity", "melody", "structure"):
             r = row[control]
             assert len(r["per_target"]) == 2 and r["iqr"][0] <= r["median"] <= r["iqr"][1]
-            assert 0 <= r["targets_worse_than_headline"] <= (0 if name == "headline" else 2)
+            assert 0 <= r["targets_worse_than_reference"] <= (0 if name == sweep.REFERENCE else 2)
             assert r["seconds_per_clip"] > 0
     assert rows["x0.3 R6 lr0.5"]["intensity"]["lr"] == 0.5
