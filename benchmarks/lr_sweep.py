@@ -9,7 +9,8 @@ steps ``lr`` in :data:`LRS` (:data:`GRID`), against the reference :data:`REFEREN
 (``claims.TRUSTED``, lr 0.05: the headline when this sweep was made), every one with the shell
 projection and trust radius 0.25, on **trial targets**: the last ``3 x --targets`` held-out clips
 (so their intensity curves, tags and melodies are none of the claims' for up to 53 claims targets
-per control) and initial noises from seeds 50,000 + 1000 c + k (the claims use 1000 c + k). Errors on the vocoded audio, as in the claims.
+per control) and initial noises from seeds 50,000 + 1000 c + k (the claims use 1000 c + k).
+Errors on the vocoded audio, as in the claims.
 
 Writes ``benchmarks/results/lr_sweep_<preset>.json`` (median, IQR and per-target errors per row and
 control, and how many targets each row does worse on than the reference);
