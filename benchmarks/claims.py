@@ -459,8 +459,8 @@ def text_stage(held, cfg, vocoder, a, first: int, run: Path) -> dict:
     return {"loss_text_encoder": scorer.text_encoder_name,
             "evaluator_text_encoder": evaluator.text_encoder_name,
             "loss_scorer": scorer.name, "evaluator": evaluator.name, "judge": judge.name,
-            "prompts": n, "iterations": iters, "examples": {"template": prompts[:2], "unseen": unseen[:2],
-                                                            "evaluator_wording": judge_text[:2]},
+            "prompts": n, "iterations": opt.iterations, "refine_last": opt.refine_last, "lr": opt.lr,
+            "examples": {"template": prompts[:2], "unseen": unseen[:2], "evaluator_wording": judge_text[:2]},
             "held_out_clips": [first, first + a.targets], "methods": rows}
 
 

@@ -37,6 +37,22 @@ def _row(intensity, melody, structure):
             "structure": {"median": structure, "better": "lower"}}
 
 
+def test_paired_no_worse_also_needs_the_median_per_target_difference():
+    speed = _speed_module()
+
+    def row(*per_target):  # intensity per target; melody and structure the same in both rows
+        return {"intensity": {"median": sorted(per_target)[1], "better": "lower", "per_target": list(per_target)},
+                "melody": {"median": 0.5, "better": "higher", "per_target": [0.5] * 3},
+                "structure": {"median": 0.1, "better": "lower", "per_target": [0.1] * 3}}
+
+    default = row(0.2, 0.4, 0.9)
+    lower_median_worse_pairs = row(0.3, 0.5, 0.1)  # median 0.3 < 0.4, but worse on 2 of 3 targets
+    assert speed.no_worse(lower_median_worse_pairs, default)
+    assert not speed.no_worse(lower_median_worse_pairs, default, paired=True)
+    assert speed.no_worse(row(0.1, 0.3, 0.8), default, paired=True)  # better on every target
+    assert speed.no_worse(default, default, paired=True)
+
+
 def test_no_worse_needs_every_control_in_its_own_direction():
     speed = _speed_module()
     default = _row(0.3, 0.6, 0.002)
