@@ -68,7 +68,7 @@ STRUCTURES = ("AB", "ABA", "AABB", "AA")
 TRUSTED = {"refine_last": 20, "project": True, "trust_radius": 0.25}
 # The same with 40% of the iterations, R = 8 and a 10x larger Adam step: chosen by
 # benchmarks/lr_sweep.py on trial targets the claims never use, as the interactive default
-# (benchmarks/speed.py checks it is no worse than TRUSTED on the claims' targets).
+# (benchmarks/speed.py compares it with TRUSTED on the claims' targets).
 FAST = TRUSTED | {"iterations_fraction": 0.4, "refine_last": 8, "lr": 0.5}
 # DITTO-2 rows: method -> (student, changes to the protocol's OptimConfig; "iterations_fraction"
 # scales its iterations)

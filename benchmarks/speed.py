@@ -80,12 +80,13 @@ def panel_times(preset: str) -> dict:
 # reference; the lr 0.1 rows were chosen from two coarse sweeps on the claims' targets, the lr 0.5
 # rows by benchmarks/lr_sweep.py on trial targets the claims never use; the headline
 # (claims.FAST) is one of them.
-_ROWS = [(1.0, claims.TRUSTED["refine_last"], claims.PROTOCOL["lr"]), (0.57, 14, 0.1), (0.4, 8, 0.1),
-         (0.3, 6, 0.1), (0.7, 0, claims.PROTOCOL["lr"]),
-         tuple(claims.FAST[k] for k in ("iterations_fraction", "refine_last", "lr")), (0.3, 6, 0.5)]
-FRONTIER = {claims.config_name(*row): row for row in _ROWS}
-PREVIOUS, HEADLINE = claims.config_name(*_ROWS[0]), claims.config_name(*_ROWS[5])
-FROM_LR_SWEEP = (HEADLINE, claims.config_name(*_ROWS[6]))  # the rows benchmarks/lr_sweep.py put forward
+_PREVIOUS = (1.0, claims.TRUSTED["refine_last"], claims.PROTOCOL["lr"])
+_HEADLINE = tuple(claims.FAST[k] for k in ("iterations_fraction", "refine_last", "lr"))
+_SWEPT = (_HEADLINE, (0.3, 6, 0.5))  # the rows benchmarks/lr_sweep.py put forward
+FRONTIER = {claims.config_name(*row): row for row in (
+    _PREVIOUS, (0.57, 14, 0.1), (0.4, 8, 0.1), (0.3, 6, 0.1), (0.7, 0, claims.PROTOCOL["lr"]), *_SWEPT)}
+PREVIOUS, HEADLINE = claims.config_name(*_PREVIOUS), claims.config_name(*_HEADLINE)
+FROM_LR_SWEEP = tuple(claims.config_name(*row) for row in _SWEPT)
 # What a candidate student (``--candidate``, e.g. a narrower one from ``ditto2_nb.cli compress``)
 # is run with: the previous default and the headline.
 CANDIDATE_CONFIGURATIONS = (PREVIOUS, HEADLINE)

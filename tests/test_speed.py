@@ -41,7 +41,8 @@ def test_paired_no_worse_also_needs_the_median_per_target_difference():
     speed = _speed_module()
 
     def row(*per_target):  # intensity per target; melody and structure the same in both rows
-        return {"intensity": {"median": sorted(per_target)[1], "better": "lower", "per_target": list(per_target)},
+        return {"intensity": {"median": sorted(per_target)[1], "better": "lower",
+                              "per_target": list(per_target)},
                 "melody": {"median": 0.5, "better": "higher", "per_target": [0.5] * 3},
                 "structure": {"median": 0.1, "better": "lower", "per_target": [0.1] * 3}}
 
