@@ -175,8 +175,8 @@ def test_lr_sweep_grid_keeps_the_guards_and_counts_worse_targets():
     sweep = _sweep_module()
     head = sweep.optim_config(sweep.REFERENCE, "intensity")
     assert (head.iterations, head.refine_last, head.lr) == (70, 20, 0.05)
-    assert set(sweep.GRID) == {"x1 R20 lr0.05"} | {f"x{f} R{round(20 * f)} lr{lr}" for f in sweep.FRACTIONS
-                                                   for lr in sweep.LRS}
+    grid = {"x1 R20 lr0.05"} | {f"x{f} R{round(20 * f)} lr{lr}" for f in sweep.FRACTIONS for lr in sweep.LRS}
+    assert set(sweep.GRID) == grid | {f"x{f:g} R{r} lr{lr:g}" for f, r, lr in sweep.MORE_REFINEMENT}
     for name in sweep.GRID:
         opt = sweep.optim_config(name, "melody")
         assert opt.project and opt.trust_radius == head.trust_radius and opt.refine_last <= opt.iterations
