@@ -442,17 +442,35 @@ def profile_section(r: dict) -> list[str]:
     return out
 
 
+def _worse_sign(row: dict) -> int:
+    """+1 where a larger error is worse (lower is better), -1 where a larger value is better."""
+    return 1 if row["better"] == "lower" else -1
+
+
 def targets_worse(row: dict, ref: dict) -> int:
     """On how many of the same targets a row's decoded error is worse than the reference row's."""
-    sign = 1 if row["better"] == "lower" else -1
-    return sum(sign * (a - b) > 0 for a, b in zip(row["per_target"], ref["per_target"]))
+    sign = _worse_sign(row)
+    return sum(sign * (a - b) > 0 for a, b in zip(row["per_target"], ref["per_target"], strict=True))
+
+
+def median_worse_by(row: dict, ref: dict) -> float:
+    """How much worse a row's median decoded error is than the reference row's (> 0: worse)."""
+    return _worse_sign(row) * (row["median"] - ref["median"])
 
 
 def paired_worse_by(row: dict, ref: dict) -> float:
     """The median over the same targets of how much worse a row's decoded error is than the
     reference row's (> 0: worse; in the control's own unit)."""
-    sign = 1 if row["better"] == "lower" else -1
-    return float(np.median([sign * (a - b) for a, b in zip(row["per_target"], ref["per_target"])]))
+    sign = _worse_sign(row)
+    return float(np.median([sign * (a - b) for a, b in zip(row["per_target"], ref["per_target"], strict=True)]))
+
+
+def no_worse(row: dict, ref: dict, paired: bool = False) -> bool:
+    """``row``'s median decoded error no worse than ``ref``'s on every control (``{control: summary}``);
+    with ``paired`` the median per-target difference not worse either (the claims' standard against
+    DITTO)."""
+    return all(median_worse_by(row[c], ref[c]) <= 0 and (not paired or paired_worse_by(row[c], ref[c]) <= 0)
+               for c, _ in CONTROL_CELLS)
 
 
 CONTROL_CELLS = (("intensity", ".2f"), ("melody", ".3f"), ("structure", ".3g"))
@@ -485,9 +503,7 @@ def lr_sweep_section(r: dict) -> list[str]:
             f"{paired_worse_by(row[c], r['rows'][ref][c]):+.2g}" for c, _ in CONTROL_CELLS)
         out.append(f"| {name} | " + " | ".join(_errors(row)) + f" | {worse} | {paired} | "
                    f"{row['intensity']['seconds_per_clip']:.2f} |")
-    ok = [name for name, row in r["rows"].items() if name != ref and all(
-        (row[c]["median"] - r["rows"][ref][c]["median"]) * (1 if row[c]["better"] == "lower" else -1) <= 0
-        and paired_worse_by(row[c], r["rows"][ref][c]) <= 0 for c, _ in CONTROL_CELLS)]
+    ok = [name for name, row in r["rows"].items() if name != ref and no_worse(row, r["rows"][ref], paired=True)]
     out += ["", "Rows no worse than the reference on every control, by the median and by the median per-target "
                 "difference (the claims' standard): " + (", ".join(ok) if ok else "none") + "."]
     return out
@@ -501,6 +517,8 @@ def speed_section(r: dict, students: dict | None = None, sweep: dict | None = No
     claims file, for the headline's FD against the previous default's; ``earlier``: a run of
     speed.py on another machine (its reference row named "headline"), for the same rows' times there."""
     pc, head, prev = r["panel_configuration"], r["headline"], r["previous_default"]
+    hc = r["frontier_configurations"][head]
+    old_ref = "headline"  # the reference row of the earlier runs: then the headline, x1 R20 lr0.05
     rtf = {k: f"{r[k]:.2f} ({head}; the previous default {prev['configuration']}: {prev[k]:.2f})"
            for k in ("rtf_batch1", "rtf_batch8_per_clip")}
     judged = "yes" if r["control_no_worse"] else "**no**"
@@ -511,8 +529,9 @@ def speed_section(r: dict, students: dict | None = None, sweep: dict | None = No
         f"{len(he[c]['per_target'])})" for c, v in by.items())
     out = ["### Interactive speed (benchmarks/speed.py)", "",
            f"One run, {r['machine']}; the goals for interactive use in the last column. DITTO-2 runs the "
-           f"claims' headline configuration, {head} (0.4x the claims' iterations, R = 8, Adam lr 0.5, "
-           "shell projection and trust radius 0.25), the one the profile above splits; the previous "
+           f"claims' headline configuration, {head} ({hc['iterations_fraction']:g}x the claims' iterations, "
+           f"R = {hc['refine_last']}, Adam lr {hc['lr']:g}, shell projection and trust region), the one the "
+           "profile above splits; the previous "
            f"default, {prev['configuration']}, beside it.", "",
            "| measure | now | goal |", "|---|---|---|",
            f"| DITTO-2, batch 1, seconds of compute per second of audio | {rtf['rtf_batch1']} | <= 0.5 |",
@@ -552,7 +571,7 @@ def speed_section(r: dict, students: dict | None = None, sweep: dict | None = No
                         f"{fd['ditto2_ctm_fast']['fd']:.3g}, the previous default {fd['ditto2_ctm_trust']['fd']:.3g}, "
                         f"DITTO {fd['ditto']['fd']:.3g} (floor {claims_run['fd']['floor']:.3g})."]
     if earlier is not None:
-        e, old_ref = earlier["frontier"], "headline"  # that run's reference row: then the headline, x1 R20 lr0.05
+        e = earlier["frontier"]
         slower = e[head]["rtf_batch1"] / r["rtf_batch1"]
         out += ["", f"The same rows on a slower machine (an earlier run of this benchmark, "
                     f"`benchmarks/results/speed_avx2_laptop.json`: {earlier['machine']}, an AMD EPYC whose torch "
@@ -564,7 +583,6 @@ def speed_section(r: dict, students: dict | None = None, sweep: dict | None = No
                     "missed, and meeting them everywhere needs fewer or cheaper network passes than the "
                     "headline makes."]
     if students is not None:
-        old_ref = "headline"  # that run's reference row: then the headline, x1 R20 lr0.05
         names = [old_ref] + [n for n in students["frontier"] if "," in n]
         out += ["", f"Narrower students, from an earlier run of the same benchmark with `--candidate` files "
                     f"({students['machine']}; every row of this table from that one run; its \"headline\" row "
@@ -576,8 +594,7 @@ def speed_section(r: dict, students: dict | None = None, sweep: dict | None = No
 
 def _trial_verdict(row: dict, ref: dict) -> str:
     """One sentence on where a configuration's trial-target medians are worse than the reference's."""
-    worse = [c for c, _ in CONTROL_CELLS
-             if (row[c]["median"] - ref[c]["median"]) * (1 if ref[c]["better"] == "lower" else -1) > 0]
+    worse = [c for c, _ in CONTROL_CELLS if median_worse_by(row[c], ref[c]) > 0]
     if not worse:
         return " It is no worse on the trial targets either."
     return (f" On these targets it is worse on {' and '.join(worse)}: the claims' 16 targets per control favour "

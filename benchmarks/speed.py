@@ -43,6 +43,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 import claims  # noqa: E402
 import profile_ditto2  # noqa: E402
+import report  # noqa: E402
 
 from ditto2_nb.audio import GriffinLimVocoder  # noqa: E402
 from ditto2_nb.core import checkpoints as ckpt  # noqa: E402
@@ -111,17 +112,7 @@ def quality(name: str, student, held, cfg, vocoder, targets: int, batch: int, sc
     return out
 
 
-def no_worse(row: dict, default: dict, paired: bool = False) -> bool:
-    """Median decoded error no worse than the default's on every control; with ``paired``, the
-    median per-target difference not worse either (the claims' standard against DITTO)."""
-    def ok(r: dict, d: dict) -> bool:
-        sign = 1 if r["better"] == "lower" else -1  # sign * (r - d) > 0: worse
-        if sign * (r["median"] - d["median"]) > 0:
-            return False
-        return not paired or statistics.median(
-            sign * (a - b) for a, b in zip(r["per_target"], d["per_target"], strict=True)) <= 0
-
-    return all(ok(row[c], default[c]) for c in claims.CONTROLS)
+no_worse = report.no_worse  # the judgement, shared with the README's tables
 
 
 def entries(student, candidates: dict | None = None) -> dict:

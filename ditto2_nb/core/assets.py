@@ -93,8 +93,8 @@ def model_card(name: str, meta: dict) -> str:
 
 def machine() -> str:
     """The machine a benchmark ran on: CPU cores, architecture and the vector instructions torch's
-    kernels use (e.g. AVX2 or AVX512: the same 2 cores differ ~1.5x per network pass between the
-    two), the GPU if any, torch's version."""
+    kernels use (e.g. AVX2 or AVX512: the same 2 cores differed 1.5-2.4x per DITTO-2 run between
+    the two), the GPU if any, torch's version."""
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
     isa = torch.backends.cpu.get_cpu_capability()
     return f"{os.cpu_count()} CPU cores ({platform.machine()}, {isa}), {gpu}, torch {torch.__version__}"
