@@ -671,6 +671,29 @@ def clap_section(r: dict) -> list[str]:
     return out
 
 
+def tag_subsets_section(r: dict) -> list[str]:
+    """Distillation's DSM balance and tag dropout (benchmarks/tag_subsets.py)."""
+    fixed, adaptive = r["dsm"]["fixed"]["dsm_share"], r["dsm"]["adaptive"]["dsm_share"]
+    rows = r["consistency_mse"]
+    subsets = list(next(iter(rows.values())))
+    subsets = [s for s in subsets if isinstance(rows["shipped"].get(s), dict)]
+    out = ["### Distillation: the DSM term's share and tag dropout (benchmarks/tag_subsets.py)", "",
+           f"The CTM denoising term's share of the gradient norm at the shipped student's last layer, "
+           f"on {len(fixed)} training batches: **{min(fixed):.1%}-{max(fixed):.1%}** with the old fixed "
+           f"weight 1, **{min(adaptive):.0%}-{max(adaptive):.0%}** with the adaptive balance "
+           f"(dsm_weight 1; lambda {min(r['dsm']['adaptive']['dsm_scale']):.0f}-"
+           f"{max(r['dsm']['adaptive']['dsm_scale']):.0f}).", "",
+           f"Consistency of the CTM 1-step jump with the guided teacher's 18-step Heun solution (mel MSE "
+           f"per example, median [quartiles] over {r['n']} held-out tag rows and noises, the same in every "
+           f"row) by the tags given. The two fine-tunings start from the shipped student and differ only "
+           f"in the tags they see ({r['finetune_steps']} steps each). Machine: {r['machine']}.", "",
+           "| student | " + " | ".join(subsets) + " |", "|---|" + "---|" * len(subsets)]
+    for name, x in rows.items():
+        out.append(f"| {name} | " + " | ".join(
+            f"{x[s]['median']:.3f} [{x[s]['q25']:.3f}, {x[s]['q75']:.3f}]" for s in subsets) + " |")
+    return out
+
+
 def data_section(r: dict) -> list[str]:
     m = r["machine"]
     return ["### Procedural data generation (benchmarks/bench_data.py)", "",
@@ -696,6 +719,8 @@ def render() -> str:
             distill_plot(r)
             lines += [distill_summary(r), "", "![distillation](benchmarks/results/distill_laptop.png)", ""]
         lines += [(RESULTS / "distill_laptop.md").read_text(), ""]
+    if (r := _load("tag_subsets_laptop.json")) is not None:
+        lines += tag_subsets_section(r) + [""]
     if (r := _load("decode_sweep_laptop.json")) is not None:
         lines += decode_section(r) + [""]
     # The candidate claims runs below were compared with the claims run of their time (the AVX2

@@ -476,3 +476,72 @@ def test_compression_refuses_a_source_without_decode_settings(tmp_path):
         compress_student(path, (8, 8), 1, tmp_path / "o.safetensors", preset="ci", steps=1)
     with pytest.raises(ValueError, match="channels=0"):
         compress_student(path, (8, 0), 1, tmp_path / "o.safetensors", preset="ci", steps=1)
+
+
+def _ctm_setup(**kw):
+    import copy
+
+    t = teacher()
+    student = CTMModel.from_teacher(t)
+    with torch.no_grad():  # a non-zero s-branch, as after some distillation
+        for p in student.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    target = copy.deepcopy(student).requires_grad_(False)
+    x0 = torch.tanh(torch.randn(8, 8, 16, generator=torch.Generator().manual_seed(5)))
+    tags = torch.randint(1, 3, (8, 1), generator=torch.Generator().manual_seed(6))
+    cfg = DistillConfig(n_grid=12, w=1.5, k_max=2, **kw)
+    return student, target, t, x0, tags, cfg
+
+
+def _last_layer_norms(student, terms):
+    layer = student.last_layer()
+    g_ctm = torch.autograd.grad(terms["ctm"], layer, retain_graph=True)[0].norm()
+    g_dsm = torch.autograd.grad(terms["dsm_scale"] * terms["dsm"], layer, retain_graph=True)[0].norm()
+    return g_ctm.item(), g_dsm.item()
+
+
+@pytest.mark.parametrize("weight", [0.25, 1.0, 3.0])
+def test_adaptive_dsm_balance_gives_the_configured_gradient_share(weight):
+    """Issue 25, item 3: at the student's last layer, the weighted DSM term's gradient has
+    dsm_weight times the CTM term's norm, so its share is dsm_weight / (1 + dsm_weight); the total
+    loss is ctm + lambda dsm, and lambda carries no gradient."""
+    from ditto2_nb.distill import ctm_terms
+
+    student, target, t, x0, tags, cfg = _ctm_setup(dsm_weight=weight)
+    terms = ctm_terms(student, target, t, x0, tags, torch.Generator().manual_seed(0), cfg)
+    g_ctm, g_dsm = _last_layer_norms(student, terms)
+    assert g_dsm / g_ctm == pytest.approx(weight, rel=1e-4)
+    assert terms["dsm_share"] == pytest.approx(weight / (1 + weight), rel=1e-4)
+    assert isinstance(terms["dsm_scale"], float)  # a number, not a tensor in the graph
+    torch.testing.assert_close(terms["loss"], terms["ctm"] + terms["dsm_scale"] * terms["dsm"])
+
+
+def test_fixed_dsm_weight_is_kept_and_its_share_reported():
+    from ditto2_nb.distill import ctm_terms
+
+    student, target, t, x0, tags, cfg = _ctm_setup(dsm_weight=1.0, dsm_balance="fixed")
+    terms = ctm_terms(student, target, t, x0, tags, torch.Generator().manual_seed(0), cfg)
+    assert terms["dsm_scale"] == 1.0
+    g_ctm, g_dsm = _last_layer_norms(student, terms)
+    assert terms["dsm_share"] == pytest.approx(g_dsm / (g_ctm + g_dsm), rel=1e-4)
+
+
+def test_distillation_history_records_the_dsm_share(tmp_path):
+    """The share is written into the training history (checkpoint metadata), step by step."""
+    from ditto2_nb.core import checkpoints as ckpt
+    from ditto2_nb.core.config import TrainConfig
+    from ditto2_nb.core.train import fit
+    from ditto2_nb.distill import ctm_terms
+
+    student, target, t, x0, tags, cfg = _ctm_setup(dsm_weight=0.5)
+
+    def loss_fn(model, gen, step):
+        terms = ctm_terms(model, target, t, x0, tags, gen, cfg)
+        return terms["loss"], {"dsm_share": terms["dsm_share"]}
+
+    path = tmp_path / "ctm.train.safetensors"
+    _, hist = fit(student, loss_fn, TrainConfig(steps=3, batch_size=8, lr=1e-4, warmup=1, ckpt_every=3),
+                  path, meta={}, progress=False)
+    shares = ckpt.read_metadata(path)["history"]["stats"]["dsm_share"]
+    assert len(shares) == 3 and shares == pytest.approx([1 / 3] * 3, rel=1e-3)
+    assert hist.stats["dsm_share"] == pytest.approx(shares, rel=1e-4)

@@ -31,9 +31,10 @@ def test_layout():
 # imports a later one and nothing imports the surface.
 LAYERS = [
     ("core", ["validate", "config", "checkpoints", "metrics", "assets", "train"]),
-    ("audio", ["mel", "vocoder", "files", "analysis"]),
+    ("audio", ["mel", "vocoder", "files", "analysis", "pitch", "neural"]),
     ("data", ["theory", "labels", "composition", "synthesis", "captions", "tags", "summaries", "cache",
-              "datasets", "corpus", "folder"]),
+              "datasets", "corpus", "folder", "scores", "arranging", "rendering", "renditions",
+              "repertoire"]),
     ("diffusion", ["schedule", "precond", "networks", "losses", "samplers", "teacher"]),
     ("controls", ["base", "intensity", "melody", "structure", "masks", "composite"]),
     ("distill", ["students", "losses", "sampling", "train", "compress"]),

@@ -7,8 +7,8 @@ from ditto2_nb.notebook.pipeline import ParameterError, read_metrics, record, ru
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"preset": "huge"}, "PRESET: unknown preset"),
-    ({"seed": -1}, "SEED must be a non-negative integer"),
-    ({"seed": 1.5}, "SEED must be a non-negative integer"),
+    ({"seed": -1}, r"SEED=-1 is out of range; allowed: \[0, 4294967295\]"),
+    ({"seed": 1.5}, "SEED must be an integer, got 1.5"),
     ({"device": "quantum"}, "DEVICE"),
     ({"N_EVAL": -4}, "N_EVAL must be a non-negative number"),
     ({"N_EVAL": None}, "N_EVAL must be a non-negative number"),

@@ -66,7 +66,7 @@ def test_bad_model_files(tmp_path):
 def test_cli_rejects_bad_arguments():
     res = subprocess.run([sys.executable, "-m", "ditto2_nb.cli", "train-teacher", "--steps", "-3"],
                          capture_output=True, text=True)
-    assert res.returncode != 0 and "--steps must be positive" in res.stderr
+    assert res.returncode != 0 and "--steps=-3 is out of range; allowed: >= 1" in res.stderr
     res = subprocess.run([sys.executable, "-m", "ditto2_nb.cli", "train-teacher", "--preset", "x"],
                          capture_output=True, text=True)
     assert res.returncode != 0 and "invalid choice" in res.stderr

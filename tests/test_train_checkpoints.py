@@ -118,7 +118,7 @@ DDP_SCRIPT = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     from test_train_checkpoints import make_model, loss_fn
     from ditto2_nb.core.config import TrainConfig
-    from ditto2_nb.core.train import fit
+    from ditto2_nb.core.train import fit, leave_process_group
     cfg = TrainConfig(steps=4, batch_size=8, lr=1e-3, warmup=1, ckpt_every=2)
     ema, hist = fit(make_model(), loss_fn, cfg, {ckpt!r}, meta={{}}, progress=False)
     flat = torch.cat([p.flatten() for p in ema.model.parameters()])
@@ -126,7 +126,7 @@ DDP_SCRIPT = textwrap.dedent("""
     dist.all_gather(gathered, flat)
     assert torch.equal(gathered[0], gathered[1]), "ranks diverged"
     print("rank", dist.get_rank(), "ok", hist.loss[-1])
-    dist.destroy_process_group()
+    leave_process_group()
 """)
 
 
@@ -141,3 +141,83 @@ def test_ddp_two_processes_on_cpu(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stdout.count("ok") == 2
     assert ckpt.read_metadata(path)["step"] == 4
+
+
+DISTILL_DDP_SCRIPT = textwrap.dedent("""
+    import copy, sys, torch, torch.distributed as dist
+    sys.path.insert(0, {tests!r})
+    from test_train_checkpoints import TINY, TAGS, DATA
+    from ditto2_nb.core.config import DistillConfig, TrainConfig
+    from ditto2_nb.core.train import _dist_setup, fit, leave_process_group, unwrap
+    from ditto2_nb.diffusion import Denoiser, edm_loss
+    from ditto2_nb.distill import CTMModel, ConsistencyModel, cd_loss, ctm_terms, dsm_loss
+    rank, world = _dist_setup()
+    torch.manual_seed(0)
+    teacher = Denoiser(TINY).eval().requires_grad_(False)
+    dcfg = DistillConfig(n_grid=8, k_max=2, w=1.5)
+    gen = lambda: torch.Generator().manual_seed(7 + rank)
+    x0, tags = DATA[:6], TAGS[:6]
+    for kind in ("cm", "ctm"):
+        student = (ConsistencyModel if kind == "cm" else CTMModel).from_teacher(teacher)
+        target = copy.deepcopy(student).requires_grad_(False)
+        net = torch.nn.parallel.DistributedDataParallel(student)
+        assert unwrap(net) is student
+        if kind == "cm":  # the losses see the same student through the wrapper as without it
+            a, b = (cd_loss(m, target, teacher, x0, tags, gen(), dcfg) for m in (net, student))
+        else:
+            ta, tb = (ctm_terms(m, target, teacher, x0, tags, gen(), dcfg) for m in (net, student))
+            assert abs(ta["dsm_scale"] - tb["dsm_scale"]) < 1e-6 * tb["dsm_scale"], (ta, tb)
+            a, b = ta["loss"], tb["loss"]
+            da, db = (dsm_loss(m, x0, tags, gen(), teacher, dcfg) for m in (net, student))
+            assert torch.equal(da, db), (da, db)
+        assert torch.equal(a.detach(), b.detach()), (kind, a, b)
+        del net  # no DDP reducer may outlive the process group (a crash at exit otherwise)
+
+        def loss_fn(model, g, step, kind=kind, target=target):
+            idx = torch.randint(len(DATA), (4,), generator=g)
+            if kind == "cm":
+                return cd_loss(model, target, teacher, DATA[idx], TAGS[idx], g, dcfg)
+            t = ctm_terms(model, target, teacher, DATA[idx], TAGS[idx], g, dcfg)
+            return t["loss"], {{"dsm_share": t["dsm_share"]}}
+
+        cfg = TrainConfig(steps=2, batch_size=4, lr=1e-3, warmup=1, ckpt_every=2)
+        ema, hist = fit(student, loss_fn, cfg, None, meta={{}}, progress=False)
+        flat = torch.cat([p.flatten() for p in student.parameters()])
+        gathered = [torch.zeros_like(flat) for _ in range(world)]
+        dist.all_gather(gathered, flat)
+        assert torch.equal(gathered[0], gathered[1]), kind + ": ranks diverged"
+    print("rank", rank, "ok")
+    leave_process_group()
+""")
+
+
+def _torchrun(args, port, env=None, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+         *args], capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+
+
+def test_ddp_distillation_losses_see_the_module_inside_the_wrapper(tmp_path):
+    """The CM/CTM/DSM losses called with the DDP wrapper equal the same losses on the bare
+    student (same draws), and a 2-process fit of each keeps the ranks' students identical."""
+    script = tmp_path / "ddp_distill.py"
+    script.write_text(DISTILL_DDP_SCRIPT.format(tests=str(Path(__file__).parent)))
+    res = _torchrun([str(script)], 29519)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.count("ok") == 2
+
+
+@pytest.mark.slow
+def test_every_trainer_runs_data_parallel_from_the_cli(tmp_path):
+    """The README's `torchrun --nproc_per_node N -m ditto2_nb.cli ...` for the teacher, both
+    students and MiniCLAP (ci preset, gloo on CPU) exit 0 and write their model."""
+    env = {"DITTO2_CACHE": str(tmp_path / "cache")}
+    runs = {"teacher": ["train-teacher"], "ctm": ["distill", "--kind", "ctm", "--snapshots", "0"],
+            "cm": ["distill", "--kind", "cm", "--snapshots", "0"], "clap": ["train-clap"]}
+    for i, (name, args) in enumerate(runs.items()):
+        out = tmp_path / f"{name}.safetensors"
+        res = _torchrun(["-m", "ditto2_nb.cli", *args, "--preset", "ci", "--steps", "2", "--out", str(out),
+                         "--work-dir", str(tmp_path / "work"), "--no-progress"], 29521 + i, env)
+        assert res.returncode == 0, f"{name}: {res.stderr[-3000:]}"
+        assert ckpt.read_metadata(out)

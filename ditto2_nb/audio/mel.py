@@ -3,7 +3,10 @@
 Conventions
 -----------
 * A waveform batch is ``[B, L]`` float32 in [-1, 1] at ``MelConfig.sample_rate``; a single clip
-  ``[L]`` is accepted and returned with a batch dimension.
+  ``[L]`` is accepted and returned with a batch dimension. :func:`wave_to_mel` refuses a waveform
+  whose peak exceeds :data:`MAX_PEAK` (+6 dBFS): in memory that is a scaling mistake (integer
+  samples, a gain applied twice), and its mels would be silently clamped at ``db_max``. Peaks just
+  above 1 (resampling or inter-sample overshoot) are accepted.
 * A mel batch is ``[B, n_mels, frames]`` (``MelConfig.n_mels`` mel bins by ``MelConfig.frames``
   frames; docs/notation.md). "Normalised" mels map
   ``[db_min, db_max]`` linearly onto ``[-1, 1]`` (so sigma_data = 0.5 suits the diffusion model).
@@ -21,8 +24,10 @@ import numpy as np
 import torch
 import torchaudio.functional as AF
 
+from ..core import validate as check
 from ..core.config import MelConfig
 
+MAX_PEAK = 2.0  # largest waveform peak wave_to_mel accepts (+6 dBFS)
 
 class AudioError(ValueError):
     """Raised for audio the front-end cannot use (empty, NaN, wrong shape, unreadable...)."""
@@ -129,6 +134,13 @@ def wave_to_mel(wave: torch.Tensor | np.ndarray, cfg: MelConfig,
     differs from ``cfg.sample_rate`` the waveform is resampled first (a documented conversion).
     """
     w = as_waveform(wave)
+    peak = float(w.detach().abs().max())
+    if peak > MAX_PEAK:
+        raise AudioError(f"waveform peak amplitude {peak:.3g} is far outside [-1, 1] (allowed: peak <= "
+                         f"{MAX_PEAK:g}, i.e. +6 dBFS); scale it first, e.g. wave / wave.abs().max() "
+                         "(integer samples: divide by 32768), or read files with load_audio, which does")
+    if sample_rate is not None:
+        sample_rate = check.limited("sample_rate", sample_rate)
     if sample_rate is not None and sample_rate != cfg.sample_rate:
         w = resample(w, sample_rate, cfg.sample_rate)
     if w.shape[-1] < cfg.hop_length:
@@ -140,8 +152,8 @@ def wave_to_mel(wave: torch.Tensor | np.ndarray, cfg: MelConfig,
 
 def resample(wave: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:
     """Band-limited resampling along the last axis (torchaudio's sinc interpolation)."""
-    if orig_sr <= 0 or new_sr <= 0:
-        raise AudioError(f"sample rates must be positive, got {orig_sr} -> {new_sr}")
+    orig_sr = check.limited("sample_rate", orig_sr, label="orig_sr (sample rate)")
+    new_sr = check.limited("sample_rate", new_sr, label="new_sr (sample rate)")
     if orig_sr == new_sr:
         return wave
     return AF.resample(wave, orig_sr, new_sr)

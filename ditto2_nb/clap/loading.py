@@ -20,9 +20,14 @@ def load_clap_file(path: str | Path, device: str | torch.device = "cpu") -> Mini
     if "clap" not in meta:
         raise ckpt.CheckpointError(f"{path} has no MiniCLAP config in its metadata; it is not a MiniCLAP "
                                    "file (train one with `python -m ditto2_nb.cli train-clap`)")
-    mel = from_dict(MelConfig, meta["mel"]) if "mel" in meta else None
-    model = MiniClap(from_dict(ClapConfig, meta["clap"]), mel,
-                     _display_name(str(meta.get("kind", "")).endswith("eval")), meta.get("text_vocab", ()))
+    try:
+        mel = from_dict(MelConfig, meta["mel"]) if "mel" in meta else None
+        cfg = from_dict(ClapConfig, meta["clap"])
+    except (TypeError, ValueError) as e:
+        raise ckpt.CheckpointError(f"{path}: its stored config is invalid ({e}); restore the file or "
+                                   "retrain it with the reproducing command in its model card") from e
+    model = MiniClap(cfg, mel, _display_name(str(meta.get("kind", "")).endswith("eval")),
+                     meta.get("text_vocab", ()))
     ckpt.load_state(model, tensors, path)
     model.meta = meta
     return model.to(device).eval().requires_grad_(False)

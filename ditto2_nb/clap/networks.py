@@ -17,7 +17,7 @@ from torch import nn
 
 from ..audio.analysis import reanalyse_mel
 from ..audio.mel import as_waveform, wave_to_mel
-from ..core.config import MelConfig
+from ..core.config import MelConfig, check_fields
 from .base import _check_mel, _ScorerBase, check_texts
 from .minilm import MINILM_DIM, minilm_embed
 from .paraphrase import attribute_prompts, judge_class_prompts
@@ -43,6 +43,7 @@ class ClapConfig:
     logit_scale_max: float = 100.0
 
     def __post_init__(self) -> None:
+        check_fields(self)  # n_mels, dropout: the limits table
         if self.arch not in ("conv1d", "conv2d"):
             raise ValueError(f"arch must be 'conv1d' or 'conv2d', got {self.arch!r}")
         if self.text not in ("minilm", "words"):

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..core import validate as check
 from ..core.assets import cache_dir, machine, shipped_path
 from ..core.config import MelConfig, Preset, TrainConfig, get_preset, to_dict
 from ..core.metrics import peak_rss_mb
@@ -186,7 +187,7 @@ def train_clap(preset: str | Preset = "laptop", evaluator: bool = False, out: st
                                    if recipe.net.text == "words" else
                                    "captions per clip embedded once by frozen all-MiniLM-L6-v2"),
             "caption_seconds": round(caption_seconds, 1), "threads": torch.get_num_threads(),
-            "reproduce": reproduce_clap_command(p.name, evaluator, steps)}
+            "reproduce": _reproduce_note(p.name, evaluator, steps)}
     export_ema(out, ema_model, card)
     _extend_card(out, card)
     return out
@@ -210,8 +211,20 @@ def _display_name(evaluator: bool) -> str:
 
 
 def reproduce_clap_command(preset: str, evaluator: bool = False, steps: int | None = None) -> str:
+    """The CLI command that trains this scorer; an unknown preset (or a step count the CLI would
+    refuse) is an error here, never advice that fails later."""
+    get_preset(preset)
+    if steps is not None:
+        steps = check.limited("steps", steps)
     return (f"python -m ditto2_nb.cli train-clap --preset {preset}" + (" --evaluator" if evaluator else "")
             + (f" --steps {steps}" if steps else ""))
+
+
+def _reproduce_note(preset: str, evaluator: bool, steps: int | None) -> str:
+    try:
+        return reproduce_clap_command(preset, evaluator, steps)
+    except ValueError as e:  # a custom Preset object: the CLI cannot name it
+        return f"no CLI command ({e}): trained from Python with a custom configuration"
 
 
 def _caption_time(meta: dict) -> str:

@@ -16,6 +16,8 @@ from ..audio.analysis import reanalyse_mel, wave_np
 from ..core.config import MelConfig
 from .base import Control, _batch, _per_example
 
+FLAT_SHAPE = 1e-3  # the constant entry of a shape vector (mels in [-1, 1]: real shapes have norm ~1)
+
 
 def self_similarity(mel: torch.Tensor, cfg: MelConfig, segments: int,
                     sharpness: float = 8.0) -> torch.Tensor:
@@ -26,10 +28,14 @@ def self_similarity(mel: torch.Tensor, cfg: MelConfig, segments: int,
     bins is removed (a loudness-free spectral shape, like MFCCs without c0, so structure does not
     fight an intensity control), and entry ``(i, j)`` is ``((1 + cos_ij) / 2) ** sharpness``:
     in ``[0, 1]``, about 1 for repeated material and sharpened so that different sections of the
-    same instrument fall towards 0.
+    same instrument fall towards 0. Every window is exactly similar to itself (the diagonal is 1),
+    silent or spectrally flat ones included: each shape vector carries one more constant entry,
+    :data:`FLAT_SHAPE`, so a flat window's shape is that entry alone (two silences: 1; a silence
+    and music: about 0) while a real shape's cosines move by ~1e-7.
     """
     x = F.adaptive_avg_pool1d(mel, segments)  # [B, n_mels, segments]
-    x = F.normalize(x - x.mean(1, keepdim=True), dim=1, eps=1e-6)
+    x = x - x.mean(1, keepdim=True)
+    x = F.normalize(torch.cat([x, torch.full_like(x[:, :1], FLAT_SHAPE)], 1), dim=1)
     cos = torch.einsum("bmi,bmj->bij", x, x)
     return ((1.0 + cos) / 2.0).clamp(0.0, 1.0) ** sharpness
 

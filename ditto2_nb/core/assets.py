@@ -18,9 +18,13 @@ from pathlib import Path
 import torch
 
 from . import checkpoints as ckpt
+from . import validate as check
+from .config import PRESETS
 from .metrics import peak_rss_mb
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
+STUDENT_KINDS = ("cm", "ctm")  # what `python -m ditto2_nb.cli distill --kind` accepts
+MODEL_KINDS = ("teacher", *STUDENT_KINDS)  # what reproduce_command knows how to train
 
 
 def cache_dir() -> Path:
@@ -34,7 +38,16 @@ def shipped_path(kind: str, preset: str = "laptop") -> Path:
 
 def reproduce_command(kind: str, preset: str, conditional: bool = True,
                       steps: int | None = None, from_conditional: bool = False) -> str:
-    """The CLI command that trains ``kind`` ("teacher", "cm" or "ctm") for ``preset``."""
+    """The CLI command that trains ``kind`` ("teacher", "cm" or "ctm") for ``preset``.
+
+    Only commands the CLI accepts are suggested: an unknown kind or preset, or a step count the CLI
+    would refuse, is an error here (naming what is allowed) rather than advice that fails later.
+    """
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"unknown model kind {kind!r}; choose one of {list(MODEL_KINDS)}")
+    _known_preset(preset)
+    if steps is not None:
+        steps = check.limited("steps", steps)
     what = "train-teacher" if kind == "teacher" else f"distill --kind {kind}"
     return (f"python -m ditto2_nb.cli {what} --preset {preset}" + ("" if conditional else " --uncond")
             + (" --from-conditional" if from_conditional else "") + (f" --steps {steps}" if steps else ""))
@@ -42,11 +55,16 @@ def reproduce_command(kind: str, preset: str, conditional: bool = True,
 
 def training_card(meta: dict, kind: str, conditional: bool, tcfg, hist, **extra) -> dict:
     """Metadata of an exported model: its configs plus steps, time, memory, machine, history and
-    the command that reproduces it."""
+    the command that reproduces it (for a custom preset, which the CLI cannot name, a sentence
+    saying so instead: never a command the CLI would refuse)."""
+    try:
+        reproduce = reproduce_command(kind, meta["preset"], conditional, tcfg.steps,
+                                      bool(meta.get("init_from")))
+    except ValueError as e:
+        reproduce = f"no CLI command ({e}): trained from Python with a custom configuration"
     return {**meta, **extra, "steps": tcfg.steps, "train_seconds": round(hist.seconds, 1),
             "peak_rss_mb": round(peak_rss_mb()), "machine": machine(), "history": hist.to_dict(),
-            "reproduce": reproduce_command(kind, meta["preset"], conditional, tcfg.steps,
-                                           bool(meta.get("init_from")))}
+            "reproduce": reproduce}
 
 
 def resolve_model_file(kind: str, preset: str, retrain: bool, command: str) -> Path:
@@ -56,6 +74,7 @@ def resolve_model_file(kind: str, preset: str, retrain: bool, command: str) -> P
     missing model is an error that names the command (minutes to hours) rather than a silent
     long training. ``retrain=True`` always returns the cache path (to be trained).
     """
+    _known_preset(preset)
     shipped = shipped_path(kind, preset)
     if shipped.exists() and not retrain:
         return shipped
@@ -65,6 +84,11 @@ def resolve_model_file(kind: str, preset: str, retrain: bool, command: str) -> P
     raise ckpt.CheckpointError(
         f"no {kind} model for preset {preset!r} is shipped or cached. Train it with `{command}` "
         f"(it is written to {cached}), or pass retrain=True / RETRAIN=True.")
+
+
+def _known_preset(preset) -> None:
+    if not isinstance(preset, str) or preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
 
 
 def model_card(name: str, meta: dict) -> str:

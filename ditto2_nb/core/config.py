@@ -8,17 +8,39 @@ Every knob of the project lives in one of these dataclasses. A preset bundles on
 
 Configs round-trip through plain dicts (``to_dict`` / ``from_dict``) so that checkpoints can carry
 them in safetensors metadata and papermill can pass overrides as literals.
+
+Every field that has a line in the limits table (:data:`ditto2_nb.core.validate.LIMITS`) is checked
+against it when a config is made -- in code, by ``dataclasses.replace``, or by ``from_dict`` from a
+model file's metadata -- and a bad value raises an error naming ``Class.field``, the value and what
+is allowed (the loaders turn it into a ``CheckpointError`` that also names the file).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 import torch
+
+from . import validate as check
+
+
+def check_fields(cfg: Any) -> None:
+    """Check every field of ``cfg`` that has a line in the limits table (a tuple field element by
+    element); numpy scalars become Python numbers so the config stays JSON-safe."""
+    cls = type(cfg).__name__
+    for f in fields(cfg):
+        if f.name not in check.LIMITS:
+            continue
+        v = getattr(cfg, f.name)
+        if isinstance(v, tuple):
+            v = tuple(check.limited(f.name, x, label=f"{cls}.{f.name}[{i}]") for i, x in enumerate(v))
+        else:
+            ok = check.limited(f.name, v, label=f"{cls}.{f.name}")
+            v = v if type(v) in (int, float) else ok
+        object.__setattr__(cfg, f.name, v)
 
 
 @dataclass(frozen=True)
@@ -45,12 +67,14 @@ class MelConfig:
         return self.n_samples / self.sample_rate
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if self.f_max > self.sample_rate / 2:
-            raise ValueError(f"f_max={self.f_max} exceeds Nyquist ({self.sample_rate / 2} Hz)")
+            raise ValueError(f"MelConfig.f_max={self.f_max} exceeds Nyquist ({self.sample_rate / 2} Hz "
+                             f"at sample_rate={self.sample_rate})")
+        if self.f_min >= self.f_max:
+            raise ValueError(f"MelConfig.f_min={self.f_min} must be below f_max={self.f_max}")
         if self.db_max <= self.db_min:
-            raise ValueError("db_max must be greater than db_min")
-        if min(self.n_fft, self.hop_length, self.n_mels, self.frames) <= 0:
-            raise ValueError("n_fft, hop_length, n_mels and frames must be positive")
+            raise ValueError(f"MelConfig.db_max={self.db_max} must be greater than db_min={self.db_min}")
 
 
 @dataclass(frozen=True)
@@ -60,7 +84,17 @@ class DataConfig:
     n_train: int = 2000  # procedural training clips
     n_heldout: int = 256  # procedural held-out clips (evaluation only)
     n_chorales: int = 0  # rendered Bach chorale clips added to training (0 = none)
+    # The rendered repertoire (ditto2_nb.data.repertoire: music21's tunes and chorales performed
+    # with FluidSynth, split by piece). Clips per split; 0 = the procedural size (n_train, n_heldout,
+    # and n_train for the evaluators' own pieces). Nothing trains on it unless a recipe asks for it.
+    # Left out of to_dict while 0, so checkpoints written before these fields existed still resume.
+    n_repertoire: int = field(default=0, metadata={"omit_if_default": True})
+    n_repertoire_heldout: int = field(default=0, metadata={"omit_if_default": True})
+    n_repertoire_evaluator: int = field(default=0, metadata={"omit_if_default": True})
     seed: int = 0  # base seed; clip k uses seed + k
+
+    def __post_init__(self) -> None:  # a dataset of zero clips is refused here, naming the field
+        check_fields(self)
 
 
 @dataclass(frozen=True)
@@ -80,17 +114,21 @@ class NetConfig:
     sigma_max: float = 80.0
 
     def __post_init__(self) -> None:  # JSON gives lists; keep tuples so the config is hashable
-        object.__setattr__(self, "channels", tuple(self.channels))
-        object.__setattr__(self, "tag_vocab", tuple(self.tag_vocab))
-        for name in ("sigma_data", "sigma_min", "sigma_max"):
+        for name in ("channels", "tag_vocab"):
             v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise ValueError(f"NetConfig.{name}={v!r} must be a finite positive number")
+            if not isinstance(v, (tuple, list)):
+                raise check.BadType(f"NetConfig.{name} must be a tuple of integers, got {v!r}")
+            object.__setattr__(self, name, tuple(v))
+        if not self.channels:
+            raise ValueError("NetConfig.channels is empty; give one width per resolution level")
+        check_fields(self)
         if self.sigma_max <= self.sigma_min:
             raise ValueError(f"NetConfig.sigma_max={self.sigma_max} must exceed sigma_min={self.sigma_min}")
-        if not self.channels or min(self.channels) <= 0 or self.n_mels <= 0 or self.blocks < 0:
-            raise ValueError(f"NetConfig: channels {self.channels}, n_mels {self.n_mels} and blocks "
-                             f"{self.blocks} must be positive")
+        if self.attn_heads and self.channels[-1] % self.attn_heads:
+            raise ValueError(f"NetConfig.attn_heads={self.attn_heads} must divide the last level's width "
+                             f"channels[-1]={self.channels[-1]}")
+        if not isinstance(self.two_time, bool):
+            raise check.BadType(f"NetConfig.two_time must be True or False, got {self.two_time!r}")
 
     @property
     def conditional(self) -> bool:
@@ -112,7 +150,11 @@ class TrainConfig:
     grad_clip: float = 1.0  # max global gradient norm
     ckpt_every: int = 250  # steps between checkpoints
     seed: int = 0
-    p_uncond: float = 0.15  # classifier-free-guidance dropout of the tags
+    p_uncond: float = 0.15  # classifier-free-guidance dropout: every tag of a row zeroed
+    p_partial: float = 0.35  # of the other rows: each tag kept with probability 1/2 (any subset is trained)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 @dataclass(frozen=True)
@@ -123,9 +165,18 @@ class DistillConfig:
     w: float = 2.0  # CFG scale distilled into the student (conditional teachers)
     distance: str = "pseudo_huber"
     k_max: int = 4  # K, CTM: at most K teacher Heun steps per target (original CTM: ~N)
-    dsm_weight: float = 1.0  # CTM: weight of the denoising term on g(x, t, t)
+    dsm_weight: float = 1.0  # CTM: weight of the denoising term on g(x, t, t) (see dsm_balance)
+    dsm_balance: str = "adaptive"  # "adaptive": DSM's gradient norm at the last layer = dsm_weight x
+    # the CTM term's (the CTM authors' balance) | "fixed": the loss is ctm + dsm_weight * dsm
     dsm_target: str = "teacher"  # CTM: denoising term towards the guided teacher (w) | "data" (w = 1)
     target_ema: float = 0.95  # EMA of the student used as the target network (mu)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        for name, allowed in (("distance", ("pseudo_huber", "l2")), ("dsm_target", ("teacher", "data")),
+                              ("dsm_balance", ("adaptive", "fixed"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"DistillConfig.{name}={getattr(self, name)!r}; choose one of {allowed}")
 
 
 @dataclass(frozen=True)
@@ -181,8 +232,21 @@ def get_preset(name: str) -> Preset:
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
-    """Dataclass -> nested plain dict (JSON-safe)."""
-    return dataclasses.asdict(cfg)
+    """Dataclass -> nested plain dict (JSON-safe). Fields marked ``omit_if_default`` (added after
+    models were trained) are left out while at their default, so the metadata of older checkpoints
+    still matches; ``from_dict`` restores them."""
+    d = dataclasses.asdict(cfg)
+    _omit_defaults(cfg, d)
+    return d
+
+
+def _omit_defaults(cfg: Any, d: dict[str, Any]) -> None:
+    for f in fields(cfg):
+        v = getattr(cfg, f.name)
+        if f.metadata.get("omit_if_default") and v == f.default:
+            d.pop(f.name, None)
+        elif is_dataclass(v) and isinstance(d.get(f.name), dict):
+            _omit_defaults(v, d[f.name])
 
 
 def from_dict(cls: type, d: dict[str, Any]) -> Any:

@@ -12,6 +12,7 @@ group (gloo on CPU, nccl on CUDA), wraps the model in DDP and lets rank 0 write 
 from __future__ import annotations
 
 import copy
+import gc
 import json
 import math
 import os
@@ -37,13 +38,38 @@ class History:
     step: list = field(default_factory=list)
     loss: list = field(default_factory=list)
     seconds: float = 0.0
+    stats: dict = field(default_factory=dict)  # name -> per-step values a loss reports (e.g. dsm_share)
+
+    def record(self, step: int, loss: float, stats: dict) -> None:
+        self.step.append(step)
+        self.loss.append(loss)
+        for name, value in stats.items():
+            self.stats.setdefault(name, []).append(None if value is None else float(value))
 
     def to_dict(self) -> dict:
-        return {"step": self.step, "loss": [round(v, 6) for v in self.loss],
-                "seconds": round(self.seconds, 2)}
+        out = {"step": self.step, "loss": [round(v, 6) for v in self.loss],
+               "seconds": round(self.seconds, 2)}
+        if self.stats:
+            out["stats"] = {k: [None if v is None else round(v, 6) for v in vs]
+                            for k, vs in self.stats.items()}
+        return out
+
+    @classmethod
+    def from_dict(cls, h: dict) -> History:
+        return cls(h.get("step", []), h.get("loss", []), h.get("seconds", 0.0), h.get("stats", {}))
 
 
-LossFn = Callable[[nn.Module, torch.Generator, int], torch.Tensor]
+# loss_fn(model, generator, step) -> scalar loss, or (scalar loss, {name: float}) to record per step
+LossFn = Callable[[nn.Module, torch.Generator, int], torch.Tensor | tuple[torch.Tensor, dict]]
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module inside a data-parallel wrapper (DDP's ``.module``), else the model itself.
+
+    Losses call the network through the wrapper (so its gradients are averaged across processes)
+    and read attributes (``sigma_min``, ``denoise``, ...) from the module this returns.
+    """
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
 def step_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:
@@ -73,6 +99,15 @@ def _dist_setup() -> tuple[int, int]:
     return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
 
 
+def leave_process_group() -> None:
+    """End a data-parallel run cleanly: wait for every process, then close the process group (left
+    to interpreter exit, gloo's threads may abort a finished process)."""
+    if dist.is_initialized():
+        gc.collect()  # no DDP reducer (often held in a reference cycle) may outlive the group
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def _state(model, ema, opt, extra: dict[str, nn.Module]) -> dict[str, torch.Tensor]:
     t = {f"model/{k}": v for k, v in model.state_dict().items()}
     t |= {f"ema/{k}": v for k, v in ema.model.state_dict().items()}
@@ -96,8 +131,7 @@ def _restore(path, model, ema, opt, extra) -> tuple[int, History]:
         state.setdefault(int(i), {})[k] = v
     osd["state"] = state
     opt.load_state_dict(osd)
-    h = meta.get("history", {})
-    return int(meta["step"]), History(h.get("step", []), h.get("loss", []), h.get("seconds", 0.0))
+    return int(meta["step"]), History.from_dict(meta.get("history", {}))
 
 
 def fit(model: nn.Module, loss_fn: LossFn, cfg: TrainConfig, ckpt_path, *, meta: dict,
@@ -107,7 +141,8 @@ def fit(model: nn.Module, loss_fn: LossFn, cfg: TrainConfig, ckpt_path, *, meta:
 
     Args:
         model: the module to train (its EMA is returned for sampling).
-        loss_fn: draws its own batch and noise from the generator; returns a scalar loss.
+        loss_fn: draws its own batch and noise from the generator; returns a scalar loss, or
+            (loss, stats) with a dict of floats recorded per step in ``History.stats``.
         cfg: optimisation settings.
         ckpt_path: training checkpoint (resumed from when it exists and matches ``meta``).
         meta: JSON-safe description (configs) stored in the checkpoint's metadata.
@@ -134,6 +169,7 @@ def fit(model: nn.Module, loss_fn: LossFn, cfg: TrainConfig, ckpt_path, *, meta:
         for g in opt.param_groups:
             g["lr"] = cfg.lr * min(1.0, (step + 1) / max(cfg.warmup, 1))
         loss = loss_fn(net, step_generator(cfg.seed, step, rank), step)
+        loss, stats = loss if isinstance(loss, tuple) else (loss, {})
         if not math.isfinite(loss.item()):
             raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower the "
                                      "learning rate or check the data for NaNs")
@@ -144,8 +180,7 @@ def fit(model: nn.Module, loss_fn: LossFn, cfg: TrainConfig, ckpt_path, *, meta:
         ema.update(model)
         if after_step is not None:
             after_step(step, ema)
-        hist.step.append(step)
-        hist.loss.append(loss.item())
+        hist.record(step, loss.item(), stats)
         bar.set_postfix(loss=f"{loss.item():.4f}")
         done = step + 1
         if ckpt_path is not None and rank == 0 and (done % cfg.ckpt_every == 0 or done == cfg.steps):

@@ -6,7 +6,12 @@ Three sources, one label type (:class:`ClipLabels`) and one dataset type (:class
    determined by ``numpy.random.default_rng(s + k)`` -- :mod:`.theory` (keys, scales, forms),
    :mod:`.composition` (the score), :mod:`.synthesis` (the audio). Every label is *true*: it is
    the exact score the synthesiser played.
-2. **A symbolic corpus** (:mod:`.corpus`): music21's Bach chorales or Essen folk songs, rendered.
+2. **A symbolic corpus** (:mod:`.corpus`): music21's Bach chorales or Essen folk songs, rendered;
+   and **the rendered repertoire** (:mod:`.repertoire`): ~13,000 tunes and chorales of music21's
+   corpus performed with FluidSynth (instrument, accompaniment, key, tempo, dynamics, drums drawn
+   per clip), exact labels from the scores, train / held-out / evaluator splits by piece; built
+   from :mod:`.scores` (catalogue, splits, parsing), :mod:`.arranging` (the drawn performance),
+   :mod:`.rendering` (FluidSynth, the additive fallback) and :mod:`.renditions` (labelled clips).
 3. **A folder of audio files** (:mod:`.folder`), cut into clips; bad files are skipped and counted.
 
 Around them: :mod:`.labels` (:class:`ClipLabels`), :mod:`.captions` (the caption vocabulary and
@@ -39,6 +44,28 @@ from .datasets import (
 )
 from .folder import AUDIO_EXTENSIONS, folder_dataset, load_audio_folder
 from .labels import Chord, ClipLabels, Note, Section
+from .repertoire import (
+    COLLECTIONS,
+    SPLITS,
+    RepertoireClips,
+    RepertoireDataset,
+    data_card,
+    piece_split,
+    render_piece,
+    render_preset,
+    render_repertoire,
+    repertoire_caption,
+    repertoire_dataset,
+    repertoire_evaluator_data,
+    repertoire_heldout_data,
+    repertoire_pieces,
+    repertoire_sizes,
+    repertoire_splits,
+    repertoire_tag_values,
+    repertoire_tags_tensor,
+    repertoire_training_data,
+    split_pieces,
+)
 from .summaries import DataError, FolderSummary, RenderSummary
 from .synthesis import PEAK_LIMIT, generate_clips, synthesize_clip
 from .tags import TAG_FIELDS, encode_tags, tag_values, tag_vocab, tags_tensor
@@ -67,4 +94,10 @@ __all__ = [
     "key_name", "load_audio_folder", "midi_to_hz", "procedural_dataset", "procedural_splits",
     "random_caption", "render_corpus", "soundfont_path", "synthesize_clip", "tag_values", "tag_vocab",
     "tags_tensor", "tempo_class", "training_data", "waves_to_mels",
+    # the rendered repertoire (ditto2_nb.data.repertoire)
+    "COLLECTIONS", "SPLITS", "RepertoireClips", "RepertoireDataset", "data_card", "piece_split",
+    "render_piece", "render_preset", "render_repertoire", "repertoire_caption", "repertoire_dataset",
+    "repertoire_evaluator_data", "repertoire_heldout_data", "repertoire_pieces", "repertoire_sizes",
+    "repertoire_splits", "repertoire_tag_values", "repertoire_tags_tensor", "repertoire_training_data",
+    "split_pieces",
 ]

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..audio.mel import wave_to_mel
+from ..core import validate as check
 from ..core.config import DataConfig, MelConfig, Preset, to_dict
 from .cache import (
     DATA_VERSION,
@@ -138,8 +139,12 @@ def procedural_dataset(cfg: MelConfig, n: int, seed: int = 0,
                        chunk: int = 64) -> MelDataset:
     """Procedural clips ``seed .. seed + n - 1`` as mels ``[n, n_mels, cfg.frames]`` (cached).
 
-    Waves are generated and converted ``chunk`` clips at a time, so memory stays small.
+    Waves are generated and converted ``chunk`` clips at a time, so memory stays small. A dataset
+    of zero clips is refused (nothing could train on it or be measured against it).
     """
+    n = check.limited("n_clips", n, label="procedural_dataset n")
+    seed = check.integer("procedural_dataset seed", seed, 0, meaning="the first clip's number; numpy "
+                         "seeds are >= 0")
     key = {"source": "procedural", "mel": to_dict(cfg), "n": n, "seed": seed,
            "version": DATA_VERSION}
 

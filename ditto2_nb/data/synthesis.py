@@ -12,6 +12,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..core import validate as check
 from ..core.config import MelConfig
 from .composition import _clip_length, _compose_score
 from .labels import Chord, ClipLabels
@@ -204,7 +205,7 @@ def synthesize_clip(seed: int, cfg: MelConfig,
     The intensity label already includes the (rare, <= 0 dB) safety gain that keeps the peak at or
     below 0.9.
     """
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check.integer("seed", seed, 0, meaning="clip number; numpy seeds are >= 0"))
     n = _clip_length(cfg, seconds)
     lab = _compose_score(rng, seed, cfg, n)
     wave, gain_db = _synthesize(lab, rng, n)
@@ -231,6 +232,8 @@ def generate_clips(n: int, seed: int, cfg: MelConfig,
     waves : float32 ``[n, L]``, peak <= 0.9.
     labels : ``n`` :class:`ClipLabels`.
     """
+    n = check.integer("n", n, 0, meaning="clips to generate")
+    check.integer("seed", seed, 0, meaning="the first clip's number; numpy seeds are >= 0")
     length = _clip_length(cfg, seconds)
     waves = np.empty((n, length), np.float32)
     labels = []

@@ -13,8 +13,10 @@ See docs/method.md, sections 2.4 (guidance) and 2.5 (the ODE and the samplers).
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -123,24 +125,38 @@ def seeded_noise(seeds: list[int], shape: tuple[int, ...], device="cpu") -> torc
     return torch.stack(rows).to(device)
 
 
+def row_noise(seed: int, stream: str):
+    """``noise_fn(x)`` for a sampler's injected noise, one generator per example: row k of every
+    draw comes from seed ``seed + k`` (as :func:`seeded_noise` seeds z), so an example's noise does
+    not depend on the batch it sits in; ``stream`` names the use, so that its draws are not
+    :func:`seeded_noise`'s for the same seed (the injected noise must not repeat z)."""
+    gens: list[torch.Generator] = []
+    salt = zlib.crc32(stream.encode())
+
+    def noise_fn(x: torch.Tensor) -> torch.Tensor:
+        while len(gens) < x.shape[0]:
+            key = np.random.SeedSequence([seed + len(gens), salt]).generate_state(2, np.uint32)
+            gens.append(torch.Generator().manual_seed(int(key[0]) << 31 | int(key[1]) >> 1))
+        rows = [torch.randn(x.shape[1:], generator=g) for g in gens[:x.shape[0]]]
+        return torch.stack(rows).to(device=x.device, dtype=x.dtype)
+
+    return noise_fn
+
+
 def generate(model, n: int, frames: int, *, steps: int = 20, sampler: str = "heun",
              tags: torch.Tensor | None = None, w: float = 1.0, seed: int = 0,
              progress: bool = False) -> torch.Tensor:
     """Sample ``n`` mels ``[n, n_mels, frames]`` from a denoiser (seeds ``seed .. seed+n-1``)."""
-    n, steps = check.integer("n", n, 1), check.integer("steps", steps, 1)
-    seed = check.integer("seed", seed, 0)
-    w = check.real("w", w, 0.0)
-    frames = check.integer("frames", frames, 1)
+    n, steps = check.integer("n", n, 1), check.limited("steps", steps)
+    seed, w, frames = check.limited("seed", seed), check.limited("w", w), check.limited("frames", frames)
     if frames % model.cfg.time_divisor:
         raise ValueError(f"frames={frames} must be a multiple of {model.cfg.time_divisor} for this model")
     tags = check.tags("tags", tags, n, model.cfg)
     device = next(model.parameters()).device
     sigmas = karras_for(model, steps).to(device)
     x = seeded_noise(range(seed, seed + n), (model.cfg.n_mels, frames), device) * sigmas[0]
-    gen = torch.Generator(device="cpu").manual_seed(seed + 10_007)
-    noise_fn = lambda x: torch.randn(x.shape, generator=gen).to(x.device)  # noqa: E731
     return get_sampler(sampler)(guided(model, tags, w), x, sigmas, progress=progress,
-                                noise_fn=noise_fn)
+                                noise_fn=row_noise(seed, "ancestral"))
 
 
 def karras_for(model, steps: int, rho: float = 7.0) -> torch.Tensor:

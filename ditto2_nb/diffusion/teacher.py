@@ -10,7 +10,9 @@ and one command reproduces it (about 35 minutes on 2 CPU cores)::
 
 Conditioning: a few tags per clip (instrument, tempo, mode, drums, dynamics), each an index with 0
 meaning "no tag", dropped together with probability ``p_uncond`` so that one network is both
-conditional and unconditional (classifier-free guidance).
+conditional and unconditional (classifier-free guidance), and field by field with probability
+``p_partial`` so that any subset of tags (an instrument alone, say) is a trained condition
+(:func:`~ditto2_nb.diffusion.losses.drop_tags`).
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ def train_teacher(preset: str | Preset = "laptop", out: str | Path | None = None
     def loss_fn(model, gen, step):
         idx = torch.randint(len(mels), (tcfg.batch_size,), generator=gen)
         return edm_loss(model, mels[idx], None if tags is None else tags[idx], gen,
-                        p_uncond=tcfg.p_uncond)
+                        p_uncond=tcfg.p_uncond, p_partial=tcfg.p_partial)
 
     meta = {"kind": kind, "preset": p.name, "net": to_dict(net_cfg), "train": to_dict(tcfg),
             "mel": to_dict(p.mel), "data": to_dict(p.data)}

@@ -148,7 +148,7 @@ def compress_student(source_path, channels: tuple, blocks: int, out=None, *, pre
         tags = None
         if tags_all is not None:
             idx = torch.randint(len(tags_all), (tcfg.batch_size,), generator=gen)
-            tags = drop_tags(tags_all[idx], tcfg.p_uncond, gen)
+            tags = drop_tags(tags_all[idx], tcfg.p_uncond, gen, tcfg.p_partial)
         dz = jacobian_step * torch.randn(z.shape, generator=gen) if jacobian_weight > 0 else None
         return jump_loss(model, source, z, tags, sigma_mid, dz, jacobian_weight)
 

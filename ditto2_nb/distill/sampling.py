@@ -1,8 +1,9 @@
 """Sampling the students: CM multistep and CTM gamma-sampling, the decode times, and
 :func:`student_decode`, the M-step decode of x_T that DITTO-2 ends with.
 
-Injected noise comes from ``noise_fn`` (the samplers) or from a generator seeded by ``seed``
-(:func:`student_decode`), so a decode is a deterministic function of x_T.
+Injected noise comes from ``noise_fn`` (the samplers) or, in :func:`student_decode`, from one
+generator per example seeded by ``seed + k`` for row k, so a decode is a deterministic function
+of x_T and an example's decode does not depend on the batch it is in.
 
 See docs/method.md, section 4 (sampling the students).
 """
@@ -14,6 +15,7 @@ import torch
 from ..controls.intensity import intensity
 from ..controls.melody import chroma_agreement
 from ..core import validate as check
+from ..diffusion.samplers import row_noise
 from ..diffusion.schedule import karras_sigmas
 from .students import ConsistencyModel, CTMModel, decode_defaults
 
@@ -79,19 +81,20 @@ def check_decode(model, steps: int | None = None, gamma: float = 0.0, sigma_mid:
                  seed: int = 0) -> None:
     """Range checks of a decode's settings (``steps`` None: not known yet)."""
     if steps is not None:
-        check.integer("decode steps", steps, 1)
+        check.limited("decode_steps", steps, label="decode steps")
     check.real("gamma", gamma, 0.0, 1.0)
     if sigma_mid is not None:
         check.real("sigma_mid", sigma_mid, model.sigma_min, model.sigma_max, lo_open=True, hi_open=True)
-    check.integer("seed", seed, 0)
+    check.limited("seed", seed)
 
 
 def student_decode(model, x_T: torch.Tensor, steps: int, tags=None, *, gamma: float = 0.0,
                    sigma_mid: float | None = None, seed: int = 0) -> torch.Tensor:
     """Decode x_T with ``steps`` student evaluations (CM multistep or CTM gamma-sampling).
 
-    Injected noise is drawn from a generator seeded by ``seed``, so the decode is a deterministic
-    function of x_T (what DITTO-2's final decode needs).
+    Injected noise for row k is drawn from a generator seeded by ``seed + k``
+    (:func:`~ditto2_nb.diffusion.samplers.row_noise`), so the decode is a deterministic function of
+    x_T (what DITTO-2's final decode needs) and row k's decode does not depend on the other rows.
     """
     check_decode(model, steps, gamma, sigma_mid, seed)
     return decode_unchecked(model, x_T, steps, tags, gamma=gamma, sigma_mid=sigma_mid, seed=seed)
@@ -100,8 +103,7 @@ def student_decode(model, x_T: torch.Tensor, steps: int, tags=None, *, gamma: fl
 def decode_unchecked(model, x_T, steps, tags=None, *, gamma=0.0, sigma_mid=None, seed=0) -> torch.Tensor:
     """:func:`student_decode` without the range checks, for a caller that made them once
     (DITTO-2 decodes every iteration with the same settings)."""
-    gen = torch.Generator().manual_seed(seed)
-    noise_fn = lambda x: torch.randn(x.shape, generator=gen).to(x.device)  # noqa: E731
+    noise_fn = row_noise(seed, "student decode")  # per example: a row's decode ignores the batch
     ts = student_times(model, steps, sigma_mid)
     if isinstance(model, ConsistencyModel):
         return cm_multistep(model, x_T, ts[1:-1], tags, noise_fn=noise_fn)

@@ -68,6 +68,10 @@ class CTMModel(nn.Module):
     def denoise(self, x, t, s, tags=None) -> torch.Tensor:
         return self.g(x, t, tags, sigma_s=s)
 
+    def last_layer(self) -> torch.Tensor:
+        """The output convolution's weight, where distillation balances its two terms."""
+        return self.g.net.out[-1].weight
+
     def forward(self, x, t, s, tags=None) -> torch.Tensor:
         t = torch.as_tensor(t, dtype=x.dtype, device=x.device).expand(x.shape[0])
         s = torch.as_tensor(s, dtype=x.dtype, device=x.device).expand(x.shape[0])

@@ -16,13 +16,10 @@ from ..core.config import Preset, get_preset, to_dict
 from ..core.train import export_ema, fit
 from ..data.datasets import training_data
 from ..data.tags import tags_tensor
+from ..diffusion.losses import drop_tags
 from ..diffusion.teacher import load_denoiser, load_teacher
-from .losses import cd_loss, ctm_loss
+from .losses import cd_loss, ctm_terms
 from .students import load_student, make_student, unconditional_student
-
-
-def student_loss(kind: str):
-    return {"cm": cd_loss, "ctm": ctm_loss}[kind]
 
 
 def train_student(kind: str, preset: str | Preset = "laptop", out=None, *,
@@ -51,11 +48,15 @@ def train_student(kind: str, preset: str | Preset = "laptop", out=None, *,
     student = (unconditional_student(load_distilled(kind, p.name)) if from_conditional
                else make_student(kind, teacher))
     target = copy.deepcopy(student).requires_grad_(False)
-    fn = student_loss(kind)
-
     def loss_fn(model, gen, step):
+        """One distillation batch; the tags dropped as in the teacher's training (any subset, or
+        none, is a condition the student learns), teacher and student given the same tags."""
         idx = torch.randint(len(mels), (tcfg.batch_size,), generator=gen)
-        return fn(model, target, teacher, mels[idx], None if tags is None else tags[idx], gen, dcfg)
+        tg = None if tags is None else drop_tags(tags[idx], tcfg.p_uncond, gen, tcfg.p_partial)
+        if kind == "cm":
+            return cd_loss(model, target, teacher, mels[idx], tg, gen, dcfg)
+        terms = ctm_terms(model, target, teacher, mels[idx], tg, gen, dcfg)
+        return terms["loss"], {"dsm_share": terms["dsm_share"], "dsm_scale": terms["dsm_scale"]}
 
     t0 = time.perf_counter()
     every = max(tcfg.steps // snapshots, 1) if snapshots else 0

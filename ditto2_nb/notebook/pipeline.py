@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..core import validate as check
 from ..core.config import Preset, get_preset, resolve_device
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository (notebooks/, tutorials/)
@@ -70,6 +71,33 @@ class ParameterError(ValueError):
     """A notebook parameter with a wrong value; the message says which and what is allowed."""
 
 
+# Notebook parameters checked by a line of the limits table (ditto2_nb.core.validate.LIMITS), so a
+# notebook accepts exactly what the library, the panels and the CLI accept. Parameters not listed
+# here must be finite and non-negative (counts, sizes).
+NOTEBOOK_LIMITS: dict[str, str] = {
+    "SEED": "seed", "ITERATIONS": "iterations", "ITERATIONS_SHORT": "iterations",
+    "ITERATIONS_LONG": "iterations", "COMPARE_ITERS": "iterations", "DECODE_STEPS": "decode_steps",
+    "REFINE_LAST": "refine_last", "REFINE": "refine_last", "LR": "lr", "W": "w", "STEPS": "steps",
+    "DITTO_STEPS": "steps", "TEACHER_STEPS": "steps", "CFG_STEPS": "steps", "SAMPLE_STEPS": "steps",
+    "TRAIN_STEPS": "steps", "BATCH": "batch_size", "N_CHORALES": "n_chorales",
+}
+
+
+def check_parameter(name: str, value):
+    """A notebook parameter checked against its line of the limits table (:data:`NOTEBOOK_LIMITS`),
+    else as a finite non-negative number; :class:`ParameterError` names it, its value and what is
+    allowed."""
+    if name in NOTEBOOK_LIMITS:
+        try:
+            return check.limited(NOTEBOOK_LIMITS[name], value, label=name)
+        except ValueError as e:  # BadType is a ValueError too
+            raise ParameterError(str(e)) from None
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)
+                         and not (math.isfinite(value) and value >= 0)):
+        raise ParameterError(f"{name} must be a non-negative number (finite), got {value!r}")
+    return value
+
+
 @dataclass
 class Context:
     """What a notebook's setup cell returns."""
@@ -90,14 +118,15 @@ def setup(preset: str = "laptop", seed: int = 0, device: str = "auto",
           artifacts_dir: str = "artifacts", **knobs) -> Context:
     """Validate the standard notebook parameters, seed everything, configure headless output.
 
-    Extra keyword arguments are task knobs; any that is None or negative is reported clearly.
+    Extra keyword arguments are task knobs, checked by :func:`check_parameter`: against the
+    limits table when it has a line for them (``DECODE_STEPS=0`` is refused as ``decode_steps=0`` is
+    by the library), else as finite non-negative numbers.
     """
     try:
         p = get_preset(str(preset))
     except ValueError as e:
         raise ParameterError(f"PRESET: {e}") from None
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ParameterError(f"SEED must be a non-negative integer, got {seed!r}")
+    seed = check_parameter("SEED", seed)
     try:
         dev = resolve_device(device)
     except RuntimeError as e:
@@ -106,9 +135,7 @@ def setup(preset: str = "laptop", seed: int = 0, device: str = "auto",
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ParameterError("DEVICE='cuda' but no CUDA device is available; use 'auto' or 'cpu'")
     for name, value in knobs.items():
-        if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)
-                             and not (math.isfinite(value) and value >= 0)):
-            raise ParameterError(f"{name} must be a non-negative number (finite), got {value!r}")
+        check_parameter(name, value)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -131,13 +158,34 @@ def _headless_plotly() -> None:
 
 
 def record(key: str, value, ctx: Context) -> None:
-    """Store a number (or short string/list) in the notebook's ``metrics.json``."""
+    """Store a number (or short string/list) in the notebook's ``metrics.json``.
+
+    numpy scalars and arrays and torch tensors are stored as the Python numbers (lists) they hold;
+    anything JSON cannot hold is refused with a ``TypeError`` naming ``key``.
+    """
+    if not isinstance(key, str) or not key:
+        raise TypeError(f"record: the key must be a non-empty string, got {key!r}")
+    value = _plain(key, value)
     path = ctx.path("metrics.json")
     data = json.loads(path.read_text()) if path.exists() else {}
     data[key] = value
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
     os.replace(tmp, path)
+
+
+def _plain(key: str, value):
+    """``value`` as JSON-safe Python: numpy/torch scalars -> int/float/bool, arrays -> lists."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (np.generic, np.ndarray, torch.Tensor)):
+        return _plain(key, value.tolist())
+    if isinstance(value, (list, tuple)):
+        return [_plain(key, v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(key, v) for k, v in value.items()}
+    raise TypeError(f"record({key!r}, ...): cannot store a {type(value).__name__} ({value!r:.60}); "
+                    "record numbers, strings, bools, None, or lists/dicts of them")
 
 
 def read_metrics(artifacts: str | Path) -> dict:

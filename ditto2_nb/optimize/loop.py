@@ -36,14 +36,10 @@ class OptimConfig:
     trust_radius: float = 0.0  # > 0: keep |z - z0| <= radius * sqrt(D) (a trust region; 0 = off)
 
     def __post_init__(self) -> None:
-        check.integer("iterations", self.iterations, 0)  # 0: the decode of z0, unoptimised
-        check.real("lr", self.lr, 0.0, lo_open=True)
-        check.integer("snapshot_every", self.snapshot_every, 0)
-        check.integer("patience", self.patience, 0)
-        check.real("min_improvement", self.min_improvement, 0.0)
-        check.real("reg_weight", self.reg_weight, 0.0)
-        check.integer("refine_last", self.refine_last, 0, self.iterations)
-        check.real("trust_radius", self.trust_radius, 0.0)
+        for name in ("iterations", "lr", "snapshot_every", "patience", "min_improvement", "reg_weight",
+                     "trust_radius"):  # the limits every entry point shares (core.validate.LIMITS)
+            check.limited(name, getattr(self, name))
+        check.limited("refine_last", self.refine_last, hi=self.iterations)
 
 
 @dataclass
@@ -55,7 +51,8 @@ class Trace:
     seconds: list = field(default_factory=list)  # cumulative wall time
     nfe: list = field(default_factory=list)  # cumulative forward passes (incl. checkpoint recompute)
     through_decode: list = field(default_factory=list)  # True where the gradient went via decode
-    # (iteration, z [B, n_mels, frames], output mel [B, n_mels, frames]), every snapshot_every-th and the last
+    # (iteration, z [B, n_mels, frames], output mel [B, n_mels, frames]) with mel = generate(z) at that
+    # iteration (z before its Adam step), every snapshot_every-th and the last
     snapshots: list = field(default_factory=list)
     stopped_early: bool = False
 
@@ -182,6 +179,9 @@ def _adam_loop(z0, generate_fn, loss_fn: LossFn, cfg: OptimConfig, counter: _Cal
             raise FloatingPointError(
                 f"the control loss is NaN/inf at iteration {it} while the generated mel is finite: "
                 "check the control's target for NaN/inf")
+        snapshot = cfg.snapshot_every and (it % cfg.snapshot_every == 0 or it == cfg.iterations - 1)
+        if snapshot:  # the z that produced this iteration's mel, before the step moves it
+            trace.snapshots.append((it, z.detach().cpu().clone(), mel.detach().cpu()))
         total = per_example.sum()
         if cfg.reg_weight > 0:
             total = total + cfg.reg_weight * typical_set_penalty(z).sum()
@@ -199,8 +199,6 @@ def _adam_loop(z0, generate_fn, loss_fn: LossFn, cfg: OptimConfig, counter: _Cal
         trace.seconds.append(time.perf_counter() - t0)
         trace.nfe.append(counter.calls)
         trace.through_decode.append(via_decode)
-        if cfg.snapshot_every and (it % cfg.snapshot_every == 0 or it == cfg.iterations - 1):
-            trace.snapshots.append((it, z.detach().cpu().clone(), mel.detach().cpu()))
         if callback is not None:
             callback(it, trace, mel.detach())
         if cfg.patience:

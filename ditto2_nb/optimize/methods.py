@@ -40,8 +40,7 @@ def ditto(teacher, loss_fn: LossFn, z0: torch.Tensor, tags: torch.Tensor | None 
     """
     if sampler == "ancestral":
         raise ValueError("DITTO needs a deterministic sampler: use 'euler' or 'heun'")
-    steps = check.integer("steps", steps, 1)
-    w = check.real("w", w, 0.0)
+    steps, w = check.limited("steps", steps), check.limited("w", w)
     z0 = check.noise("z0", z0, teacher.cfg)
     tags = check.tags("tags", tags, len(z0), teacher.cfg)
     decode = TeacherDecoder(teacher, tags, steps=steps, w=w, sampler=sampler, device=z0.device)
@@ -69,7 +68,7 @@ def ditto2(student, loss_fn: LossFn, z0: torch.Tensor, tags: torch.Tensor | None
     refinement iteration and in the final decode, so the output is a function of z.
     Reference: Novack et al. 2024 (DITTO-2); decode-aware refinement is this project's addition.
     """
-    decode_steps = check.integer("decode_steps", decode_steps, 1)
+    decode_steps = check.limited("decode_steps", decode_steps)
     z0 = check.noise("z0", z0, student.cfg)
     tags = check.tags("tags", tags, len(z0), student.cfg)
     decode = StudentDecoder(student, tags, gamma=gamma, sigma_mid=sigma_mid, seed=decode_seed)

@@ -17,9 +17,11 @@ from plotly.subplots import make_subplots
 
 from ...controls.base import Control
 from ...controls.structure import StructureControl
+from ...core.validate import LIMITS
 from ...data.theory import INSTRUMENTS
 from .builders import SHAPES
 from .models import METHODS
+from .params import PANEL_LIMITS
 from .running import PanelResult
 
 
@@ -192,6 +194,9 @@ class PanelWidgets:
         def slider(cls, lo, hi, **kw):
             return cls(value=value, min=min(lo, value), max=max(hi, value), description=name, **kw)
 
+        def low(name):  # a slider starts at the limits table's lower bound (PANEL_LIMITS)
+            return LIMITS[PANEL_LIMITS[name]].lo
+
         make = {
             "control": lambda: W.Dropdown(options=self.CONTROLS, value=value, description=name),
             "method": lambda: W.Dropdown(options=[(v, k) for k, v in METHODS.items()], value=value,
@@ -205,15 +210,16 @@ class PanelWidgets:
             "reference": lambda: slider(W.IntSlider, 0, n - 1),
             "gap": lambda: W.FloatRangeSlider(value=value, min=0.0, max=s, step=0.01, description=name),
             "overlap": lambda: slider(W.FloatSlider, frame, s - frame, step=0.01),
-            "iterations": lambda: slider(W.IntSlider, 1, 300),
+            "iterations": lambda: slider(W.IntSlider, low("iterations"), 300),
             "lr": lambda: W.FloatLogSlider(value=value, base=10, min=-3, max=0, description=name),
-            "decode_steps": lambda: slider(W.IntSlider, 1, 8),
-            "refine_last": lambda: slider(W.IntSlider, 0, self.values["iterations"]),
-            "teacher_steps": lambda: slider(W.IntSlider, 2, 40),
-            "w": lambda: slider(W.FloatSlider, 1.0, 5.0, step=0.25),
-            "snapshot_every": lambda: slider(W.IntSlider, 0, 50),
-            "reg_weight": lambda: slider(W.FloatSlider, 0.0, 1.0, step=0.01),
-            "seed": lambda: W.BoundedIntText(value=value, min=0, max=2**31 - 1, description=name),
+            "decode_steps": lambda: slider(W.IntSlider, low("decode_steps"), 8),
+            "refine_last": lambda: slider(W.IntSlider, low("refine_last"), self.values["iterations"]),
+            "teacher_steps": lambda: slider(W.IntSlider, low("teacher_steps"), 40),
+            "w": lambda: slider(W.FloatSlider, low("w"), 5.0, step=0.25),
+            "snapshot_every": lambda: slider(W.IntSlider, low("snapshot_every"), 50),
+            "reg_weight": lambda: slider(W.FloatSlider, low("reg_weight"), 1.0, step=0.01),
+            "seed": lambda: W.BoundedIntText(value=value, min=low("seed"), max=LIMITS["seed"].hi,
+                                             description=name),
         }
         if name in make:
             return make[name]()

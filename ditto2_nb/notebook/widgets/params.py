@@ -1,5 +1,10 @@
 """The panel's parameters: defaults, validation with messages that name the parameter and what is
-allowed, and :meth:`PanelParameters.set` (values and the widgets showing them)."""
+allowed, and :meth:`PanelParameters.set` (values and the widgets showing them).
+
+The numeric parameters the library also takes (iterations, lr, decode_steps, refine_last, seed, ...)
+are checked by the limits table (:data:`PANEL_LIMITS` -> :data:`ditto2_nb.core.validate.LIMITS`), so
+the panel accepts exactly what ``OptimConfig``, ``ditto`` / ``ditto2``, the notebooks and the CLI
+accept; the sliders start at the same lower bounds."""
 
 from __future__ import annotations
 
@@ -9,17 +14,21 @@ from pathlib import Path
 from typing import Any, Self
 
 from ...controls.structure import structure_control
+from ...core import validate as check
 from ...data.theory import INSTRUMENTS
 from .builders import SHAPES
 from .models import METHODS
 
+# panel parameter -> its line of the limits table
+PANEL_LIMITS: dict[str, str] = {
+    "iterations": "iterations", "lr": "lr", "decode_steps": "decode_steps", "refine_last": "refine_last",
+    "seed": "seed", "teacher_steps": "steps", "w": "w", "snapshot_every": "snapshot_every",
+    "reg_weight": "reg_weight",
+}
+
 
 def _integer(name: str, v, lo: int, hi: int | None = None) -> int:
-    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v != int(v):
-        raise ValueError(f"{name} must be an integer, got {v!r}")
-    if v < lo or (hi is not None and v > hi):
-        raise ValueError(f"{name} must be in [{lo}, {'inf' if hi is None else hi}], got {v!r}")
-    return int(v)
+    return check.integer(name, v, lo, hi)  # BadType (a ValueError) for non-integers
 
 
 def _number(name: str, v, lo: float = -math.inf, positive: bool = False) -> float:
@@ -60,15 +69,14 @@ class PanelParameters:
         for name, options in self.choices().items():
             if p[name] not in options:
                 raise ValueError(f"{name}={p[name]!r} is not valid; choose one of {list(options)}")
-        for name, lo in dict(iterations=1, decode_steps=1, seed=0, teacher_steps=1, snapshot_every=0,
-                             reference=0).items():
-            p[name] = _integer(name, p[name], lo)
+        for name, limit in PANEL_LIMITS.items():
+            if name != "refine_last":
+                p[name] = check.limited(limit, p[name], label=name)
+        p["refine_last"] = check.limited("refine_last", p["refine_last"], hi=p["iterations"])
+        p["reference"] = _integer("reference", p["reference"], 0)
         n = self.preset.data.n_heldout
         if p["reference"] >= n:
             raise ValueError(f"reference={p['reference']} but there are {n} held-out clips (0..{n - 1})")
-        p["refine_last"] = _integer("refine_last", p["refine_last"], 0, p["iterations"])
-        p["lr"] = _number("lr", p["lr"], positive=True)
-        p["w"], p["reg_weight"] = _number("w", p["w"], 0.0), _number("reg_weight", p["reg_weight"], 0.0)
         p["lo_db"], p["hi_db"] = _number("lo_db", p["lo_db"]), _number("hi_db", p["hi_db"])
         if p["lo_db"] >= p["hi_db"]:
             raise ValueError(f"lo_db ({p['lo_db']}) must be below hi_db ({p['hi_db']})")

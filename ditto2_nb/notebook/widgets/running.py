@@ -91,7 +91,8 @@ class PanelRunning:
             out["loss_decoded"] = float(control.loss(res.x0)[0])
             if res.x0_surrogate is not None:
                 out["loss_surrogate"] = float(control.loss(res.x0_surrogate)[0])
-        out["loss_last_iteration"] = float(res.trace.loss[-1])
+        if res.trace.loss:  # none with iterations=0 (the unoptimised decode)
+            out["loss_last_iteration"] = float(res.trace.loss[-1])
         return out
 
     def run(self, **overrides) -> PanelResult:
