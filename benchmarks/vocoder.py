@@ -36,7 +36,9 @@ vocoder *wins* (a) when that interval lies below 0, and (b) when it lies above 0
 and not below 0 on all clips. ``default`` names the
 trained vocoder only when it wins both and DITTO-2's real-time factor at batch 1 stays at most 0.5
 with it (``ditto2_rtf_batch1_estimate``: ``benchmarks/results/speed_<preset>.json``'s figure with
-Griffin-Lim's time replaced by the trained vocoder's, both measured here); otherwise Griffin-Lim.
+Griffin-Lim's share, from ``profile_<preset>.json``, scaled by the two vocoders' time ratio measured
+here run by run); otherwise Griffin-Lim. Timings on a shared machine are noisy: each case also
+reports its fastest run (``*_min``) and the load average at the start and end.
 
 Writes ``benchmarks/results/vocoder_<preset>.json``.
 """
@@ -150,18 +152,28 @@ def timings(vocoders: dict, mels: torch.Tensor, reps: int) -> dict:
     return out
 
 
-def ditto2_estimate(preset: str, gl_rtf: float, neural_rtf: float) -> dict:
+def ditto2_estimate(preset: str, ratio: float, gl_rtf_here: float) -> dict:
+    """DITTO-2's real-time factor at batch 1 with the trained vocoder instead of Griffin-Lim:
+    ``speed_<preset>.json``'s figure (Griffin-Lim included) with Griffin-Lim's share of it
+    (``profile_<preset>.json``'s batch-1 vocoder time; this run's Griffin-Lim time if absent)
+    scaled by ``ratio``, the trained vocoder's time over Griffin-Lim's measured here run by run
+    (paired, so a busy machine slows both alike)."""
     path = RESULTS / f"speed_{preset}.json"
-    if not path.is_file():
-        return {"estimate": None, "note": f"{path.name} not found: run benchmarks/speed.py"}
+    if not path.is_file() or json.loads(path.read_text()).get("rtf_batch1") is None:
+        return {"estimate": None, "note": f"{path.name} with rtf_batch1 not found: run benchmarks/speed.py"}
     speed = json.loads(path.read_text())
-    base = speed.get("rtf_batch1")
-    if base is None:
-        return {"estimate": None, "note": f"{path.name} has no rtf_batch1"}
-    return {"estimate": round(base - gl_rtf + neural_rtf, 4), "with_griffin_lim": base,
-            "measured_on": speed.get("machine"),
-            "note": "speed benchmark's DITTO-2 RTF at batch 1 (Griffin-Lim included), with Griffin-Lim's "
-                    "RTF replaced by the trained vocoder's (both measured in this run)"}
+    base, share, source = speed["rtf_batch1"], gl_rtf_here, "Griffin-Lim's RTF measured in this run"
+    prof = RESULTS / f"profile_{preset}.json"
+    if prof.is_file():
+        runs = [r for r in json.loads(prof.read_text()).get("runs", []) if r.get("batch") == 1]
+        if runs and "vocoder" in runs[0].get("parts_s", {}):
+            share = runs[0]["parts_s"]["vocoder"] / (runs[0]["seconds"] / runs[0]["rtf_per_clip"])
+            source = f"{prof.name}: Griffin-Lim's seconds in DITTO-2's batch-1 run per second of audio"
+    return {"estimate": round(base + share * (ratio - 1.0), 4), "with_griffin_lim": base,
+            "griffin_lim_share": round(share, 4), "share_from": source,
+            "neural_over_griffin_lim_time": round(ratio, 4), "measured_on": speed.get("machine"),
+            "note": "speed benchmark's DITTO-2 RTF at batch 1 with Griffin-Lim's share scaled by the "
+                    "paired time ratio measured here"}
 
 
 def main(argv=None) -> dict:
@@ -169,7 +181,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--preset", default="laptop")
     ap.add_argument("--vocoder", default=None, help="the trained vocoder file (default: the preset's)")
     ap.add_argument("--clips", type=int, default=48, help="held-out clips (>= 32 for the verdict)")
-    ap.add_argument("--reps", type=int, default=7, help="warm timing runs per case")
+    ap.add_argument("--reps", type=int, default=15, help="warm timing runs per case")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
     t_start, load_start = time.perf_counter(), os.getloadavg()
@@ -221,8 +233,12 @@ def main(argv=None) -> dict:
     for name in vocoders:
         for case, values in times[name].items():
             methods[name][case] = summary(values)
+            methods[name][case + "_min"] = round(min(values), 5)  # the least disturbed run
+    ratios = [n / g for n, g in zip(times["neural"]["rtf_batch1"], times["griffin_lim"]["rtf_batch1"])]
     neural_meta = vocoders["neural"].meta
-    methods["neural"] |= {"file": str(path), "sha256": ckpt.sha256(path),
+    root = Path(__file__).resolve().parents[1]
+    shown = path.resolve().relative_to(root) if path.resolve().is_relative_to(root) else path
+    methods["neural"] |= {"file": str(shown), "sha256": ckpt.sha256(path),
                           "parameters": neural_meta.get("parameters"), "steps": neural_meta.get("steps"),
                           "train_seconds": neural_meta.get("train_seconds"),
                           "trained_on": neural_meta.get("machine"), "design": neural_meta.get("design"),
@@ -231,8 +247,7 @@ def main(argv=None) -> dict:
 
     d = {k: paired(per_clip["neural"][k], per_clip["griffin_lim"][k])
          for k in ("mrstft_other_resolutions", "pitch_accuracy", "pitch_accuracy_melodic")}
-    est = ditto2_estimate(p.name, methods["griffin_lim"]["rtf_batch1"]["median"],
-                          methods["neural"]["rtf_batch1"]["median"])
+    est = ditto2_estimate(p.name, float(np.median(ratios)), methods["griffin_lim"]["rtf_batch1"]["median"])
     wins_a = d["mrstft_other_resolutions"]["ci95"][1] < 0
     wins_b = d["pitch_accuracy_melodic"]["ci95"][0] > 0 and d["pitch_accuracy"]["ci95"][1] >= 0
     fast = est["estimate"] is not None and est["estimate"] <= RTF_LIMIT

@@ -92,6 +92,8 @@ def test_resume_is_exact(waves, tmp_path):
     assert ha["loss"] == hb["loss"] and len(ha["loss"]) == 4
     with pytest.raises(ckpt.CheckpointError, match="different configuration"):
         train_vocoder("ci", waves[:3], a / "v.safetensors", steps=6, progress=False, work_dir=a)
+    with pytest.raises(ckpt.CheckpointError, match="already trained 4 steps"):
+        train_vocoder("ci", waves, a / "v.safetensors", steps=3, progress=False, work_dir=a)
 
 
 def test_bad_input_is_refused_clearly(trained, waves, tmp_path):
@@ -160,3 +162,16 @@ def test_cli_command_parses_and_defaults():
     assert default_out(a) == shipped_path("vocoder", "laptop")
     with pytest.raises(SystemExit):
         ap.parse_args(["train-vocoder", "--steps", "0"])
+
+
+def test_shipped_vocoder_loads_in_one_line():
+    path = shipped_path("vocoder", "laptop")
+    if not path.exists():
+        pytest.skip("no vocoder shipped for the laptop preset")
+    voc = load_vocoder()  # the laptop preset's shipped file
+    assert voc.meta["kind"] == "vocoder" and voc.meta["steps"] >= 1000
+    a = build_parser().parse_args(voc.meta["reproduce"].split()[3:])  # a command the CLI accepts
+    assert (a.command, a.preset, a.steps) == ("train-vocoder", "laptop", voc.meta["steps"])
+    with torch.inference_mode():
+        out = voc(torch.full((1, 64, 128), -1.0))  # silence stays (nearly) silent
+    assert out.shape == (1, 128 * 256) and out.abs().max() < 0.05

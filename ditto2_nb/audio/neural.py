@@ -103,7 +103,7 @@ RECIPES: dict[str, tuple[VocoderConfig, TrainConfig]] = {
     "ci": (VocoderConfig(dim=32, intermediate=64, blocks=2, segment_frames=16),
            TrainConfig(steps=200, batch_size=4, lr=2e-3, warmup=10, ema_decay=0.9, ckpt_every=100)),
     "laptop": (VocoderConfig(dim=128, intermediate=384, blocks=8, segment_frames=32),
-               TrainConfig(steps=2000, batch_size=16, lr=1.5e-3, warmup=100, ema_decay=0.995,
+               TrainConfig(steps=1100, batch_size=16, lr=1.5e-3, warmup=100, ema_decay=0.995,
                            ckpt_every=100)),
     "gpu": (VocoderConfig(dim=384, intermediate=1152, blocks=8, segment_frames=128),
             TrainConfig(steps=50000, batch_size=32, lr=5e-4, warmup=1000, ema_decay=0.999, ckpt_every=1000)),
@@ -162,7 +162,6 @@ class VocoderNet(nn.Module):
             self.head.bias[self.n_freq:].zero_()
         k = torch.arange(self.n_freq, dtype=torch.float64)
         self.register_buffer("window", torch.hann_window(vcfg.n_fft), persistent=False)
-        self.register_buffer("bins", k.float(), persistent=False)
         self.register_buffer("bin_shift", (math.pi * k).remainder(2 * math.pi).float(), persistent=False)
 
     def heads(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -374,13 +373,17 @@ def train_vocoder(preset: str, waves: torch.Tensor | np.ndarray, out: str | Path
     meta = {"kind": KIND, "preset": p.name, "vocoder": to_dict(vcfg), "train": to_dict(tcfg),
             "mel": to_dict(cfg), "data_fingerprint": _fingerprint(w), "data_clips": len(w)}
     work = Path(work_dir) if work_dir else cache_dir() / "runs"
-    ema, hist = fit(model, loss_fn, tcfg, work / f"{KIND}_{p.name}.train.safetensors", meta=meta,
-                    progress=progress)
+    state = work / f"{KIND}_{p.name}.train.safetensors"
+    if state.is_file() and int(ckpt.read_metadata(state).get("step", 0)) > tcfg.steps:
+        raise ckpt.CheckpointError(
+            f"{state} has already trained {ckpt.read_metadata(state)['step']} steps, more than the "
+            f"{tcfg.steps} asked for; ask for at least as many steps, or give another work folder")
+    ema, hist = fit(model, loss_fn, tcfg, state, meta=meta, progress=progress)
     out = Path(out) if out else shipped_path(KIND, p.name)
     card = training_card(meta, KIND, True, tcfg, hist, parameters=count_parameters(model),
                          data_description=description)
-    if recipe_override is None:
-        card["reproduce"] = reproduce_vocoder_command(p.name, tcfg.steps)
+    card["reproduce"] = (reproduce_vocoder_command(p.name, tcfg.steps) if recipe_override is None else
+                         "no CLI command: trained from Python with a custom recipe (see the metadata)")
     card["design"] = (f"ConvNeXt x{vcfg.blocks} (dim {vcfg.dim}, MLP {vcfg.intermediate}, kernel "
                       f"{vcfg.kernel}) over mel frames -> log-magnitude, phase offset and instantaneous "
                       f"frequency per bin of a {vcfg.n_fft}-point STFT at hop {hop}, phase integrated over "

@@ -317,7 +317,7 @@ def _extract(score: Any, piece: Piece) -> dict[str, Any]:
                 rows.append((round(float(n.offset), 6), round(ql, 6), int(p.midi)))
         if rows:
             notes_by_part.append(sorted(rows))
-            names.append(str(part.partName or part.id or ""))
+            names.append(str(part.partName or ""))  # never part.id: a default id is id(), not a name
     if not notes_by_part:
         raise DataError("no pitched notes")
     melody_idx = next((i for i, nm in enumerate(names) if "soprano" in nm.lower()), 0)
