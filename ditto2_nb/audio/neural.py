@@ -103,7 +103,7 @@ RECIPES: dict[str, tuple[VocoderConfig, TrainConfig]] = {
     "ci": (VocoderConfig(dim=32, intermediate=64, blocks=2, segment_frames=16),
            TrainConfig(steps=200, batch_size=4, lr=2e-3, warmup=10, ema_decay=0.9, ckpt_every=100)),
     "laptop": (VocoderConfig(dim=128, intermediate=384, blocks=8, segment_frames=32),
-               TrainConfig(steps=1100, batch_size=16, lr=1.5e-3, warmup=100, ema_decay=0.995,
+               TrainConfig(steps=3600, batch_size=16, lr=1.5e-3, warmup=100, ema_decay=0.995,
                            ckpt_every=100)),
     "gpu": (VocoderConfig(dim=384, intermediate=1152, blocks=8, segment_frames=128),
             TrainConfig(steps=50000, batch_size=32, lr=5e-4, warmup=1000, ema_decay=0.999, ckpt_every=1000)),
