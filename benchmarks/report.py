@@ -762,15 +762,15 @@ def render() -> str:
     # The candidate claims runs below were compared with the claims run of their time (the AVX2
     # machine, ditto2_ctm_trust the headline), kept as claims_avx2_laptop.json: every comparison
     # joins runs of one machine and one configuration.
-    before, now = _load("candidate_baseline_claims_laptop.json"), _load("claims_avx2_laptop.json")
+    before, now = _load("archive/candidate_baseline_claims_laptop.json"), _load("claims_avx2_laptop.json")
     if before is not None and now is not None and "models" in now:
         lines += decode_change_section(before, now) + [""]
-    curve, cand = _load("distill_snapshots_ctm_laptop.json"), _load("candidate_ctm3000_claims_laptop.json")
+    curve, cand = _load("distill_snapshots_ctm_laptop.json"), _load("archive/candidate_ctm3000_claims_laptop.json")
     if curve is not None and cand is not None and before is not None:
         lines += longer_ctm_section(curve, cand, before) + [""]
     uncond = [(f"corrected recipe, {n} steps", c, sw) for n in (300, 600, 900, 1200, 1800)
-              if (c := _load(f"candidate_uncond{n}_claims_laptop.json")) is not None
-              and (sw := _load(f"candidate_uncond{n}_decode_sweep_laptop.json")) is not None]
+              if (c := _load(f"archive/candidate_uncond{n}_claims_laptop.json")) is not None
+              and (sw := _load(f"archive/candidate_uncond{n}_decode_sweep_laptop.json")) is not None]
     if uncond and now is not None and (sweep := _load("decode_sweep_laptop.json")) is not None:
         lines += uncond_ctm_section(now, sweep, uncond) + [""]
     if (r := _load("iterations_laptop.json")) is not None and r.get("ditto"):
