@@ -545,3 +545,17 @@ def test_distillation_history_records_the_dsm_share(tmp_path):
     shares = ckpt.read_metadata(path)["history"]["stats"]["dsm_share"]
     assert len(shares) == 3 and shares == pytest.approx([1 / 3] * 3, rel=1e-3)
     assert hist.stats["dsm_share"] == pytest.approx(shares, rel=1e-4)
+
+
+def test_adaptive_dsm_balance_without_gradients_names_the_fixed_option():
+    from ditto2_nb.distill import ctm_terms
+
+    student, target, t, x0, tags, cfg = _ctm_setup(dsm_weight=1.0)
+    with torch.no_grad(), pytest.raises(ValueError, match="dsm_balance='fixed'"):
+        ctm_terms(student, target, t, x0, tags, torch.Generator().manual_seed(0), cfg)
+    import dataclasses
+
+    fixed = dataclasses.replace(cfg, dsm_balance="fixed")
+    with torch.no_grad():
+        terms = ctm_terms(student, target, t, x0, tags, torch.Generator().manual_seed(0), fixed)
+    assert terms["dsm_scale"] == 1.0 and terms["dsm_share"] is None

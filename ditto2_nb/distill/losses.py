@@ -155,10 +155,12 @@ def dsm_scale(ctm: torch.Tensor, dsm: torch.Tensor, student: CTMModel,
     weight of 1 leaves the DSM term well under 1% of the gradient (measured on the laptop student).
     """
     layer = student.last_layer() if hasattr(student, "last_layer") else None
-    if layer is None or not (ctm.requires_grad and dsm.requires_grad):
+    measurable = layer is not None and layer.requires_grad and ctm.requires_grad and dsm.requires_grad
+    if not measurable:
         if cfg.dsm_balance == "adaptive":
-            raise ValueError("dsm_balance='adaptive' needs a student with a last layer to measure "
-                             "gradients at; use dsm_balance='fixed'")
+            raise ValueError("dsm_balance='adaptive' weighs the DSM term by gradient norms at the "
+                             "student's last layer, so it needs a student with trainable weights and "
+                             "gradients enabled; to evaluate the loss without them use dsm_balance='fixed'")
         return cfg.dsm_weight, None
     g_ctm = torch.autograd.grad(ctm, layer, retain_graph=True)[0].norm().item()
     g_dsm = torch.autograd.grad(dsm, layer, retain_graph=True)[0].norm().item()
