@@ -110,6 +110,9 @@ RECIPES: dict[str, tuple[VocoderConfig, TrainConfig]] = {
 }
 
 
+RECIPES["laptop4s"] = RECIPES["laptop"]  # the same network and steps on 128-mel, 4-s clips
+
+
 def recipe(preset: str) -> tuple[VocoderConfig, TrainConfig]:
     if preset not in RECIPES:
         raise ValueError(f"no vocoder recipe for preset {preset!r}; choose one of {sorted(RECIPES)}")

@@ -117,8 +117,8 @@ def attribute_judge(preset: str = "laptop", steps: int = 600) -> AttributeJudge:
     """The :class:`AttributeJudge` of ``preset``, trained on the fly (deterministic; under a minute
     on the laptop preset)."""
     from ..core.metrics import train_attribute_classifier
-    from ..data.tags import tag_vocab, tags_tensor
+    from ..data.tags import tag_vocab
 
     ds = evaluator_data(get_preset(preset))
-    clf = train_attribute_classifier(ds.mels, tags_tensor(ds.labels), tag_vocab(), steps=steps, seed=3)
+    clf = train_attribute_classifier(ds.mels, ds.tags(), tag_vocab(), steps=steps, seed=3)
     return AttributeJudge(clf.requires_grad_(False))

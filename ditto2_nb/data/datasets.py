@@ -31,6 +31,7 @@ from .captions import caption, random_caption
 from .labels import _FRAME_FIELDS, ClipLabels
 from .summaries import _summary_from_json, _summary_to_json
 from .synthesis import generate_clips
+from .tags import tags_tensor
 
 HELDOUT_SEED_OFFSET = 10_000_000  # held-out clips use seeds seed + OFFSET + k (never train seeds)
 EVALUATOR_SEED_OFFSET = 20_000_000  # clips only evaluators train on (never train or held-out seeds)
@@ -66,6 +67,7 @@ class MelDataset(torch.utils.data.Dataset):
         self.mels, self.labels, self.cfg, self.name = mels, list(labels), cfg, name
         self.summary, self.cache_path, self.from_cache = summary, cache_path, from_cache
         self._captions: list[str] | None = None
+        self._tags: torch.Tensor | None = None  # set when joined from datasets with their own tags
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -88,6 +90,10 @@ class MelDataset(torch.utils.data.Dataset):
         """One caption per clip, each with a template drawn from ``rng``."""
         return [random_caption(x, rng) for x in self.labels]
 
+    def tags(self) -> torch.Tensor:
+        """Conditioning tags ``[N, n_tags]`` (:func:`~ditto2_nb.data.tags.tags_tensor`)."""
+        return tags_tensor(self.labels) if self._tags is None else self._tags
+
     def frame_labels(self, name: str) -> torch.Tensor:
         """Per-frame label ``name`` (``pitch``, ``pitch_class``, ``intensity_db``, ``section``) as
         float32 ``[N, frames]``."""
@@ -104,10 +110,15 @@ class MelDataset(torch.utils.data.Dataset):
                           f"{self.name}[subset]")
 
     def __add__(self, other: MelDataset) -> MelDataset:
+        """Both datasets' clips, each keeping its own captions and tags (a rendered clip's
+        caption comes from its piece, a procedural one's from its labels)."""
         if self.cfg != other.cfg:
             raise ValueError("cannot join datasets built with different MelConfigs")
-        return MelDataset(torch.cat([self.mels, other.mels]), self.labels + other.labels,
-                          self.cfg, f"{self.name}+{other.name}")
+        joined = MelDataset(torch.cat([self.mels, other.mels]), self.labels + other.labels,
+                            self.cfg, f"{self.name}+{other.name}")
+        joined._captions = self.captions + other.captions
+        joined._tags = torch.cat([self.tags(), other.tags()])
+        return joined
 
 
 def _cached_dataset(kind: str, key: dict[str, Any], cfg: MelConfig,
@@ -175,20 +186,56 @@ def procedural_splits(mel: MelConfig, data: DataConfig,
 
 
 def training_data(preset: Preset) -> MelDataset:
-    """The preset's training clips (seeds ``data.seed ...``); loads only this split's cache."""
-    return procedural_dataset(preset.mel, preset.data.n_train, preset.data.seed)
+    """The preset's training clips, by ``data.source``: procedural (seeds ``data.seed ...``), the
+    rendered repertoire's training pieces, or both ("mixed", procedural first); loads only this
+    split's cache."""
+    source = preset.data.source
+    if source == "procedural":
+        return procedural_dataset(preset.mel, preset.data.n_train, preset.data.seed)
+    from .repertoire import repertoire_training_data  # (repertoire builds on this module)
+    rendered = repertoire_training_data(preset)
+    if source == "repertoire":
+        return rendered
+    return procedural_dataset(preset.mel, preset.data.n_train, preset.data.seed) + rendered
+
+
+SOURCE_WORDS = {"procedural": "procedural", "repertoire": "rendered repertoire",
+                "mixed": "rendered repertoire + procedural"}
+
+
+def training_record(preset: Preset, ds: MelDataset) -> dict[str, str]:
+    """What a model trained on: ``{"training_data": words, "training_data_sha256": first 16 hex
+    digits of the mels' bytes}``, for its metadata and card (the same clips give the same hash)."""
+    import hashlib
+    n_rendered = sum(lab.genre != "procedural" for lab in ds.labels)
+    parts = []
+    if n_rendered:
+        pieces = len({lab.source for lab in ds.labels if lab.genre != "procedural"})
+        parts.append(f"{n_rendered} rendered repertoire clips ({pieces} pieces)")
+    if len(ds) - n_rendered:
+        parts.append(f"{len(ds) - n_rendered} procedural clips (seed {preset.data.seed})")
+    words = " + ".join(parts) + f", {preset.mel.frames} frames of {preset.mel.n_mels} mels"
+    digest = hashlib.sha256(ds.mels.numpy().astype(np.float32).tobytes()).hexdigest()[:16]
+    return {"training_data": f"{SOURCE_WORDS[preset.data.source]}: {words}", "training_data_sha256": digest}
 
 
 def heldout_data(preset: Preset) -> MelDataset:
-    """Held-out clips: the seed range of :func:`procedural_splits`, disjoint from
-    training."""
-    return procedural_dataset(preset.mel, preset.data.n_heldout,
-                                   preset.data.seed + HELDOUT_SEED_OFFSET)
+    """Held-out clips, never trained on: the procedural held-out seed range
+    (:func:`procedural_splits`), or for a preset that trains on the repertoire ("repertoire" or
+    "mixed"), clips of held-out pieces."""
+    if preset.data.source == "procedural":
+        return procedural_dataset(preset.mel, preset.data.n_heldout,
+                                  preset.data.seed + HELDOUT_SEED_OFFSET)
+    from .repertoire import repertoire_heldout_data
+    return repertoire_heldout_data(preset)
 
 
 def evaluator_data(preset: Preset) -> MelDataset:
     """Clips for the evaluators only (the independent text scorer and its attribute judge): their
-    own seed range, disjoint from training and held-out, so no evaluator saw a clip the losses
-    were trained on."""
-    return procedural_dataset(preset.mel, preset.data.n_train,
-                                   preset.data.seed + EVALUATOR_SEED_OFFSET)
+    own seed range, or pieces of their own for a preset on the repertoire, disjoint from training
+    and held-out, so no evaluator saw a clip the losses were trained on."""
+    if preset.data.source == "procedural":
+        return procedural_dataset(preset.mel, preset.data.n_train,
+                                  preset.data.seed + EVALUATOR_SEED_OFFSET)
+    from .repertoire import repertoire_evaluator_data
+    return repertoire_evaluator_data(preset)

@@ -26,8 +26,8 @@ from ..core import checkpoints as ckpt
 from ..core.assets import cache_dir, reproduce_command, resolve_model_file, shipped_path, training_card
 from ..core.config import NetConfig, Preset, from_dict, get_preset, to_dict
 from ..core.train import export_ema, fit
-from ..data.datasets import training_data
-from ..data.tags import tag_vocab, tags_tensor
+from ..data.datasets import training_data, training_record
+from ..data.tags import tag_vocab
 from .losses import edm_loss
 from .networks import Denoiser, count_parameters, drop_tag_input
 
@@ -97,7 +97,7 @@ def train_teacher(preset: str | Preset = "laptop", out: str | Path | None = None
     net_cfg = teacher_net_config(p, conditional)
     ds = training_data(p)
     mels = ds.mels
-    tags = tags_tensor(ds.labels) if conditional else None
+    tags = ds.tags() if conditional else None
     torch.manual_seed(tcfg.seed)
     model = Denoiser(net_cfg)
     if from_conditional:
@@ -109,7 +109,7 @@ def train_teacher(preset: str | Preset = "laptop", out: str | Path | None = None
                         p_uncond=tcfg.p_uncond, p_partial=tcfg.p_partial)
 
     meta = {"kind": kind, "preset": p.name, "net": to_dict(net_cfg), "train": to_dict(tcfg),
-            "mel": to_dict(p.mel), "data": to_dict(p.data)}
+            "mel": to_dict(p.mel), "data": to_dict(p.data), **training_record(p, ds)}
     if from_conditional:
         meta["init_from"] = "conditional teacher, tags dropped"
     work = Path(work_dir) if work_dir else cache_dir() / "runs"
@@ -117,7 +117,6 @@ def train_teacher(preset: str | Preset = "laptop", out: str | Path | None = None
                     meta=meta, progress=progress)
     card = training_card(meta, "teacher", conditional, tcfg, hist,
                          parameters=count_parameters(model),
-                         data_description=f"{len(mels)} procedural clips (seed {p.data.seed}), "
-                                          f"{p.mel.frames} frames of {p.mel.n_mels} mels")
+                         data_description=meta["training_data"])
     export_ema(out, ema.model, card)
     return out

@@ -39,7 +39,6 @@ from ..core.assets import cache_dir, training_card
 from ..core.config import get_preset, to_dict
 from ..core.train import export_ema, fit
 from ..data.datasets import training_data
-from ..data.tags import tags_tensor
 from ..diffusion.losses import drop_tags
 from .students import CTMModel, decode_defaults, decode_file, load_student
 
@@ -125,7 +124,7 @@ def compress_student(source_path, channels: tuple, blocks: int, out=None, *, pre
     jacobian_weight = check.real("jacobian_weight", jacobian_weight, 0.0)
     jacobian_step = check.real("jacobian_step", jacobian_step, 0.0, lo_open=True)
     cfg = dataclasses.replace(source.cfg, channels=channels, blocks=blocks)
-    tags_all = tags_tensor(training_data(p).labels) if source.cfg.conditional else None
+    tags_all = training_data(p).tags() if source.cfg.conditional else None
     torch.manual_seed(tcfg.seed)
     student = CTMModel(cfg)
     if from_source and init is not None:

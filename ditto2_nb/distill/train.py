@@ -14,8 +14,7 @@ from torch import nn
 from ..core.assets import cache_dir, reproduce_command, resolve_model_file, shipped_path, training_card
 from ..core.config import Preset, get_preset, to_dict
 from ..core.train import export_ema, fit
-from ..data.datasets import training_data
-from ..data.tags import tags_tensor
+from ..data.datasets import training_data, training_record
 from ..diffusion.losses import drop_tags
 from ..diffusion.teacher import load_denoiser, load_teacher
 from .losses import cd_loss, ctm_terms
@@ -41,7 +40,7 @@ def train_student(kind: str, preset: str | Preset = "laptop", out=None, *,
                else load_teacher(p.name, conditional, progress=progress))
     ds = training_data(p)
     mels = ds.mels
-    tags = tags_tensor(ds.labels) if conditional else None
+    tags = ds.tags() if conditional else None
     torch.manual_seed(tcfg.seed)
     if from_conditional and conditional:
         raise ValueError("from_conditional is for the unconditional student (conditional=False)")
@@ -73,7 +72,8 @@ def train_student(kind: str, preset: str | Preset = "laptop", out=None, *,
     name = f"{kind}{'' if conditional else '_uncond'}"
     meta = {"kind": name, "student": kind, "preset": p.name, "net": to_dict(student.cfg),
             "distill": to_dict(dcfg), "train": to_dict(tcfg), "mel": to_dict(p.mel),
-            "teacher": teacher.meta.get("kind", "teacher") if hasattr(teacher, "meta") else "?"}
+            "teacher": teacher.meta.get("kind", "teacher") if hasattr(teacher, "meta") else "?",
+            **training_record(p, ds)}
     if from_conditional:
         meta["init_from"] = f"conditional {kind} student, tags dropped"
     work = Path(work_dir) if work_dir else cache_dir() / "runs"
