@@ -2,6 +2,7 @@
 unconditional + CLAP vs the conditional model (text).
 
     python benchmarks/claims.py [--preset laptop] [--targets 16] [--batch 8] [--fresh]
+                                [--vocoder default|griffin_lim|neural]
 
 The protocol (``PROTOCOL``, written into the results) is the same for every number:
 
@@ -11,9 +12,20 @@ The protocol (``PROTOCOL``, written into the results) is the same for every numb
 * ``--targets`` held-out targets per control (intensity 70 iterations, melody and structure 150),
   each control on its own held-out clips, and the **same initial noise and targets for every
   method** (clip k of control c always starts from seed ``1000 c + k``);
-* errors on the **vocoded audio** (Griffin-Lim, then librosa, the controls' ``evaluate``): mean,
-  median and IQR per method; ``surrogate_*`` is DITTO-2's error of the 1-step output at the
-  optimised noise (decoded / surrogate is the decode gap);
+* targets from the held-out clips: melody = the clip's score (its labels' pitch classes); for a
+  preset whose data is the rendered repertoire (``data.source != "procedural"``) intensity = the
+  clip's own dynamics curve (``labels.intensity_db`` placed at the clip's measured level, see
+  :func:`piece_intensity`), for the procedural presets drawn shapes; structure = drawn section
+  patterns for both (a structure control takes a pattern, not a reference mel);
+* errors on the **vocoded audio** (the preset's default vocoder, :func:`protocol_vocoder`: the
+  trained one where ``benchmarks/results/vocoder_<preset>.json`` made it the default and its file
+  exists, else Griffin-Lim with 32 iterations; ``--vocoder`` overrides; then librosa, the controls'
+  ``evaluate``): mean, median and IQR per method; ``surrogate_*`` is DITTO-2's error of the 1-step
+  output at the optimised noise (decoded / surrogate is the decode gap);
+* **melody** is judged by a pretrained pitch judge that shares nothing with the chroma loss
+  (:mod:`ditto2_nb.audio.pitch`, PESTO: pitch-class accuracy of the vocoded audio on the score's
+  sounding frames, ``protocol.melody_judge``): the melody claim's number (:data:`MELODY_JUDGED`);
+  the chroma agreement (the control's own ``evaluate``, ``accuracy``) is kept beside it;
 * **seconds per clip** from the same runs (the optimisation, the final decode and the vocoder; all
   methods batched alike), plus a batch-1 latency of one target per control;
 * **FD** with the ``attr-clf`` embedder (the 32-d bottleneck of an attribute classifier trained on
@@ -28,7 +40,11 @@ The protocol (``PROTOCOL``, written into the results) is the same for every numb
   scorer (its own from-scratch text encoder, caption pool and clips; :mod:`ditto2_nb.clap`).
 
 The run is resumable: each (control, method, batch) is saved under
-``<cache>/runs/claims_<preset>/`` as soon as it finishes. Writes
+``<cache>/runs/claims_<preset>/`` as soon as it finishes. A trained vocoder is part of every
+chunk's fingerprint (its time is in every row: another vocoder recomputes the chunk; Griffin-Lim's
+chunks keep their old fingerprints); a chunk heard otherwise (e.g. before the pitch judge) is
+re-measured from its stored mels. The results' ``models`` name each model's weights, decode settings
+and training data (the file's record). Writes
 ``benchmarks/results/claims_<preset>.json``; ``benchmarks/report.py`` renders its claims table.
 """
 
@@ -45,8 +61,10 @@ import numpy as np
 import torch
 
 from ditto2_nb import clap
-from ditto2_nb.audio import GriffinLimVocoder, reanalyse_mel
+from ditto2_nb.audio import GriffinLimVocoder, judge_info, load_vocoder, melody_accuracy, reanalyse_mel
+from ditto2_nb.audio.neural import vocoder_file
 from ditto2_nb.controls import INTENSITY_SHAPES, intensity_control, melody_control, structure_control
+from ditto2_nb.controls.intensity import intensity
 from ditto2_nb.core import checkpoints as ckpt
 from ditto2_nb.core import metrics
 from ditto2_nb.core.assets import cache_dir, machine, resolve_model_file
@@ -61,6 +79,13 @@ CONTROLS = ("intensity", "melody", "structure")
 ITERATIONS = {"intensity": 70, "melody": 150, "structure": 150}
 METRIC = {"intensity": ("mse_db2", "lower"), "melody": ("accuracy", "higher"),
           "structure": ("ssm_mse", "lower")}
+# The melody claim's number: the pitch judge's pitch-class accuracy of the vocoded audio on the
+# score's sounding frames (ditto2_nb.audio.pitch.melody_accuracy, kind="pitch_class"). METRIC's
+# "accuracy" (librosa chroma, the control's own evaluate: the same feature the loss optimises) is
+# kept beside it in every row ("per_target"), the judge's in "judge".
+MELODY_JUDGED = ("pitch_class_accuracy", "higher")
+MELODY_METRIC = ("the pitch judge's pitch-class accuracy of the vocoded audio on the score's sounding "
+                 "frames (protocol.melody_judge); chroma agreement (METRIC 'accuracy') beside it")
 STRUCTURES = ("AB", "ABA", "AABB", "AA")
 # The trust region chosen on validation targets by benchmarks/ditto2_variants.py (its rule, fixed
 # before that run, on audio heard without clipping): z stays on the typical shell and within
@@ -82,7 +107,8 @@ PROTOCOL = {"ditto_steps": 20, "ditto_sampler": "euler", "cfg_w": 2.0, "checkpoi
             "iterations": ITERATIONS, "lr": 0.05, "decode_steps": 2,
             "ditto2": {k: {"student": v[0]} | v[1] for k, v in DITTO2.items()},
             "headline_ditto2": HEADLINE, "fd_embedder": "attr-clf",
-            "vocoder": "Griffin-Lim (32 iterations) + look-ahead limiter at 0.98"}
+            "vocoder": "Griffin-Lim (32 iterations) + look-ahead limiter at 0.98",  # main(): the one used
+            "melody_metric": MELODY_METRIC}
 TEXT_METHODS = ("conditional_teacher", "conditional_ctm", "unconditional_ctm", "unconditional_ctm_clap")
 
 
@@ -96,19 +122,59 @@ def clip_range(control: str, n: int, start: int = 0) -> range:
     return range(start + c * n, start + (c + 1) * n)
 
 
+def from_piece(held, i: int) -> bool:
+    """Whether held-out clip ``i`` is a rendered piece with a known dynamics curve (its targets then
+    come from its own labels): the clips of a preset whose ``data.source`` is not "procedural".
+    Procedural clips (``genre == "procedural"``) keep the drawn targets."""
+    lab = held.labels[i]
+    return lab.genre != "procedural" and lab.intensity_db is not None
+
+
+def piece_intensity(held, i: int, cfg) -> torch.Tensor:
+    """The intensity target ``[frames]`` of rendered clip ``i``: its real dynamics curve
+    (``labels.intensity_db``, the gain the rendition applied, exact from its plan) at the level the
+    clip actually has.
+
+    ``intensity_db`` is a gain relative to the rendering's levelling (0 dB = -15 dBFS RMS), while
+    the control measures mel power in dB (:func:`~ditto2_nb.controls.intensity.intensity`), about
+    11 dB lower for the same audio (median offset -10.9 dB over 12 laptop held-out clips, -10.3 to
+    -12.3 but for a sparse melody alone at -26): the curve is moved by the median, over frames, of
+    the clip's measured intensity minus its label curve, so its shape is the label's and its level
+    the clip's."""
+    curve = torch.as_tensor(np.asarray(held.labels[i].intensity_db, dtype=np.float32))
+    measured = intensity(held.mels[i: i + 1].float(), cfg)[0]
+    return curve + float((measured - curve).median())
+
+
 def make_control(name: str, held, cfg, idx: list[int]):
-    """The control of the held-out clips ``idx`` (targets as in the docstring of each control)."""
+    """The control of the held-out clips ``idx`` (targets as in the docstring of each control).
+
+    Intensity: a rendered piece's own dynamics (:func:`piece_intensity`, the clips of a repertoire
+    preset, :func:`from_piece`); a procedural clip's target is a drawn shape (its seed the clip's
+    index). Melody: the clip's score (its labels' pitch classes) for both."""
     if name == "intensity":
         shapes = sorted(INTENSITY_SHAPES)
         curves = []
         for i in idx:
+            if from_piece(held, i):
+                curves.append(piece_intensity(held, i, cfg))
+                continue
             rng = np.random.default_rng([1, i])
             curves.append(intensity_control(shapes[i % len(shapes)], cfg, lo=float(rng.uniform(-36, -26)),
                                             hi=float(rng.uniform(-16, -8))).target[0])
         return intensity_control(torch.stack(curves), cfg)
     if name == "melody":
         return melody_control([held.labels[i] for i in idx], cfg)
+    # Structure stays a drawn section pattern for every preset: structure_control takes only a
+    # pattern string ("ABA"), not a reference mel or a similarity matrix, and a rendered clip has no
+    # section labels (its info's "form" is a genre: reel, jig...), so a held-out clip's own
+    # self-similarity cannot be its target without changing the control.
     return structure_control([STRUCTURES[i % len(STRUCTURES)] for i in idx], cfg)
+
+
+TARGETS_FROM = {False: "drawn intensity shapes and structure patterns; melody the clips' labels",
+                True: "the held-out pieces: intensity their own dynamics curves, melody their scores; "
+                      "structure drawn patterns"}  # by whether the preset's data is the repertoire
 
 
 def initial_noise(control: str, idx: list[int], n: int, cfg) -> torch.Tensor:
@@ -124,14 +190,30 @@ def targets(control_name: str, held, cfg, idx: list[int], n: int, noise=initial_
             noise(control_name, idx, n, cfg))
 
 
+JUDGE_KEYS = ("pitch_class_accuracy", "unvoiced_on_sounding", "n_sounding")
+
+
+def judged(control, wave: torch.Tensor, sample_rate: int) -> dict[str, list] | None:
+    """The pitch judge's reading of a melody control's vocoded audio ``wave`` against its target
+    (the score's pitch classes, -1 = rest): per clip ``pitch_class_accuracy`` (the melody claim's
+    number), ``unvoiced_on_sounding`` and ``n_sounding``; None for the other controls."""
+    if control.name != "melody":
+        return None
+    r = melody_accuracy(wave.detach(), sample_rate, control.target, control.cfg, kind="pitch_class")
+    return {k: [float(v) if k != "n_sounding" else int(v) for v in r[k]] for k in JUDGE_KEYS}
+
+
 def ditto2_errors(student, control_name: str, held, cfg, vocoder, opt: OptimConfig, n: int, batch: int,
                   surrogate: bool = False, noise=initial_noise,
-                  start: int = 0) -> tuple[list, list | None, float]:
+                  start: int = 0, judge: dict | None = None) -> tuple[list, list | None, float]:
     """DITTO-2 with ``opt`` on the ``n`` targets of ``control_name``, ``batch`` at a time, outside the
     claims' chunk cache (for benchmarks that vary the configuration): the decoded errors on the
-    audio, the surrogate's (when asked) and the seconds spent (optimisation, decode and vocoder).
+    audio (METRIC's: chroma agreement on melody), the surrogate's (when asked) and the seconds spent
+    (optimisation, decode and vocoder; the evaluation and the judge are not timed).
     ``held``, ``noise`` and ``start``: the clips, initial noises and first clip (by default the
-    claims' own)."""
+    claims' own). ``judge``: a dict that, on the melody control, receives the pitch judge's
+    pitch-class accuracy per target (``"decoded"``, and ``"surrogate"`` when asked; the melody
+    claim's metric, :data:`MELODY_JUDGED`)."""
     metric = METRIC[control_name][0]
     idx_all, decoded, sur, seconds = list(clip_range(control_name, n, start)), [], [], 0.0
     for i in range(0, n, batch):
@@ -141,8 +223,15 @@ def ditto2_errors(student, control_name: str, held, cfg, vocoder, opt: OptimConf
         audio = vocoder(r.x0.detach())
         seconds += time.perf_counter() - t0
         decoded += [float(v) for v in control.evaluate(audio)[metric]]
+        keep = judge is not None and control.name == "melody"
+        if keep:
+            judge.setdefault("decoded", []).extend(judged(control, audio, cfg.sample_rate)[MELODY_JUDGED[0]])
         if surrogate:
-            sur += [float(v) for v in control.evaluate(vocoder(r.x0_surrogate))[metric]]
+            sur_audio = vocoder(r.x0_surrogate.detach())
+            sur += [float(v) for v in control.evaluate(sur_audio)[metric]]
+            if keep:
+                judge.setdefault("surrogate", []).extend(
+                    judged(control, sur_audio, cfg.sample_rate)[MELODY_JUDGED[0]])
     return decoded, (sur if surrogate else None), seconds
 
 
@@ -219,11 +308,17 @@ def measure(key: str, control_name: str, models, held, cfg, vocoder, idx: list[i
 
 def heard(control, metric: str, vocoder, tensors: dict, wave=None) -> dict:
     """The chunk's metrics on the vocoded audio: decoded (from ``wave`` when already vocoded),
-    the limiter's gain, and the surrogate's when the chunk has one."""
+    the limiter's gain, and the surrogate's when the chunk has one; on the melody control also the
+    pitch judge's (``judge``, ``surrogate_judge``: :func:`judged`)."""
     wave = vocoder(tensors["x0"]) if wave is None else wave
     out = {"decoded": control.evaluate(wave)[metric], "limiter_gain_db": vocoder.last_gain_db}
+    if (j := judged(control, wave, control.cfg.sample_rate)) is not None:
+        out["judge"] = j
     if "x0_surrogate" in tensors:
-        out["surrogate"] = control.evaluate(vocoder(tensors["x0_surrogate"]))[metric]
+        sur = vocoder(tensors["x0_surrogate"])
+        out["surrogate"] = control.evaluate(sur)[metric]
+        if (j := judged(control, sur, control.cfg.sample_rate)) is not None:
+            out["surrogate_judge"] = j
     return out
 
 
@@ -254,49 +349,137 @@ def _model_paths(preset: str):
         yield kind, path, decode_file(path)
 
 
+NO_RECORD = "procedural (trained before the record: the file does not name its data)"
+
+
 def model_files(preset: str) -> dict[str, dict]:
-    """Which weights the results were computed with: per model, its file, SHA-256 and the
-    measured decode settings stored beside it."""
-    return {kind: {"file": path.name, "weights_sha256": ckpt.sha256(path),
-                   "decode": json.loads(side.read_text())["decode"] if side.is_file() else None}
-            for kind, path, side in _model_paths(preset)}
+    """Which weights the results were computed with: per model, its file, SHA-256, the measured
+    decode settings stored beside it, and what it was trained on (the file's ``training_data`` and
+    ``training_data_sha256``; a file written before that record: :data:`NO_RECORD`, no hash)."""
+    out = {}
+    for kind, path, side in _model_paths(preset):
+        meta = ckpt.read_metadata(path)
+        out[kind] = {"file": path.name, "weights_sha256": ckpt.sha256(path),
+                     "decode": json.loads(side.read_text())["decode"] if side.is_file() else None,
+                     "training_data": meta.get("training_data") or NO_RECORD,
+                     "training_data_sha256": meta.get("training_data_sha256")}
+    return out
 
 
-def fingerprints(preset: str) -> dict[str, str]:
+def fingerprints(preset: str, vocoder: str = "") -> dict[str, str]:
     """Per method, the weights (and measured decode settings) and the DITTO-2 configuration its
     chunks were computed with: a chunk made otherwise is recomputed, so a retrained model or a
-    changed configuration never mixes with old rows."""
+    changed configuration never mixes with old rows. ``vocoder``: the protocol vocoder's key
+    (:attr:`ProtocolVocoder.key`; "" for Griffin-Lim, the only vocoder before it was recorded, so
+    those chunks stay valid), appended to every method's: a change of vocoder re-runs (its time is
+    part of every row)."""
     weights = {kind: ckpt.sha256(path)[:16] + (":" + side.read_text() if side.is_file() else "")
                for kind, path, side in _model_paths(preset)}
     out = {key: weights[kind] for key, kind in MODEL_OF.items()}
     for key in DITTO2:
         out[key] += "|" + json.dumps(DITTO2[key][1], sort_keys=True) if DITTO2[key][1] else ""
     out["unconditional_ctm_clap"] += "|" + json.dumps(DITTO2[HEADLINE][1], sort_keys=True)
-    return out
+    return {k: v + (f"|vocoder={vocoder}" if vocoder else "") for k, v in out.items()}
+
+
+# ----------------------------------------------------------------------------- the vocoder
+
+VOCODERS = ("default", "griffin_lim", "neural")
+GRIFFIN_LIM = "Griffin-Lim (32 iterations) + look-ahead limiter at 0.98"
+
+
+def default_vocoder(preset: str) -> tuple[str, str]:
+    """(``"neural"`` or ``"griffin_lim"``, why): the preset's default vocoder is the trained one when
+    ``benchmarks/results/vocoder_<preset>.json`` (benchmarks/vocoder.py) made it the default and
+    the preset's vocoder file exists (:func:`~ditto2_nb.audio.neural.vocoder_file`); else
+    Griffin-Lim."""
+    result = OUT / f"vocoder_{preset}.json"
+    if not result.is_file():
+        return "griffin_lim", f"no {result.name} (the trained vocoder was never benchmarked on {preset})"
+    chosen = json.loads(result.read_text()).get("default")
+    if chosen != "neural":
+        return "griffin_lim", f"{result.name} names {chosen!r} the default"
+    try:
+        path = vocoder_file(preset)
+    except (ckpt.CheckpointError, ValueError) as e:
+        return "griffin_lim", f"{result.name} names the trained vocoder, but its file is missing ({e})"
+    return "neural", f"{result.name} names the trained vocoder the default; its file {path.name} exists"
+
+
+class ProtocolVocoder:
+    """The claims' vocoder (:func:`protocol_vocoder`): mel -> audio through the limiter, without
+    autograd (evaluation only), with ``name`` ("griffin_lim" / "neural"), ``description`` (for
+    ``protocol.vocoder``), ``key`` (for the fingerprints), ``record`` (for the results) and
+    ``evaluation`` (for the chunks' :func:`cached`)."""
+
+    def __init__(self, vocoder, name: str, description: str, key: str, record: dict):
+        self.vocoder, self.name, self.description = vocoder, name, description
+        self.key, self.record = key, record
+        self.cfg, self.sample_rate = vocoder.cfg, vocoder.sample_rate
+        judge = judge_info()
+        self.evaluation = (EVALUATION if name == "griffin_lim" else
+                           f"{description} (no clipping), file sha256 {record['weights_sha256'][:16]}")
+        self.evaluation += (f"; melody also by the pitch judge {judge['name']} {judge['version']} "
+                            f"{judge['model']} (pitch classes)")
+
+    @property
+    def last_gain_db(self) -> list[float]:
+        return self.vocoder.last_gain_db
+
+    def __call__(self, mel: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.vocoder(mel.detach())
+
+
+def protocol_vocoder(preset: str, cfg, choice: str = "default") -> ProtocolVocoder:
+    """The vocoder the claims hear their outputs through: ``choice`` "default"
+    (:func:`default_vocoder`), "griffin_lim" (32 iterations) or "neural" (the preset's trained
+    vocoder; a ``CheckpointError`` naming the training command when it has none). Both end in the
+    same look-ahead limiter at 0.98."""
+    if choice not in VOCODERS:
+        raise ValueError(f"vocoder {choice!r}: choose one of {VOCODERS}")
+    name, why = default_vocoder(preset) if choice == "default" else (choice, "asked for (--vocoder)")
+    if name == "griffin_lim":
+        voc = GriffinLimVocoder(cfg)
+        return ProtocolVocoder(voc, name, GRIFFIN_LIM, "", {"name": name, "asked": choice, "why": why,
+                                                             "n_iter": voc.n_iter})
+    path = vocoder_file(preset)
+    voc = load_vocoder(path)
+    if voc.cfg != cfg:
+        raise ValueError(f"the vocoder {path} was trained on {voc.cfg}, not the preset's {cfg}")
+    sha = ckpt.sha256(path)
+    record = {"name": name, "asked": choice, "why": why, "file": path.name, "weights_sha256": sha,
+              "training_data": voc.meta.get("data_description"),
+              "training_data_fingerprint": voc.meta.get("data_fingerprint")}
+    return ProtocolVocoder(voc, name, f"trained neural vocoder {path.name} + look-ahead limiter at 0.98",
+                           f"neural:{sha[:16]}", record)
 
 
 # How the outputs are heard: a chunk evaluated otherwise is re-evaluated from its stored mels
-# (vocoded and measured again; the optimisation and its timing are kept).
+# (vocoded and measured again; the optimisation and its timing are kept). Griffin-Lim's; the
+# protocol's own is ProtocolVocoder.evaluation (this, or the trained vocoder's, and the judge).
 EVALUATION = "griffin-lim-32 + look-ahead limiter at 0.98 (no clipping)"
 
 
-def cached(path: Path, fresh: bool, fn, fingerprint: str = "", reevaluate=None) -> tuple[dict, dict]:
+def cached(path: Path, fresh: bool, fn, fingerprint: str = "", reevaluate=None,
+           evaluation: str = EVALUATION) -> tuple[dict, dict]:
     """Load a finished chunk from ``path`` (when made with the same ``fingerprint``), or compute it
     with ``fn()`` and save it atomically. A chunk whose outputs were heard through another
-    :data:`EVALUATION` is re-measured by ``reevaluate(tensors, meta)`` from its stored mels."""
+    ``evaluation`` (:attr:`ProtocolVocoder.evaluation`) is re-measured by ``reevaluate(tensors,
+    meta)`` from its stored mels."""
     if path.exists() and not fresh:
         tensors, meta = ckpt.read(path)
         if meta.get("fingerprint", "") == fingerprint:
-            if meta.get("evaluation") != EVALUATION and reevaluate is not None:
+            if meta.get("evaluation") != evaluation and reevaluate is not None:
                 tensors, meta = reevaluate(tensors, meta)
-                meta["evaluation"] = EVALUATION
+                meta["evaluation"] = evaluation
                 ckpt.save(path, tensors, meta)
                 print(f"{path.stem}: re-evaluated, decoded mean {np.mean(meta.get('decoded', [np.nan])):.3f}",
                       flush=True)
             COMPUTE_SECONDS.append(meta.get("seconds", 0.0))
             return tensors, meta
     tensors, meta = fn()
-    meta["fingerprint"], meta["evaluation"] = fingerprint, EVALUATION
+    meta["fingerprint"], meta["evaluation"] = fingerprint, evaluation
     COMPUTE_SECONDS.append(meta.get("seconds", 0.0))
     ckpt.save(path, tensors, meta)
     print(f"{path.stem}: {meta.get('seconds', 0):.1f} s, decoded mean "
@@ -326,7 +509,7 @@ def control_stage(models, held, cfg, vocoder, a, run: Path) -> tuple[dict, dict]
                     return measure(key, name, models, held, cfg, vocoder, idx, a.targets, iters)
                 chunks.append(cached(run / f"{name}_{key}_{i:03d}.safetensors", a.fresh, job,
                                      models["fingerprints"][key],
-                                     reevaluate_control(name, held, cfg, vocoder)))
+                                     reevaluate_control(name, held, cfg, vocoder), vocoder.evaluation))
             decoded = [v for _, m in chunks for v in m["decoded"]]
             seconds = sum(m["seconds"] for _, m in chunks)
             row = summary(decoded, better) | {
@@ -339,11 +522,30 @@ def control_stage(models, held, cfg, vocoder, a, run: Path) -> tuple[dict, dict]
             if "nfe_per_iteration" in chunks[0][1]:
                 row.update(iterations=chunks[0][1]["iterations"], nfe_per_iteration=float(np.mean(
                     [m["nfe_per_iteration"] for _, m in chunks])))
+            if "judge" in chunks[0][1]:
+                row["judge"] = judge_row(chunks)
             methods[key] = row
             outputs[key].append(torch.cat([t["x0"] for t, _ in chunks]))
         results[name] = {"metric": metric, "better": better, "iterations": iters,
                          "targets": idx_all, "methods": methods}
+        if name == "melody":  # the claim's number is the judge's; "metric" stays the chroma's
+            results[name] |= {"judge_metric": MELODY_JUDGED[0], "claim_metric": f"judge.{MELODY_JUDGED[0]}"}
     return results, {k: torch.cat(v) for k, v in outputs.items()}
+
+
+def judge_row(chunks: list) -> dict:
+    """The pitch judge's numbers of one method's melody chunks: pitch-class accuracy per target
+    (summary, ``per_target``), its surrogate's median (DITTO-2) and the pooled share of the score's
+    sounding frames heard unvoiced."""
+    j = {k: [v for _, m in chunks for v in m["judge"][k]] for k in JUDGE_KEYS}
+    acc = j[MELODY_JUDGED[0]]
+    row = {"metric": MELODY_JUDGED[0]} | summary(acc, MELODY_JUDGED[1]) | {
+        "per_target": acc, "unvoiced_on_sounding": float(np.average(j["unvoiced_on_sounding"],
+                                                                     weights=j["n_sounding"]))}
+    if "surrogate_judge" in chunks[0][1]:
+        sur = [v for _, m in chunks for v in m["surrogate_judge"][MELODY_JUDGED[0]]]
+        row |= {"surrogate_median": float(np.median(sur)), "surrogate_per_target": sur}
+    return row
 
 
 def latency_stage(models, held, cfg, vocoder, a, run: Path) -> dict:
@@ -360,8 +562,8 @@ def latency_stage(models, held, cfg, vocoder, a, run: Path) -> dict:
             def job(k=k, idx=idx, name=name, iters=iters):
                 return measure(k, name, models, held, cfg, vocoder, idx, a.targets, iters)
             out[name][k] = cached(run / f"latency_{name}_{k}.safetensors", a.fresh, job,
-                                  models["fingerprints"][k], reevaluate_control(name, held, cfg, vocoder)
-                                  )[1]["seconds"]
+                                  models["fingerprints"][k], reevaluate_control(name, held, cfg, vocoder),
+                                  vocoder.evaluation)[1]["seconds"]
     return out
 
 
@@ -436,12 +638,13 @@ def text_stage(held, cfg, vocoder, a, first: int, run: Path) -> dict:
         wave = vocoder(x)
         return {"x0": x, "wave": wave}, {"seconds": time.perf_counter() - t0}
 
-    prints = fingerprints(a.preset)
+    prints = fingerprints(a.preset, vocoder.key)
     rows = {"real_clips": {"seconds_per_clip": None}}
     waves = {"real_clips": vocoder(torch.stack([held.mels[i] for i in range(first, first + a.targets)] * 2))}
     for key in TEXT_METHODS:
         t, m = cached(run / f"text_{key}.safetensors", a.fresh, lambda key=key: run_one(key),
-                      prints[key], lambda t, m: ({"x0": t["x0"], "wave": vocoder(t["x0"])}, m))
+                      prints[key], lambda t, m: ({"x0": t["x0"], "wave": vocoder(t["x0"])}, m),
+                      vocoder.evaluation)
         rows[key], waves[key] = {"seconds_per_clip": m["seconds"] / n}, t["wave"]
     judge_text = [clap.judge_caption(lab)[0] for lab in labels2]
     for key, wave in waves.items():
@@ -467,6 +670,16 @@ def text_stage(held, cfg, vocoder, a, first: int, run: Path) -> dict:
 # ----------------------------------------------------------------------------- the claims
 
 
+def claim_rows(control: dict, method: str) -> tuple[dict, dict, str]:
+    """(row of ``method``, DITTO's row, the metric's name) a control's claim is judged by: on melody
+    the pitch judge's pitch-class accuracy (``judge``) when the results have it, else (and on the
+    other controls) the control's own metric."""
+    row, ref = control["methods"][method], control["methods"]["ditto"]
+    if "judge" in row and "judge" in ref:
+        return row["judge"] | {"better": MELODY_JUDGED[1]}, ref["judge"], f"pitch judge {MELODY_JUDGED[0]}"
+    return row | {"better": control["better"]}, ref, control["metric"]
+
+
 def claims(res: dict) -> list[dict]:
     """The paper's five claims, each with the measured value, the comparison and whether it holds."""
     c, h = res["controls"], HEADLINE
@@ -476,24 +689,31 @@ def claims(res: dict) -> list[dict]:
             "measured": ", ".join(f"{k} {v:.1f}x" for k, v in speed.items()),
             "comparison": f"seconds per clip, DITTO (S = 20, w = 2) / {h}; >= 10x on every control",
             "holds": bool(min(speed.values()) >= 10)}]
-    worse, median_worse, better_count = {}, {}, {}
+    worse, median_worse, better_count, metric, chroma = {}, {}, {}, {}, {}
     for k, v in c.items():
-        d, t = np.array(v["methods"][h]["per_target"]), np.array(v["methods"]["ditto"]["per_target"])
-        sign = 1 if v["better"] == "lower" else -1  # sign * (d - t) > 0: DITTO-2 worse
+        row, ref, metric[k] = claim_rows(v, h)
+        d, t = np.array(row["per_target"]), np.array(ref["per_target"])
+        sign = 1 if row["better"] == "lower" else -1  # sign * (d - t) > 0: DITTO-2 worse
         worse[k] = float(np.median(sign * (d - t)))
         median_worse[k] = float(sign * (np.median(d) - np.median(t)))
         better_count[k] = int((sign * (d - t) < 0).sum())
+        if metric[k] != v["metric"]:  # melody by the judge: the chroma agreement beside it
+            chroma[k] = f" [chroma {v['methods'][h]['median']:.3g} vs {v['methods']['ditto']['median']:.3g}]"
+
+    def med(k, m):
+        return claim_rows(c[k], m)[0]["median"]
+
     out.append({"claim": "control adherence no worse than DITTO",
-                "measured": ", ".join(f"{k} {c[k]['methods'][h]['median']:.3g} vs "
-                                      f"{c[k]['methods']['ditto']['median']:.3g} "
+                "measured": ", ".join(f"{k} {med(k, h):.3g} vs {med(k, 'ditto'):.3g} "
                                       f"({better_count[k]}/{len(c[k]['methods'][h]['per_target'])} better)"
-                                      for k in c),
+                                      + chroma.get(k, "") for k in c),
                 "comparison": f"median {h} vs DITTO per control (in brackets: targets where DITTO-2 is "
                               "better); holds if neither the median nor the median paired difference is "
-                              "worse on any control",
+                              "worse on any control; metrics: "
+                              + ", ".join(f"{k} {m}" for k, m in metric.items()),
                 "holds": bool(all(v <= 0 for v in [*worse.values(), *median_worse.values()])),
                 "median_paired_worse_by": worse, "median_worse_by": median_worse,
-                "targets_better": better_count})
+                "targets_better": better_count, "metrics": metric})
     fd = res["fd"]["methods"]
     out.append({"claim": "quality (FD) no worse than DITTO",
                 "measured": f"{fd[h]['fd']:.3g} vs {fd['ditto']['fd']:.3g} (floor {res['fd']['floor']:.3g}, "
@@ -535,6 +755,10 @@ def main(argv=None) -> None:
     ap.add_argument("--fresh", action="store_true", help="recompute finished chunks")
     ap.add_argument("--run-dir", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--vocoder", default="default", choices=VOCODERS,
+                    help="default: the preset's (the trained one where benchmarks/results/"
+                         "vocoder_<preset>.json made it the default and its file exists, else "
+                         "Griffin-Lim, 32 iterations)")
     a = ap.parse_args(argv)
     t_start = time.perf_counter()
     p = get_preset(a.preset)
@@ -547,11 +771,15 @@ def main(argv=None) -> None:
     models = {"teacher": load_teacher(a.preset), "cm": load_distilled("cm", a.preset),
               "ctm": load_distilled("ctm", a.preset)}
     load_distilled("ctm", a.preset, conditional=False)  # (ci: trained now, so it can be fingerprinted)
-    models["fingerprints"] = fingerprints(a.preset)
-    vocoder = GriffinLimVocoder(cfg)
-    res = {"evaluation": EVALUATION, "machine": machine(), "torch_threads": torch.get_num_threads(),
-           "preset": a.preset,
-           "protocol": PROTOCOL | {"targets_per_control": a.targets, "scale": a.scale}, "batch": a.batch,
+    vocoder = protocol_vocoder(a.preset, cfg, a.vocoder)
+    models["fingerprints"] = fingerprints(a.preset, vocoder.key)
+    pieces = p.data.source != "procedural"
+    protocol = PROTOCOL | {"targets_per_control": a.targets, "scale": a.scale, "vocoder": vocoder.description,
+                           "vocoder_choice": vocoder.record, "melody_judge": judge_info(),
+                           "targets_from": TARGETS_FROM[pieces]}
+    res = {"evaluation": vocoder.evaluation, "machine": machine(), "torch_threads": torch.get_num_threads(),
+           "preset": a.preset, "data_source": p.data.source,
+           "protocol": protocol, "batch": a.batch,
            "clip_seconds": cfg.seconds, "models": model_files(a.preset)}
     res["controls"], outputs = control_stage(models, held, cfg, vocoder, a, run)
     res["latency_s"] = latency_stage(models, held, cfg, vocoder, a, run)

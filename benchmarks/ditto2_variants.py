@@ -15,6 +15,13 @@ targets and noises, with DITTO's rows read from the claims run (run ``claims.py`
 reporting, not for choosing. The rule, fixed before the validation run: among the variants whose
 intensity and structure medians are no worse than ``base``'s and whose melody median is at most 0.02
 below it, the lowest FD wins. Merges into ``benchmarks/results/ditto2_variants_<preset>.json``.
+
+Melody is reported twice: the chroma agreement (the control's own ``evaluate``, what the rule
+above was fixed on, ``median``) and, beside it, the pitch judge's pitch-class accuracy on the score's
+sounding frames (``judge``: the claims' melody number, :data:`claims.MELODY_JUDGED`). The outputs
+are heard through the claims' vocoder (``--vocoder``, default the preset's: ``claims.protocol_vocoder``),
+named in every row, so the claims split's DITTO rows (read from the claims run) and the variants
+are heard alike.
 """
 
 from __future__ import annotations
@@ -29,7 +36,6 @@ import claims as C
 import numpy as np
 import torch
 
-from ditto2_nb.audio import GriffinLimVocoder
 from ditto2_nb.core import checkpoints as ckpt
 from ditto2_nb.core import metrics
 from ditto2_nb.core.assets import cache_dir, machine
@@ -85,8 +91,9 @@ def run_variant(name: str, student, clips, cfg, vocoder, n: int, noise) -> dict:
         r = ditto2(student, control.loss, z0, tags, decode_steps=C.PROTOCOL["decode_steps"], cfg=opt, **d2_kw)
         seconds += time.perf_counter() - t0
         metric, better = C.METRIC[control_name]
-        decoded = control.evaluate(vocoder(r.x0))[metric]
-        surrogate = control.evaluate(vocoder(r.x0_surrogate))[metric]
+        wave, sur_wave = vocoder(r.x0.detach()), vocoder(r.x0_surrogate.detach())
+        decoded = control.evaluate(wave)[metric]
+        surrogate = control.evaluate(sur_wave)[metric]
         d = r.z[0].numel() ** 0.5
         norm = (r.z.flatten(1).norm(dim=1) / d).tolist()
         moved = ((r.z - z0).flatten(1).norm(dim=1) / d).tolist()
@@ -94,18 +101,29 @@ def run_variant(name: str, student, clips, cfg, vocoder, n: int, noise) -> dict:
             "surrogate_median": float(np.median(surrogate)), "norm_median": float(np.median(norm)),
             "moved_median": float(np.median(moved)),
             "per_target": list(map(float, decoded))}
+        if (j := C.judged(control, wave, cfg.sample_rate)) is not None:
+            acc = j[C.MELODY_JUDGED[0]]
+            sur = C.judged(control, sur_wave, cfg.sample_rate)[C.MELODY_JUDGED[0]]
+            rows[control_name]["judge"] = ({"metric": C.MELODY_JUDGED[0]} | C.summary(acc, C.MELODY_JUDGED[1])
+                                           | {"surrogate_median": float(np.median(sur)), "per_target": acc})
         outputs.append(r.x0)
-    return {"controls": rows, "optimise_seconds_per_clip": seconds / (3 * n)}, torch.cat(outputs)
+    return {"controls": rows, "optimise_seconds_per_clip": seconds / (3 * n),
+            "vocoder": vocoder.description}, torch.cat(outputs)
 
 
 def ditto_reference(run: Path, n: int, batch: int) -> tuple[dict, torch.Tensor]:
-    rows, outputs = {}, []
+    """DITTO's rows from the claims run's chunks, as heard there (``evaluation``: its vocoder); the
+    judge's melody numbers where the chunks have them."""
+    rows, outputs, heard = {}, [], set()
     for control_name in C.CONTROLS:
         chunks = [ckpt.read(run / f"{control_name}_ditto_{i:03d}.safetensors") for i in range(0, n, batch)]
         decoded = [v for _, m in chunks for v in m["decoded"]]
         rows[control_name] = C.summary(decoded, C.METRIC[control_name][1]) | {"per_target": decoded}
+        if all("judge" in m for _, m in chunks):
+            rows[control_name]["judge"] = C.judge_row(chunks)
+        heard |= {m.get("evaluation", "?") for _, m in chunks}
         outputs.append(torch.cat([t["x0"] for t, _ in chunks]))
-    return {"controls": rows}, torch.cat(outputs)
+    return {"controls": rows, "evaluation": sorted(heard)}, torch.cat(outputs)
 
 
 def choose(variants: dict[str, dict], base: str) -> str:
@@ -132,18 +150,21 @@ def main(argv=None) -> None:
     ap.add_argument("--split", default="validation", choices=("validation", "claims"),
                     help="validation: training clips and fresh noises (choose here); claims: the "
                          "claims' own held-out targets and noises (report only)")
+    ap.add_argument("--vocoder", default="default", choices=C.VOCODERS,
+                    help="as benchmarks/claims.py (default: the preset's)")
     a = ap.parse_args(argv)
     p = get_preset(a.preset)
     cfg = p.mel
     held, train = heldout_data(p), training_data(p)
     student = load_distilled(a.kind, a.preset)
-    vocoder = GriffinLimVocoder(cfg)
+    vocoder = C.protocol_vocoder(a.preset, cfg, a.vocoder)
     emb = metrics.train_fd_embedder(train.mels, tags_tensor(train.labels)[:, :4], tag_vocab()[:4],
                                     db_range=p.mel.db_max - p.mel.db_min)
     ref = metrics.embed(emb, held.mels[4 * a.targets:])
     out = OUT / f"ditto2_variants_{a.preset}.json"
     res = json.loads(out.read_text()) if out.exists() else {}
-    res.update(machine=machine(), preset=a.preset, targets=a.targets, fd_embedder=emb.name)
+    res.update(machine=machine(), preset=a.preset, targets=a.targets, fd_embedder=emb.name,
+               melody_judge=C.judge_info())
     split = res.setdefault(a.split, {"variants": {}})
     if a.split == "claims":
         clips, noise = held, C.initial_noise
@@ -159,6 +180,7 @@ def main(argv=None) -> None:
         norms = "/".join(f"{c[k]['norm_median']:.2f}" for k in C.CONTROLS)
         norms += " moved " + "/".join(f"{c[k]['moved_median']:.2f}" for k in C.CONTROLS)
         print(f"{a.kind}:{name:22s} int {c['intensity']['median']:.3f} mel {c['melody']['median']:.3f} "
+              f"(judge {c['melody']['judge']['median']:.3f}) "
               f"str {c['structure']['median']:.5f} FD {row['fd']:.2f} |z| "
               f"{norms} "
               f"{row['optimise_seconds_per_clip']:.2f} s/clip", flush=True)

@@ -125,7 +125,8 @@ def main(argv=None) -> dict:
             res[name] = {
                 "score_from_mel_accuracy_on_voiced": summary([reading["accuracy_on_voiced"][i] for i in idx]),
                 "score_from_mel_voiced_recall": summary([reading["voiced_recall"][i] for i in idx]),
-                "score_from_mel_correct_of_sounding": summary([reading["correct_of_sounding"][i] for i in idx]),
+                "score_from_mel_correct_of_sounding": summary([reading["correct_of_sounding"][i]
+                                                               for i in idx]),
                 "griffin_lim_pitch_accuracy": summary([judged["pitch_class_accuracy"][i] for i in idx]),
             }
         out[str(n)] = res
@@ -145,8 +146,8 @@ def main(argv=None) -> dict:
         "clip_seconds": round(base.seconds, 3), "clips": {"all": len(keep), "melodic": len(melodic)},
         "renderer": held.summary.renderer, "judge": judge_info(),
         "by_n_mels": out,
-        "method": {"score_from_mel": "pitch_classes_from_mel (the melody control's target rule) vs the score's "
-                                     "pitch class on sounding frames the rule calls voiced",
+        "method": {"score_from_mel": "pitch_classes_from_mel (the melody control's target rule) vs the "
+                                     "score's pitch class on sounding frames the rule calls voiced",
                    "griffin_lim_pitch": "melody_accuracy(kind='pitch_class') by the pitch judge on "
                                         "Griffin-Lim (32 iterations) of the true mel",
                    "unet": "teacher UNet of the preset with n_mels channels, fwd+bwd of a mean-square loss, "

@@ -103,6 +103,45 @@ def _cell(m: dict) -> str:
     return f"{m['median']:.3g} [{m['iqr'][0]:.3g}, {m['iqr'][1]:.3g}] ({m['mean']:.3g})"
 
 
+def _column(name: str, control: dict) -> str:
+    """The claims table's column header(s) of a control: melody has two, the judge's first."""
+    own = f"{name} ({control['metric']})"
+    if name != "melody":
+        return own
+    return f"melody (pitch judge: pitch-class accuracy) | melody (chroma {control['metric']})"
+
+
+def _melody_judge_sentence(pr: dict) -> str:
+    """Which metric the melody numbers are, from the protocol (older runs: chroma only)."""
+    j = pr.get("melody_judge")
+    if not j:
+        return ("Melody: the chroma agreement only (librosa chroma of the audio, the feature the loss "
+                "optimises); the pitch judge: not measured in this run. ")
+    return (f"Melody is judged by a pretrained pitch judge that shares nothing with the loss ({j['package']} "
+            f"{j.get('version', '')}, model {j['model']}): pitch-class accuracy of the audio on the score's "
+            "sounding frames, the melody claim's number; the chroma agreement (the feature the loss "
+            "optimises) beside it. ")
+
+
+def _vocoder_why(pr: dict) -> str:
+    v = pr.get("vocoder_choice")
+    return f"; {v['why']}" if v and v.get("why") else ""
+
+
+def _targets_sentence(pr: dict) -> str:
+    return f"Targets: {pr['targets_from']}. " if pr.get("targets_from") else ""
+
+
+def _models_sentence(models: dict) -> str:
+    """What each model was trained on, where the results record it (runs before the record: nothing)."""
+    seen = {m["training_data"] for m in models.values() if m.get("training_data")}
+    if not seen:
+        return ""
+    if len(seen) == 1:
+        return f" Every model trained on: {seen.pop()}."
+    return " Trained on: " + "; ".join(f"{k}: {m['training_data']}" for k, m in models.items()) + "."
+
+
 def claims_section(r: dict) -> list[str]:
     pr, c = r["protocol"], r["controls"]
     names = list(c)
@@ -114,22 +153,30 @@ def claims_section(r: dict) -> list[str]:
            + ", ".join(f"{k} {v} iterations" for k, v in pr["iterations"].items())
            + f"; DITTO-2 decodes with {pr['decode_steps']} student steps (R = refinement iterations through "
            f"that decode). The claims name **{METHOD_NAMES[pr['headline_ditto2']]}**, fixed before the run. "
-           f"Errors on the vocoded audio ({pr['vocoder']}, then librosa). Time per clip from the same runs "
+           f"Errors on the vocoded audio ({pr['vocoder']}{_vocoder_why(pr)}, then librosa). "
+           + _melody_judge_sentence(pr) + _targets_sentence(pr)
+           + f"Time per clip from the same runs "
            f"(batches of {r['batch']}, vocoder included). Reproduce: `.venv/bin/python benchmarks/claims.py` "
            f"({r['compute_seconds_all_chunks'] / 60:.0f} min of compute on this machine; resumable, each "
-           "batch is saved as it finishes).", "",
+           "batch is saved as it finishes)." + _models_sentence(r.get("models", {})), "",
            "| claim | measured | comparison | holds |", "|---|---|---|---|"]
     for x in r["claims"]:
         out.append(f"| {x['claim']} | {x['measured']} | {x['comparison']} | {'yes' if x['holds'] else '**no**'} |")
     out += ["", "Control error per method: median [IQR] (mean) over the targets; intensity MSE in dB^2 and "
             "SSM MSE lower is better, melody frame accuracy higher is better. For DITTO-2 the error of its "
-            "1-step surrogate at the optimised noise follows in braces (decoded / surrogate = the decode gap).",
-            "", "| method | " + " | ".join(f"{k} ({c[k]['metric']})" for k in names)
-            + " | seconds per clip (" + " / ".join(names) + ") |", "|---" * (len(names) + 2) + "|"]
+            "1-step surrogate at the optimised noise follows in braces (decoded / surrogate = the decode gap). "
+            "The melody columns: the pitch judge's pitch-class accuracy on the score's sounding frames (the "
+            "melody claim's number; \"not measured\" in runs before the judge) and the chroma agreement.",
+            "", "| method | " + " | ".join(_column(k, c[k]) for k in names)
+            + " | seconds per clip (" + " / ".join(names) + ") |", "|---" * (len(names) + 3) + "|"]
     for key in c[names[0]]["methods"]:
         cells = []
         for k in names:
             m = c[k]["methods"][key]
+            if k == "melody":
+                j = m.get("judge")
+                cells.append("not measured" if j is None else _cell(j) + (
+                    f" {{{j['surrogate_median']:.3g}}}" if "surrogate_median" in j else ""))
             cells.append(_cell(m) + (f" {{{m['surrogate_median']:.3g}}}" if "surrogate_median" in m else ""))
         secs = " / ".join(f"{c[k]['methods'][key]['seconds_per_clip']:.2f}" for k in names)
         out.append(f"| {METHOD_NAMES.get(key, key)} | " + " | ".join(cells) + f" | {secs} |")
@@ -327,6 +374,11 @@ def paired_difference(a: list, b: list, reps: int = 10000, seed: int = 0) -> dic
             "better": int((d > 0).sum()), "worse": int((d < 0).sum()), "equal": int((d == 0).sum())}
 
 
+def _melody(row: dict) -> str:
+    """A melody cell: the chroma agreement's median, and the pitch judge's where measured."""
+    return f"{row['median']:.3g}" + (f" (judge {row['judge']['median']:.3g})" if "judge" in row else "")
+
+
 def variants_section(r: dict) -> list[str]:
     out = ["### DITTO-2 variants: keeping the noise where the student is consistent (benchmarks/ditto2_variants.py)", "",
            "One change at a time to DITTO-2 (CTM, 2-step decode, the claims' iterations and learning rate); "
@@ -347,11 +399,11 @@ def variants_section(r: dict) -> list[str]:
         for name, row in rows.items():
             c = row["controls"]
             moved = "/".join(f"{c[k].get('moved_median', float('nan')):.2f}" for k in ("intensity", "melody", "structure"))
-            out.append(f"| {split} | {name} | {c['intensity']['median']:.3g} | {c['melody']['median']:.3g} | "
+            out.append(f"| {split} | {name} | {c['intensity']['median']:.3g} | {_melody(c['melody'])} | "
                        f"{c['structure']['median']:.3g} | {row['fd']:.3g} | {moved} |")
         if "ditto" in r[split]:
             c = r[split]["ditto"]["controls"]
-            out.append(f"| {split} | DITTO (reference) | {c['intensity']['median']:.3g} | {c['melody']['median']:.3g} | "
+            out.append(f"| {split} | DITTO (reference) | {c['intensity']['median']:.3g} | {_melody(c['melody'])} | "
                        f"{c['structure']['median']:.3g} | {r[split]['ditto']['fd']:.3g} | - |")
     if "chosen" in r:
         out += ["", f"Chosen on validation: **{r['chosen']}**."]

@@ -95,7 +95,8 @@ def main(argv=None) -> dict:
               "mel": {"frames": p.mel.frames, "n_mels": p.mel.n_mels}, "data": p.data.source,
               "training_mels": stats, "n_heldout": n, "sampler": f"heun {a.heun} steps",
               "candidates": results,
-              "rule": "lower denoising MSE at most noise levels and lower normalised FD wins; a tie keeps 0.5"}
+              "rule": "lower denoising MSE at most noise levels and lower normalised FD wins; "
+                      "a tie keeps 0.5"}
     path = Path(a.out) if a.out else RESULTS / f"sigma_data_{p.name}.json"
     path.write_text(json.dumps(result, indent=1) + "\n")
     print("wrote", path)

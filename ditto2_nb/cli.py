@@ -13,6 +13,9 @@
 
 Training resumes from its checkpoint in ``$DITTO2_CACHE/runs`` (default ``~/.cache/ditto2_nb``)
 when interrupted; with ``torchrun --nproc_per_node N -m ditto2_nb.cli ...`` it runs data-parallel.
+Every trainer takes ``--device`` (default ``auto``: CUDA when torch sees a GPU, else the CPU; under
+torchrun each process uses its own GPU, ``cuda:$LOCAL_RANK``); the exported files are the same CPU
+float16 files whichever device trained them.
 
 Numeric arguments are checked by the limits table (``ditto2_nb.core.validate.LIMITS``), as the
 library checks them; the exported file, the work folder and (``distill``) the teacher are checked
@@ -66,6 +69,23 @@ def _channels(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _device(text: str) -> str:
+    """An argparse ``type``: a device torch knows and this machine has (``auto``, ``cpu``,
+    ``cuda``, ``cuda:N``), kept as text (``auto`` and ``cuda`` are resolved per process)."""
+    from .core.train import training_device
+
+    try:
+        training_device(text, "--device")
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def _add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", type=_device, default="auto",
+                        help="where to train: auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser (also what the tests parse every suggested command with)."""
     ap = argparse.ArgumentParser(prog="python -m ditto2_nb.cli", description=__doc__.split("\n")[0])
@@ -80,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default=None, help="exported file (default: ditto2_nb/assets/...)")
     t.add_argument("--work-dir", default=None, help="where the resumable checkpoint lives")
     t.add_argument("--no-progress", action="store_true")
+    _add_device(t)
     d = sub.add_parser("distill", help="distil a CM or CTM student from the preset's teacher")
     d.add_argument("--kind", required=True, choices=list(STUDENT_KINDS))
     d.add_argument("--preset", default="laptop", choices=sorted(PRESETS))
@@ -93,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--snapshots", type=_limited("snapshots", "--snapshots"), default=8,
                    help="EMA snapshots for consistency plots")
     d.add_argument("--no-progress", action="store_true")
+    _add_device(d)
     c = sub.add_parser("train-clap", help="train (or resume) MiniCLAP or its independent evaluator")
     c.add_argument("--preset", default="laptop", choices=sorted(PRESETS))
     c.add_argument("--evaluator", action="store_true",
@@ -102,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", default=None, help="exported file (default: ditto2_nb/assets/...)")
     c.add_argument("--work-dir", default=None, help="where the resumable checkpoint lives")
     c.add_argument("--no-progress", action="store_true")
+    _add_device(c)
     k = sub.add_parser("compress", help="distil a trained CTM student into a narrower one")
     k.add_argument("--source", required=True, help="the trained CTM student file")
     k.add_argument("--channels", required=True, type=_channels, help="widths per level, e.g. 64,96,128")
@@ -120,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--out", default=None, help="exported file (default: <cache>/candidates/...)")
     k.add_argument("--work-dir", default=None)
     k.add_argument("--no-progress", action="store_true")
+    _add_device(k)
     r = sub.add_parser("render", help="render the preset's repertoire (train, held-out, evaluator "
                                       "clips from disjoint pieces) into the cache and write its data card")
     r.add_argument("--preset", default="laptop", choices=sorted(PRESETS))
@@ -148,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--out", default=None, help="exported file (default: ditto2_nb/assets/...)")
     v.add_argument("--work-dir", default=None, help="where the resumable checkpoint lives")
     v.add_argument("--no-progress", action="store_true")
+    _add_device(v)
     return ap
 
 
@@ -202,7 +227,7 @@ def main(argv: list[str] | None = None) -> None:
 
             path = train_teacher(a.preset, a.out, conditional=not a.uncond, steps=a.steps,
                                  progress=not a.no_progress, work_dir=a.work_dir,
-                                 from_conditional=a.from_conditional)
+                                 from_conditional=a.from_conditional, device=a.device)
             print(f"wrote {path}")
         elif a.command == "distill":
             from .distill.train import train_student
@@ -210,13 +235,13 @@ def main(argv: list[str] | None = None) -> None:
             path = train_student(a.kind, a.preset, a.out, conditional=not a.uncond,
                                  teacher_path=a.teacher, steps=a.steps, progress=not a.no_progress,
                                  work_dir=a.work_dir, snapshots=a.snapshots,
-                                 from_conditional=a.from_conditional)
+                                 from_conditional=a.from_conditional, device=a.device)
             print(f"wrote {path}")
         elif a.command == "train-clap":
             from .clap.training import train_clap
 
             path = train_clap(a.preset, a.evaluator, a.out, steps=a.steps, progress=not a.no_progress,
-                              work_dir=a.work_dir)
+                              work_dir=a.work_dir, device=a.device)
             print(f"wrote {path}")
         elif a.command == "compress":
             from .distill.compress import compress_student
@@ -224,7 +249,7 @@ def main(argv: list[str] | None = None) -> None:
             path = compress_student(a.source, a.channels, a.blocks, a.out, preset=a.preset, steps=a.steps,
                                     jacobian_weight=a.jacobian_weight, jacobian_step=a.jacobian_step,
                                     init=a.init, from_source=a.from_source, lr=a.lr, work_dir=a.work_dir,
-                                    progress=not a.no_progress)
+                                    progress=not a.no_progress, device=a.device)
             print(f"wrote {path}")
         elif a.command == "train-vocoder":
             print(f"wrote {_train_vocoder(a)}")
@@ -254,7 +279,8 @@ def _train_vocoder(a) -> Path:
                    f"{rep.summary.n_rendered} pieces) + {n_proc} procedural training clips (seeds "
                    f"{p.data.seed}..{p.data.seed + n_proc - 1}), {p.mel.seconds:.2f} s each")
     return train_vocoder(p.name, np.concatenate([rep.waves, proc]), a.out, steps=a.steps,
-                         progress=not a.no_progress, work_dir=a.work_dir, data_description=description)
+                         progress=not a.no_progress, work_dir=a.work_dir, data_description=description,
+                         device=a.device)
 
 
 def default_out(a) -> Path:

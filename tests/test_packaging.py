@@ -34,7 +34,7 @@ LAYERS = [
     ("audio", ["mel", "vocoder", "files", "analysis", "pitch", "neural"]),
     ("data", ["theory", "labels", "composition", "synthesis", "captions", "tags", "summaries", "cache",
               "datasets", "corpus", "folder", "scores", "arranging", "rendering", "renditions",
-              "repertoire"]),
+              "repertoire", "sources"]),
     ("diffusion", ["schedule", "precond", "networks", "losses", "samplers", "teacher"]),
     ("controls", ["base", "intensity", "melody", "structure", "masks", "composite"]),
     ("distill", ["students", "losses", "sampling", "train", "compress"]),

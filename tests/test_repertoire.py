@@ -12,9 +12,12 @@ from ditto2_nb import cli
 from ditto2_nb.controls.melody import chroma
 from ditto2_nb.core.config import DataConfig, MelConfig, from_dict, get_preset, to_dict
 from ditto2_nb.data import repertoire as R
+from ditto2_nb.data import tags as data_tags
+from ditto2_nb.data.arranging import gm_name
 from ditto2_nb.data import waves_to_mels
 from ditto2_nb.data.summaries import DataError
 from ditto2_nb.data.tags import TAG_FIELDS
+from ditto2_nb.data.theory import GM_FAMILY
 
 CI = get_preset("ci").mel
 FLUID = R._libfluidsynth() and (R.find_soundfont() or R.timgm_soundfont_path()) is not None
@@ -132,13 +135,17 @@ def test_labels_are_the_scores(ci_splits):
         assert lab.tempo == R.tempo_class(lab.bpm) and lab.mode in ("major", "minor")
         score = R.load_score(lab.source)
         assert lab.tonic == (score["tonic"] + info["transpose"]) % 12
-        assert lab.instrument == R.gm_name(info["program"]) and lab.instrument in info["instruments"]
+        assert lab.instrument == gm_name(info["program"]) and lab.instrument in info["instruments"]
         assert np.array_equal(lab.pitch, R._pitch_per_frame(lab.notes, lab.frame_times()))
         assert all(0 <= n.onset < lab.duration and n.duration > 0 for n in lab.notes)
         assert lab.instrument.lower() in info["caption"] or R.spoken_name(lab.instrument) in info["caption"]
         assert lab.key in info["caption"]
     tags = ds.tags()
     assert tags.shape == (len(ds), len(TAG_FIELDS)) and (tags > 0).all()
+    # the instrument tag is the melody program's GM family (not the nearest procedural timbre)
+    families = [TAG_FIELDS["instrument"][k - 1] for k in tags[:, 0].tolist()]
+    assert families == [GM_FAMILY[info["program"]] for info in ds.info]
+    assert families == [data_tags.tag_values(lab)["instrument"] for lab in ds.labels]
     assert ds.captions[0] == ds.info[0]["caption"] and ds[0]["caption"] == ds.info[0]["caption"]
 
 

@@ -24,7 +24,8 @@ DATA = _patterns[TAGS[:, 0] - 1] + 0.05 * torch.randn(32, 8, 16, generator=torch
 
 def loss_fn(model, gen, step):
     idx = torch.randint(len(DATA), (8,), generator=gen)
-    return edm_loss(model, DATA[idx], TAGS[idx], gen, p_uncond=0.2)
+    dev = next(model.parameters()).device  # fit's device (CUDA where there is one)
+    return edm_loss(model, DATA[idx].to(dev), TAGS[idx].to(dev), gen, p_uncond=0.2)
 
 
 def make_model():
@@ -39,9 +40,10 @@ class Interrupt(Exception):
     pass
 
 
-def test_resume_is_exact(tmp_path):
+@pytest.mark.parametrize("device", ["cpu", torch.device("cpu")])
+def test_resume_is_exact(tmp_path, device):
     ema_full, hist_full = fit(make_model(), loss_fn, CFG, tmp_path / "a.safetensors", meta={"x": 1},
-                              progress=False)
+                              progress=False, device=device)
 
     def stop(step, ema):
         if step == 4:
@@ -49,10 +51,10 @@ def test_resume_is_exact(tmp_path):
 
     with pytest.raises(Interrupt):
         fit(make_model(), loss_fn, CFG, tmp_path / "b.safetensors", meta={"x": 1},
-            after_step=stop, progress=False)
+            after_step=stop, progress=False, device=device)
     assert ckpt.read_metadata(tmp_path / "b.safetensors")["step"] == 3
     ema_res, hist_res = fit(make_model(), loss_fn, CFG, tmp_path / "b.safetensors",
-                            meta={"x": 1}, progress=False)
+                            meta={"x": 1}, progress=False, device=device)
     assert hist_res.loss == pytest.approx(hist_full.loss, abs=1e-6)  # history kept to 6 decimals
     for a, b in zip(ema_full.model.parameters(), ema_res.model.parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
@@ -60,8 +62,9 @@ def test_resume_is_exact(tmp_path):
 
 def test_training_reduces_loss(tmp_path):
     def held_loss(model):  # the same sigmas and noise before and after
+        dev = next(model.parameters()).device
         with torch.no_grad():
-            return edm_loss(model, DATA.repeat(8, 1, 1), TAGS.repeat(8, 1),
+            return edm_loss(model, DATA.repeat(8, 1, 1).to(dev), TAGS.repeat(8, 1).to(dev),
                             torch.Generator().manual_seed(123)).item()
 
     model = make_model()
@@ -82,7 +85,7 @@ def test_nan_loss_is_reported(tmp_path):
         return model(DATA[:2], 1.0).sum() * float("nan")
 
     with pytest.raises(FloatingPointError, match="learning rate"):
-        fit(make_model(), bad, CFG, None, meta={}, progress=False)
+        fit(make_model(), bad, CFG, None, meta={}, progress=False, device="cpu")
 
 
 def test_save_is_atomic_and_roundtrips(tmp_path):
@@ -120,7 +123,7 @@ DDP_SCRIPT = textwrap.dedent("""
     from ditto2_nb.core.config import TrainConfig
     from ditto2_nb.core.train import fit, leave_process_group
     cfg = TrainConfig(steps=4, batch_size=8, lr=1e-3, warmup=1, ckpt_every=2)
-    ema, hist = fit(make_model(), loss_fn, cfg, {ckpt!r}, meta={{}}, progress=False)
+    ema, hist = fit(make_model(), loss_fn, cfg, {ckpt!r}, meta={{}}, progress=False, device="cpu")
     flat = torch.cat([p.flatten() for p in ema.model.parameters()])
     gathered = [torch.zeros_like(flat) for _ in range(dist.get_world_size())]
     dist.all_gather(gathered, flat)
@@ -181,7 +184,7 @@ DISTILL_DDP_SCRIPT = textwrap.dedent("""
             return t["loss"], {{"dsm_share": t["dsm_share"]}}
 
         cfg = TrainConfig(steps=2, batch_size=4, lr=1e-3, warmup=1, ckpt_every=2)
-        ema, hist = fit(student, loss_fn, cfg, None, meta={{}}, progress=False)
+        ema, hist = fit(student, loss_fn, cfg, None, meta={{}}, progress=False, device="cpu")
         flat = torch.cat([p.flatten() for p in student.parameters()])
         gathered = [torch.zeros_like(flat) for _ in range(world)]
         dist.all_gather(gathered, flat)
@@ -218,6 +221,7 @@ def test_every_trainer_runs_data_parallel_from_the_cli(tmp_path):
     for i, (name, args) in enumerate(runs.items()):
         out = tmp_path / f"{name}.safetensors"
         res = _torchrun(["-m", "ditto2_nb.cli", *args, "--preset", "ci", "--steps", "2", "--out", str(out),
-                         "--work-dir", str(tmp_path / "work"), "--no-progress"], 29521 + i, env)
+                         "--work-dir", str(tmp_path / "work"), "--no-progress", "--device", "cpu"],
+                        29521 + i, env)
         assert res.returncode == 0, f"{name}: {res.stderr[-3000:]}"
         assert ckpt.read_metadata(out)

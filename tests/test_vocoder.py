@@ -175,3 +175,25 @@ def test_shipped_vocoder_loads_in_one_line():
     with torch.inference_mode():
         out = voc(torch.full((1, 64, 128), -1.0))  # silence stays (nearly) silent
     assert out.shape == (1, 128 * 256) and out.abs().max() < 0.05
+
+
+def test_generated_mels_guard_judges_both_vocoders(trained, waves):
+    """benchmarks/vocoder.py (e): teacher samples through each vocoder, re-analysed; the trained
+    vocoder's pass needs no clipping and an error within 1.5x its error on true mels."""
+    import importlib.util
+    from pathlib import Path
+
+    from ditto2_nb.audio import GriffinLimVocoder, wave_to_mel
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "vocoder.py"
+    spec = importlib.util.spec_from_file_location("bench_vocoder", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    vocoders = {"griffin_lim": GriffinLimVocoder(CI, n_iter=4), "neural": load_vocoder(trained[0])}
+    out = bench.generated_mels(vocoders, wave_to_mel(waves[:2], CI), "ci", 2)
+    for name in vocoders:
+        r = out[name]
+        assert r["spectral_convergence"]["n"] == 2 and r["true_mels_spectral_convergence"]["n"] == 2
+        ratio = r["spectral_convergence"]["median"] / r["true_mels_spectral_convergence"]["median"]
+        assert r["generated_over_true"] == pytest.approx(ratio, rel=1e-3)
+        assert r["passes"] == (r["generated_over_true"] <= 1.5 and r["clipped_fraction"]["mean"] == 0)

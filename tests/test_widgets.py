@@ -191,6 +191,41 @@ def test_dropdowns_show_a_label_for_none_and_labels_fit():
         assert w.description == name
 
 
+def test_the_instrument_choices_are_the_models_vocabulary(panel):
+    from ditto2_nb.data import INSTRUMENTS, TAG_FIELDS
+
+    # ci models are trained by this code: every class, the GM families included
+    assert panel.choices()["instrument"] == (None, *TAG_FIELDS["instrument"])
+    # the shipped laptop models (tag_vocab (7, ...)) know the six procedural timbres only, read from
+    # their files' metadata without loading them
+    laptop = ControlPanel("laptop", "cpu")
+    for method in METHODS:
+        assert laptop.choices(method)["instrument"] == (None, *INSTRUMENTS)
+    assert [v for _, v in laptop.inputs["instrument"].options] == ["", *INSTRUMENTS]
+    with pytest.raises(ValueError, match=r"instrument='piano' is not valid; choose one of \[None, 'sine'.*"
+                                         r"the DITTO-2 \(CTM\) model of preset 'laptop'"):
+        laptop.resolve(instrument="piano")
+
+
+def test_the_instrument_dropdown_follows_the_method(monkeypatch):
+    from ditto2_nb.data import INSTRUMENTS, TAG_FIELDS
+
+    p = ControlPanel("ci", "cpu", **FAST)
+    monkeypatch.setattr(p, "instruments",  # as if DITTO's teacher were an older, 7-class one
+                        lambda m: INSTRUMENTS if m == "ditto" else TAG_FIELDS["instrument"])
+    p.set(method="ditto2-ctm")
+    inst = p.inputs["instrument"]
+    p.set(instrument="strings")
+    assert inst.value == "strings" and "strings" in [v for _, v in inst.options]
+    p.inputs["method"].value = "ditto"  # this model does not know "strings": back to unconditional
+    assert [v for _, v in inst.options] == ["", *INSTRUMENTS]
+    assert inst.value == "" and p.values["instrument"] is None
+    p.set(method="ditto2-cm", instrument="brass")  # the method first, whatever the order given
+    assert inst.value == "brass" and p.values["instrument"] == "brass"
+    p.set(instrument="organ", method="ditto")
+    assert inst.value == "organ" and p.values["method"] == "ditto"
+
+
 def test_the_button_reports_errors_in_the_panel():
     p = ControlPanel("ci", "cpu", **FAST)
     p.inputs["lo_db"].value = -5.0  # above hi_db = -10
@@ -204,7 +239,7 @@ def test_the_button_reports_errors_in_the_panel():
     (dict(control="pitch"), r"control='pitch' is not valid; choose one of \['intensity'"),
     (dict(method="DITTO-2"), r"choose one of \['ditto', 'ditto2-cm', 'ditto2-ctm'\]"),
     (dict(shape="zigzag"), "ramp_up"),
-    (dict(instrument="piano"), "sine"),
+    (dict(instrument="kazoo"), "sine"),
     (dict(iterations=-1), r"iterations=-1 is out of range; allowed: >= 0"),
     (dict(iterations=2.5), "iterations must be an integer"),
     (dict(lr=-0.1), "lr=-0.1 is out of range; allowed: > 0"),

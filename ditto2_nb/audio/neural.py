@@ -53,7 +53,7 @@ from ..core import checkpoints as ckpt
 from ..core import validate as check
 from ..core.assets import cache_dir, shipped_path, training_card
 from ..core.config import MelConfig, TrainConfig, from_dict, get_preset, to_dict
-from ..core.train import export_ema, fit, unwrap
+from ..core.train import export_ema, fit, on_device, training_device, unwrap
 from .mel import (
     AudioError,
     as_waveform,
@@ -334,7 +334,8 @@ def _fingerprint(waves: torch.Tensor) -> str:
 def train_vocoder(preset: str, waves: torch.Tensor | np.ndarray, out: str | Path | None = None, *,
                   steps: int | None = None, progress: bool = True, work_dir: str | Path | None = None,
                   data_description: str | None = None,
-                  recipe_override: tuple[VocoderConfig, TrainConfig] | None = None) -> Path:
+                  recipe_override: tuple[VocoderConfig, TrainConfig] | None = None,
+                  device: str | torch.device = "auto") -> Path:
     """Train (or resume) the vocoder of ``preset`` on ``waves`` ``[N, L]`` (float32 at the preset's
     sample rate, L at least one training crop) and export its EMA; returns the exported file.
 
@@ -342,10 +343,12 @@ def train_vocoder(preset: str, waves: torch.Tensor | np.ndarray, out: str | Path
     step's generator, so a resumed run sees the same batches as an uninterrupted one. The training
     checkpoint lives in ``work_dir`` (default ``$DITTO2_CACHE/runs``) and is resumed from when its
     configuration and data fingerprint match. ``python -m ditto2_nb.cli train-vocoder`` gathers the
-    preset's data and calls this.
+    preset's data and calls this. ``device``: where to train (``"auto"``: CUDA when present); the
+    waveforms and their mels are moved there once when they fit.
     """
     p = get_preset(preset)
     vcfg, tcfg = recipe_override or recipe(p.name)
+    dev = training_device(device)
     if steps is not None:
         tcfg = dataclasses.replace(tcfg, steps=check.limited("steps", steps))
     cfg, hop = p.mel, p.mel.hop_length
@@ -357,31 +360,34 @@ def train_vocoder(preset: str, waves: torch.Tensor | np.ndarray, out: str | Path
     w = w[:, : (w.shape[-1] // hop) * hop]
     mels = torch.cat([wave_to_mel(w[i: i + 64], cfg) for i in range(0, len(w), 64)])
     frames = mels.shape[-1]
+    fingerprint, n_clips = _fingerprint(w), len(w)
+    w, mels = on_device(w, dev), on_device(mels, dev)
     torch.manual_seed(tcfg.seed)
     model = VocoderNet(vcfg, cfg)
 
     def loss_fn(net, gen, step):
-        idx = torch.randint(len(w), (tcfg.batch_size,), generator=gen)
+        idx = torch.randint(n_clips, (tcfg.batch_size,), generator=gen)
         start = torch.randint(frames - seg + 1, (tcfg.batch_size,), generator=gen)
         gain_db = vcfg.min_gain_db * torch.rand(tcfg.batch_size, generator=gen)
-        gain_db = torch.where(torch.rand(tcfg.batch_size, generator=gen) < 0.5, gain_db, 0.0)
-        m = torch.stack([mels[i, :, s: s + seg] for i, s in zip(idx.tolist(), start.tolist())])
-        x = torch.stack([w[i, s * hop: (s + seg) * hop] for i, s in zip(idx.tolist(), start.tolist())])
+        gain_db = torch.where(torch.rand(tcfg.batch_size, generator=gen) < 0.5, gain_db, 0.0).to(dev)
+        crops = list(zip(idx.tolist(), start.tolist()))
+        m = torch.stack([mels[i, :, s: s + seg] for i, s in crops]).to(dev)
+        x = torch.stack([w[i, s * hop: (s + seg) * hop] for i, s in crops]).to(dev)
         # an attenuation is exact on the normalised mel: a shift in dB, clamped at the floor as before
         m = db_to_norm(norm_to_db(m, cfg) + gain_db[:, None, None], cfg)
         x = x * (10.0 ** (gain_db / 20.0))[:, None]
         return vocoder_loss(net, m, x)
 
-    description = data_description or f"{len(w)} clips of {w.shape[-1] / cfg.sample_rate:.2f} s"
+    description = data_description or f"{n_clips} clips of {w.shape[-1] / cfg.sample_rate:.2f} s"
     meta = {"kind": KIND, "preset": p.name, "vocoder": to_dict(vcfg), "train": to_dict(tcfg),
-            "mel": to_dict(cfg), "data_fingerprint": _fingerprint(w), "data_clips": len(w)}
+            "mel": to_dict(cfg), "data_fingerprint": fingerprint, "data_clips": n_clips}
     work = Path(work_dir) if work_dir else cache_dir() / "runs"
     state = work / f"{KIND}_{p.name}.train.safetensors"
     if state.is_file() and int(ckpt.read_metadata(state).get("step", 0)) > tcfg.steps:
         raise ckpt.CheckpointError(
             f"{state} has already trained {ckpt.read_metadata(state)['step']} steps, more than the "
             f"{tcfg.steps} asked for; ask for at least as many steps, or give another work folder")
-    ema, hist = fit(model, loss_fn, tcfg, state, meta=meta, progress=progress)
+    ema, hist = fit(model, loss_fn, tcfg, state, meta=meta, progress=progress, device=dev)
     out = Path(out) if out else shipped_path(KIND, p.name)
     card = training_card(meta, KIND, True, tcfg, hist, parameters=count_parameters(model),
                          data_description=description)

@@ -69,6 +69,7 @@ from .paraphrase import (
     judge_caption_pool,
     judge_class_prompts,
     match_matrix,
+    scorer_classes,
 )
 from .training import (
     CLAP_RECIPES,
@@ -87,4 +88,5 @@ __all__ = ["ATTRIBUTES", "CLAP_RECIPES", "FIELDS", "MINILM_DIM", "UNIQUE", "Attr
            "check_texts", "clap_caption", "clap_control", "clap_recipe", "contrastive_loss", "ds_seed",
            "embed_mels", "field_values", "judge_caption", "judge_caption_pool", "judge_class_prompts",
            "load_clap_file", "load_miniclap", "match_matrix", "minilm_embed", "quick_metrics",
-           "reproduce_clap_command", "retrieval_metrics", "text_tokens", "train_clap", "zero_shot_accuracy"]
+           "reproduce_clap_command", "retrieval_metrics", "scorer_classes", "text_tokens", "train_clap",
+           "zero_shot_accuracy"]

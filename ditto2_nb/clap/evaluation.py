@@ -14,8 +14,8 @@ from torch import nn
 
 from ..core.config import Preset, get_preset
 from ..data.captions import caption
-from ..data.datasets import evaluator_data, heldout_data
 from ..data.labels import ClipLabels
+from ..data.sources import evaluator_data, heldout_data
 from ..data.tags import TAG_FIELDS, tag_values
 from .base import check_texts
 from .networks import MiniClap

@@ -6,7 +6,11 @@ mention mask of the label fields it names, and the prompts for zero-shot classif
 * the evaluator's own attribute-list wording (:func:`judge_caption`), sharing no caption;
 * :func:`match_matrix`: which clips a caption describes, from the masks (several positives).
 
-The words themselves live in :mod:`ditto2_nb.data.captions`.
+The words themselves live in :mod:`ditto2_nb.data.captions`; every class of
+:data:`ditto2_nb.data.TAG_FIELDS` has them, the GM instrument families of rendered clips included.
+The captions describe procedural clips only, so the classes the scorers learn (and are asked about
+zero-shot by default, :func:`scorer_classes`) are the procedural ones: the six timbres for the
+instrument.
 """
 
 from __future__ import annotations
@@ -171,30 +175,54 @@ def field_values(labels: Sequence[ClipLabels]) -> torch.Tensor:
     """Label values per clip as integers ``[N, len(FIELDS)]`` (for matching captions to clips)."""
     rows = []
     for lab in labels:
-        rows.append([INSTRUMENTS.index(lab.instrument), list(TEMPO_CLASSES).index(lab.tempo),
+        rows.append([TAG_FIELDS["instrument"].index(lab.instrument), list(TEMPO_CLASSES).index(lab.tempo),
                      MODES.index(lab.mode), int(bool(lab.has_drums)), DYNAMICS.index(lab.dynamics),
                      int(lab.tonic), STRUCTURES.index(lab.structure) if lab.structure in STRUCTURES
                      else -1])
     return torch.tensor(rows, dtype=torch.long)
 
 
-def attribute_prompts(attribute: str) -> dict[str, str]:
+def scorer_classes(attribute: str) -> tuple[str, ...]:
+    """The classes of a tag attribute that MiniCLAP and the evaluator learn from their captions
+    (procedural clips only: :func:`clap_caption`, :func:`judge_caption`): every class of
+    :data:`~ditto2_nb.data.TAG_FIELDS` except the instrument's GM families, i.e. the six procedural
+    timbres for ``"instrument"``."""
+    if attribute not in ATTRIBUTES:
+        raise ValueError(f"unknown attribute {attribute!r}; choose one of {ATTRIBUTES}")
+    return INSTRUMENTS if attribute == "instrument" else TAG_FIELDS[attribute]
+
+
+def _classes(attribute: str, classes: Sequence[str] | None) -> tuple[str, ...]:
+    if classes is None:
+        return scorer_classes(attribute)
+    classes, known = tuple(classes), TAG_FIELDS[attribute]
+    unknown = [c for c in classes if c not in known]
+    if unknown or len(set(classes)) != len(classes) or len(classes) < 2:
+        raise ValueError(f"classes {list(classes)} for {attribute!r}: give two or more distinct "
+                         f"classes of {list(known)}")
+    return classes
+
+
+def attribute_prompts(attribute: str, classes: Sequence[str] | None = None) -> dict[str, str]:
     """One prompt per class of a tag attribute (zero-shot classification): class -> prompt.
 
-    Classes are those of :data:`ditto2_nb.data.TAG_FIELDS`; e.g. ``attribute_prompts("tempo")``
-    is ``{"slow": "a slow melody", "medium": "a medium-tempo melody", "fast": "a fast melody"}``.
+    ``classes``: which classes of :data:`ditto2_nb.data.TAG_FIELDS` (default :func:`scorer_classes`,
+    the ones MiniCLAP learns; ``TAG_FIELDS["instrument"]`` adds the GM families). E.g.
+    ``attribute_prompts("tempo")`` is ``{"slow": "a slow melody", "medium": "a medium-tempo
+    melody", "fast": "a fast melody"}``.
     """
     if attribute not in ATTRIBUTES:
         raise ValueError(f"unknown attribute {attribute!r}; choose one of {ATTRIBUTES}")
+    classes = _classes(attribute, classes)
     if attribute == "instrument":
-        return {c: _a(f"{INSTRUMENT_WORDS[c][0]} melody") for c in TAG_FIELDS["instrument"]}
+        return {c: _a(f"{INSTRUMENT_WORDS[c][0]} melody") for c in classes}
     if attribute == "tempo":
-        return {c: _a(f"{TEMPO_WORDS[c][0]} melody") for c in TAG_FIELDS["tempo"]}
+        return {c: _a(f"{TEMPO_WORDS[c][0]} melody") for c in classes}
     if attribute == "mode":
-        return {c: f"a melody {MODE_WORDS[c][0]}" for c in TAG_FIELDS["mode"]}
+        return {c: f"a melody {MODE_WORDS[c][0]}" for c in classes}
     if attribute == "drums":
-        return {c: f"a melody {DRUM_WORDS[c == 'drums'][0]}" for c in TAG_FIELDS["drums"]}
-    return {c: f"a melody {DYN_PHRASE[c][0]}" for c in TAG_FIELDS["dynamics"]}
+        return {c: f"a melody {DRUM_WORDS[c == 'drums'][0]}" for c in classes}
+    return {c: f"a melody {DYN_PHRASE[c][0]}" for c in classes}
 
 
 def _judge_value(lab: ClipLabels, attr: str, listed: bool, tonic: bool) -> str:
@@ -244,13 +272,15 @@ def judge_caption_pool(labels: Sequence[ClipLabels], per_clip: int,
     return texts, np.stack(masks).reshape(len(labels), per_clip, -1)
 
 
-def judge_class_prompts(attribute: str) -> dict[str, str]:
-    """Zero-shot prompts in the evaluator's wording: class -> ``"tempo: fast"``."""
+def judge_class_prompts(attribute: str, classes: Sequence[str] | None = None) -> dict[str, str]:
+    """Zero-shot prompts in the evaluator's wording: class -> ``"tempo: fast"`` (``classes`` as in
+    :func:`attribute_prompts`)."""
     if attribute not in ATTRIBUTES:
         raise ValueError(f"unknown attribute {attribute!r}; choose one of {ATTRIBUTES}")
+    classes = _classes(attribute, classes)
     if attribute == "drums":
-        return {c: f"percussion: {JUDGE_DRUMS[c == 'drums'][0]}" for c in TAG_FIELDS["drums"]}
-    return {c: f"{JUDGE_KEYS[attribute]}: {c}" for c in TAG_FIELDS[attribute]}
+        return {c: f"percussion: {JUDGE_DRUMS[c == 'drums'][0]}" for c in classes}
+    return {c: f"{JUDGE_KEYS[attribute]}: {c}" for c in classes}
 
 
 def match_matrix(values: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:

@@ -22,8 +22,9 @@ from ..core import validate as check
 from ..core.assets import cache_dir, machine, shipped_path
 from ..core.config import MelConfig, Preset, TrainConfig, get_preset, to_dict
 from ..core.metrics import peak_rss_mb
-from ..core.train import export_ema, fit
-from ..data.datasets import EVALUATOR_SEED_OFFSET, evaluator_data, training_data
+from ..core.train import batch_of, export_ema, fit, on_device, training_device
+from ..data.datasets import EVALUATOR_SEED_OFFSET
+from ..data.sources import evaluator_data, training_data
 from ..diffusion.networks import count_parameters
 from .evaluation import quick_metrics
 from .minilm import _minilm_cached_file
@@ -90,12 +91,13 @@ def augment_mel(mel: torch.Tensor, gen: torch.Generator, recipe: ClapRecipe, cfg
     per_db = 2.0 / (cfg.db_max - cfg.db_min)  # normalised units per dB
     gain = (torch.rand(b, 1, 1, generator=gen) * 2 - 1) * recipe.gain_db * per_db
     sigma = torch.rand(b, 1, 1, generator=gen) * recipe.noise
-    x = (mel + gain + sigma * torch.randn(mel.shape, generator=gen)).clamp(-1.0, 1.0)
+    noise = sigma * torch.randn(mel.shape, generator=gen)  # drawn on the (CPU) generator, then moved
+    x = (mel + gain.to(mel.device) + noise.to(mel.device)).clamp(-1.0, 1.0)
     frac = recipe.min_crop + (1 - recipe.min_crop) * float(torch.rand((), generator=gen))
     length = min(max(16, int(t * frac)), t)
     start = torch.randint(0, t - length + 1, (b,), generator=gen)
     idx = (start[:, None] + torch.arange(length))[:, None, :].expand(b, m, length)  # [B, n_mels, crop]
-    return x.gather(2, idx)
+    return x.gather(2, idx.to(mel.device))
 
 
 def contrastive_loss(audio: torch.Tensor, text: torch.Tensor, scale: torch.Tensor,
@@ -136,13 +138,15 @@ def _training_setup(p: Preset, recipe: ClapRecipe, progress: bool):
 
 
 def train_clap(preset: str | Preset = "laptop", evaluator: bool = False, out: str | Path | None = None, *,
-               steps: int | None = None, progress: bool = True, work_dir: str | Path | None = None) -> Path:
+               steps: int | None = None, progress: bool = True, work_dir: str | Path | None = None,
+               device: str | torch.device = "auto") -> Path:
     """Train MiniCLAP (or the evaluator) on the preset's procedural clips; resumable; returns the file.
 
     Each step draws a batch of distinct clips, one cached caption embedding per clip, augments
     the mels (:func:`augment_mel`) and minimises :func:`contrastive_loss` with caption/clip
     matching (:func:`match_matrix`). The exported file holds the EMA weights in float16 with the
-    recipe, held-out retrieval metrics and the reproducing command in its metadata.
+    recipe, held-out retrieval metrics and the reproducing command in its metadata. ``device``:
+    where to train (``"auto"``: CUDA when present); the metrics are computed on the CPU.
     """
     p = get_preset(preset) if isinstance(preset, str) else preset
     recipe = clap_recipe(p, evaluator)
@@ -150,38 +154,46 @@ def train_clap(preset: str | Preset = "laptop", evaluator: bool = False, out: st
         recipe = dataclasses.replace(recipe, train=dataclasses.replace(recipe.train, steps=steps))
     kind = _kind(evaluator)
     out = Path(out) if out else shipped_path(kind, p.name)
+    dev = training_device(device)
     t0 = time.perf_counter()
     ds, bank, masks, values, vocab = _training_setup(p, recipe, progress)
     caption_seconds = time.perf_counter() - t0
     mels, tcfg = ds.mels, recipe.train
+    n_clips = len(mels)
+    mels = on_device(mels, dev)
+    bank, masks, values = bank.to(dev), masks.to(dev), values.to(dev)
     torch.manual_seed(tcfg.seed)
     model = MiniClap(recipe.net, p.mel, _display_name(evaluator), vocab)
-    batch = min(tcfg.batch_size, len(mels))
+    batch = min(tcfg.batch_size, n_clips)
+    cuda = [dev] if dev.type == "cuda" else []
 
     def loss_fn(net, gen, step):
-        idx = torch.randperm(len(mels), generator=gen)[:batch]
+        idx = torch.randperm(n_clips, generator=gen)[:batch]
         k = torch.randint(recipe.captions_per_clip, (batch,), generator=gen)
+        x = batch_of(mels, idx, dev)
+        idx, k = idx.to(dev), k.to(dev)  # drawn on the CPU generator
         text = bank[idx, k]  # [B, 384] frozen sentence embeddings, or token ids [B, L]
         if text.is_floating_point():
-            text = F.normalize(text + recipe.text_noise * torch.randn(text.shape, generator=gen), dim=-1)
-        x = augment_mel(mels[idx], gen, recipe, p.mel)
-        with torch.random.fork_rng(devices=[]):  # dropout masks from the step's generator too, so a
-            torch.manual_seed(int(torch.randint(2**62, (), generator=gen)))  # resumed run is exact
+            noise = recipe.text_noise * torch.randn(text.shape, generator=gen)
+            text = F.normalize(text + noise.to(dev), dim=-1)
+        x = augment_mel(x, gen, recipe, p.mel)
+        with torch.random.fork_rng(devices=cuda):  # dropout masks from the step's generator too, so
+            torch.manual_seed(int(torch.randint(2**62, (), generator=gen)))  # a resumed run is exact
             a, t, scale = net(x, text)
         return contrastive_loss(a, t, scale, match_matrix(values[idx], masks[idx, k]))
 
     meta = {"kind": kind, "preset": p.name, "clap": to_dict(recipe.net), "recipe": _recipe_dict(recipe),
             "train": to_dict(tcfg), "mel": to_dict(p.mel), "data": to_dict(p.data), "text_vocab": list(vocab),
-            "text_encoder": model.text_encoder_name, "clip_seeds": [ds_seed(p, evaluator), len(mels)]}
+            "text_encoder": model.text_encoder_name, "clip_seeds": [ds_seed(p, evaluator), n_clips]}
     work = Path(work_dir) if work_dir else cache_dir() / "runs"
     ema, hist = fit(model, loss_fn, tcfg, work / f"{kind}_{p.name}.train.safetensors", meta=meta,
-                    progress=progress)
-    ema_model = ema.model.eval()
+                    progress=progress, device=dev)
+    ema_model = ema.model.cpu().eval()
     metrics = quick_metrics(ema_model, p)
     card = {**meta, "steps": tcfg.steps, "train_seconds": round(hist.seconds, 1),
             "peak_rss_mb": round(peak_rss_mb()), "machine": machine(), "history": hist.to_dict(),
             "parameters": count_parameters(ema_model), "metrics": metrics,
-            "data_description": f"{len(mels)} procedural clips (seeds from {ds_seed(p, evaluator)}), "
+            "data_description": f"{n_clips} procedural clips (seeds from {ds_seed(p, evaluator)}), "
                                 f"{p.mel.frames} frames of {p.mel.n_mels} mels; {recipe.captions_per_clip} "
                                 + ("evaluator-wording captions per clip (attribute lists)"
                                    if recipe.net.text == "words" else

@@ -237,10 +237,13 @@ PRESETS: dict[str, Preset] = {
         TrainConfig(steps=2000, batch_size=24, lr=1e-4, warmup=50, ckpt_every=200,
                     ema_decay=0.995),
     ),
+    # The paper's models in miniature: 6.1-s clips (528 frames of 11.6 ms) at 22.05 kHz, 128 mels
+    # up to 11 kHz, trained on the rendered repertoire (16,000 clips from ~5,300 pieces).
     "gpu": Preset(
         "gpu",
-        MelConfig(frames=256),
-        DataConfig(n_train=8000, n_heldout=512, n_chorales=300),
+        MelConfig(sample_rate=22_050, f_max=11_025.0, n_mels=128, frames=528),
+        DataConfig(n_train=8000, n_heldout=512, n_repertoire=16_000, n_repertoire_heldout=512,
+                   n_repertoire_evaluator=4000, source="repertoire"),
         NetConfig(channels=(192, 320, 512), blocks=3, emb_dim=512, attn_heads=8),
         TrainConfig(steps=30000, batch_size=64, lr=2e-4),
         DistillConfig(n_grid=40, k_max=4),

@@ -5,8 +5,15 @@ checkpoints every ``ckpt_every`` steps and resumes exactly from the last one: ev
 randomness from a generator seeded by (seed, step, rank), so a resumed run sees the same batches
 and noise as an uninterrupted one.
 
+Devices: ``fit(..., device="auto")`` trains on CUDA when there is a GPU, else on the CPU
+(:func:`training_device`). The model, its EMA, the extra modules and the optimiser's state live
+there; the randomness stays on the CPU (each step's generator is a CPU generator: losses draw on it,
+then move the draws), so a CPU run is bit-identical whatever the machine and a resumed run is exact.
+Checkpoints are written from CPU copies and restored onto the device.
+
 Data-parallel training: launch with ``torchrun --nproc_per_node N`` and ``fit`` joins the process
-group (gloo on CPU, nccl on CUDA), wraps the model in DDP and lets rank 0 write checkpoints.
+group (gloo on CPU, nccl on CUDA with one GPU per process: ``cuda:$LOCAL_RANK``), wraps the model in
+DDP and lets rank 0 write checkpoints.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from tqdm.auto import tqdm
 
 from . import checkpoints as ckpt
 from .assets import model_card
-from .config import TrainConfig
+from .config import TrainConfig, resolve_device
 
 
 @dataclass
@@ -91,12 +98,58 @@ class EMA:
             b_ema.copy_(b)
 
 
-def _dist_setup() -> tuple[int, int]:
+def training_device(device: str | torch.device = "auto", name: str = "device") -> torch.device:
+    """The device to train on: ``"auto"`` is CUDA when torch sees a GPU, else the CPU; a string
+    (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"meta"``...) or a ``torch.device`` is taken as given.
+
+    In a data-parallel run (``WORLD_SIZE`` > 1) a CUDA device without an index is this process's
+    own GPU, ``cuda:$LOCAL_RANK``. A string torch does not know, or CUDA on a machine without it,
+    is a ``ValueError`` naming the parameter ``name``.
+    """
+    try:
+        dev = resolve_device(device)
+    except (RuntimeError, TypeError, ValueError) as e:
+        raise ValueError(f"{name}={device!r} is not a device torch knows ({e}); give 'auto', 'cpu', "
+                         "'cuda' or 'cuda:N'") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{name}={device!r}: torch sees no CUDA GPU on this machine; give "
+                             f"{name}='auto' or 'cpu'")
+        if dev.index is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        if (dev.index or 0) >= torch.cuda.device_count():
+            raise ValueError(f"{name}={device!r} resolves to {dev}, but torch sees only "
+                             f"{torch.cuda.device_count()} CUDA GPU(s)")
+    return dev
+
+
+def _dist_setup(device: str | torch.device = "cpu") -> tuple[int, int]:
+    """Join the process group when launched by torchrun: nccl when training on CUDA (this
+    process's GPU made current), gloo on the CPU. Returns (rank, world size)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend)
+        cuda = torch.device(device).type == "cuda"
+        if cuda:
+            torch.cuda.set_device(torch.device(device))
+        dist.init_process_group("nccl" if cuda else "gloo")
     return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+
+
+def on_device(data: torch.Tensor, device: torch.device, budget: float = 0.5) -> torch.Tensor:
+    """Training data where the steps read it: moved to ``device`` once when it takes less than
+    ``budget`` of the GPU's free memory (always, off CUDA), else left on the CPU for
+    :func:`batch_of` to move each batch."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        if data.numel() * data.element_size() > budget * free:
+            return data
+    return data.to(device)
+
+
+def batch_of(data: torch.Tensor, idx: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``data[idx]`` on ``device``, wherever ``data`` and the indices (drawn on the CPU) are."""
+    return data[idx.to(data.device)].to(device)
 
 
 def leave_process_group() -> None:
@@ -136,7 +189,7 @@ def _restore(path, model, ema, opt, extra) -> tuple[int, History]:
 
 def fit(model: nn.Module, loss_fn: LossFn, cfg: TrainConfig, ckpt_path, *, meta: dict,
         extra: dict[str, nn.Module] | None = None, after_step: Callable | None = None,
-        progress: bool = True) -> tuple[EMA, History]:
+        progress: bool = True, device: str | torch.device = "auto") -> tuple[EMA, History]:
     """Train ``model`` on ``loss_fn(model, generator, step)`` and return (EMA, history).
 
     Args:
@@ -149,9 +202,17 @@ def fit(model: nn.Module, loss_fn: LossFn, cfg: TrainConfig, ckpt_path, *, meta:
         extra: further modules saved and restored with the checkpoint (e.g. a CM target net).
         after_step: called as ``after_step(step, ema)`` after each optimizer step (e.g. a
             target-network update or a snapshot of the EMA).
+        device: where to train (:func:`training_device`; ``"auto"``: CUDA when present). The
+            model and the extra modules are moved there (in place); ``loss_fn`` must give the
+            network its batch on that device (draw on the step's CPU generator, then ``.to``).
+            The returned EMA is on it too.
     """
-    rank, world = _dist_setup()
+    dev = training_device(device)
+    rank, world = _dist_setup(dev)
     extra = extra or {}
+    model.to(dev)
+    for module in extra.values():
+        module.to(dev)
     ema = EMA(model, cfg.ema_decay)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
     start, hist = 0, History()
@@ -161,7 +222,10 @@ def fit(model: nn.Module, loss_fn: LossFn, cfg: TrainConfig, ckpt_path, *, meta:
                 f"{ckpt_path} was written for a different configuration; delete it or choose "
                 "another checkpoint path to start afresh")
         start, hist = _restore(ckpt_path, model, ema, opt, extra)
-    net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    net = model
+    if world > 1:  # on CUDA one GPU per process: device_ids = [LOCAL_RANK] (training_device)
+        ids = [dev.index] if dev.type == "cuda" else None
+        net = nn.parallel.DistributedDataParallel(model, device_ids=ids)
     t0 = time.perf_counter() - hist.seconds
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps,
                disable=not progress or rank != 0, desc="train")
@@ -170,8 +234,9 @@ def fit(model: nn.Module, loss_fn: LossFn, cfg: TrainConfig, ckpt_path, *, meta:
             g["lr"] = cfg.lr * min(1.0, (step + 1) / max(cfg.warmup, 1))
         loss = loss_fn(net, step_generator(cfg.seed, step, rank), step)
         loss, stats = loss if isinstance(loss, tuple) else (loss, {})
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower the "
+        value = loss.item()
+        if not math.isfinite(value):
+            raise FloatingPointError(f"loss became {value} at step {step}; lower the "
                                      "learning rate or check the data for NaNs")
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -180,8 +245,8 @@ def fit(model: nn.Module, loss_fn: LossFn, cfg: TrainConfig, ckpt_path, *, meta:
         ema.update(model)
         if after_step is not None:
             after_step(step, ema)
-        hist.record(step, loss.item(), stats)
-        bar.set_postfix(loss=f"{loss.item():.4f}")
+        hist.record(step, value, stats)
+        bar.set_postfix(loss=f"{value:.4f}")
         done = step + 1
         if ckpt_path is not None and rank == 0 and (done % cfg.ckpt_every == 0 or done == cfg.steps):
             hist.seconds = time.perf_counter() - t0
@@ -207,7 +272,7 @@ def _meta_of(path) -> dict:
 def export_ema(path, ema_model: nn.Module, metadata: dict) -> None:
     """Write the shipped form of a model: EMA weights in float16 plus metadata, and a model card
     (``<name>.md``) beside it."""
-    tensors = {k: v.half() if v.is_floating_point() else v
-               for k, v in ema_model.state_dict().items()}
+    tensors = {k: v.detach().cpu() for k, v in ema_model.state_dict().items()}
+    tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
     ckpt.save(path, tensors, metadata)
     Path(path).with_suffix(".md").write_text(model_card(Path(path).name, metadata))

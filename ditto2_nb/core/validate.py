@@ -95,6 +95,13 @@ def noise(name: str, z, net_cfg=None) -> torch.Tensor:
     return z
 
 
+def explain_tags(name: str, t: torch.Tensor, vocab: tuple[int, ...]) -> str:
+    """Why tag indices ``t`` fall outside ``vocab``. The data layer, which knows the classes'
+    names, replaces this with a message naming the field, the class and what the model knows
+    (:func:`ditto2_nb.data.tags.vocab_error`); this layer cannot import it."""
+    return f"{name} has class indices outside the vocabulary sizes {vocab} (0 = no tag)"
+
+
 def tags(name: str, t, batch: int, net_cfg=None) -> torch.Tensor | None:
     """Integer tag classes ``[batch, n_tags]`` (None = unconditional) within ``net_cfg.tag_vocab``.
 
@@ -124,7 +131,7 @@ def tags(name: str, t, batch: int, net_cfg=None) -> torch.Tensor | None:
                              f"(vocab {vocab})")
         hi = torch.tensor(vocab, device=t.device)
         if ((t < 0) | (t >= hi)).any():
-            raise ValueError(f"{name} has class indices outside the vocabulary sizes {vocab} (0 = no tag)")
+            raise ValueError(explain_tags(name, t, vocab))
     return t.long().expand(batch, -1).contiguous()
 
 

@@ -35,11 +35,8 @@ from .datasets import (
     EVALUATOR_SEED_OFFSET,
     HELDOUT_SEED_OFFSET,
     MelDataset,
-    evaluator_data,
-    heldout_data,
     procedural_dataset,
     procedural_splits,
-    training_data,
     waves_to_mels,
 )
 from .folder import AUDIO_EXTENSIONS, folder_dataset, load_audio_folder
@@ -61,17 +58,18 @@ from .repertoire import (
     repertoire_pieces,
     repertoire_sizes,
     repertoire_splits,
-    repertoire_tag_values,
-    repertoire_tags_tensor,
     repertoire_training_data,
     split_pieces,
 )
+from .sources import evaluator_data, heldout_data, training_data, training_record
 from .summaries import DataError, FolderSummary, RenderSummary
 from .synthesis import PEAK_LIMIT, generate_clips, synthesize_clip
-from .tags import TAG_FIELDS, encode_tags, tag_values, tag_vocab, tags_tensor
+from .tags import TAG_FIELDS, encode_tags, model_tag_fields, tag_values, tag_vocab, tags_tensor
 from .theory import (
     DRUM_PATTERNS,
     DYNAMICS,
+    GM_FAMILY,
+    INSTRUMENT_FAMILIES,
     INSTRUMENTS,
     MELODY_RANGE,
     MODES,
@@ -85,19 +83,21 @@ from .theory import (
 )
 
 __all__ = [
-    "AUDIO_EXTENSIONS", "DATA_VERSION", "DRUM_PATTERNS", "DYNAMICS", "EVALUATOR_SEED_OFFSET",
-    "HELDOUT_SEED_OFFSET", "INSTRUMENTS", "MELODY_RANGE", "MODES", "NOTE_NAMES", "N_CAPTION_TEMPLATES",
-    "PEAK_LIMIT", "SCALES", "STRUCTURES", "TAG_FIELDS", "TEMPLATES", "TEMPO_CLASSES", "Chord", "ClipLabels",
-    "CorpusClips", "DataError", "FolderSummary", "MelDataset", "Note", "RenderSummary", "Section",
-    "cache_root", "caption", "chorale_dataset", "compose_clip", "corpus_pieces", "encode_tags",
-    "evaluator_data", "fluidsynth_available", "folder_dataset", "generate_clips", "heldout_data",
-    "key_name", "load_audio_folder", "midi_to_hz", "procedural_dataset", "procedural_splits",
-    "random_caption", "render_corpus", "soundfont_path", "synthesize_clip", "tag_values", "tag_vocab",
-    "tags_tensor", "tempo_class", "training_data", "waves_to_mels",
+    "AUDIO_EXTENSIONS", "DATA_VERSION", "DRUM_PATTERNS", "DYNAMICS", "EVALUATOR_SEED_OFFSET", "GM_FAMILY",
+    "HELDOUT_SEED_OFFSET", "INSTRUMENTS", "INSTRUMENT_FAMILIES", "MELODY_RANGE", "MODES", "NOTE_NAMES",
+    "N_CAPTION_TEMPLATES", "PEAK_LIMIT", "SCALES", "STRUCTURES", "TAG_FIELDS", "TEMPLATES", "TEMPO_CLASSES",
+    "Chord", "ClipLabels", "CorpusClips", "DataError", "FolderSummary", "MelDataset", "Note",
+    "RenderSummary", "Section", "cache_root", "caption", "chorale_dataset", "compose_clip",
+    "corpus_pieces", "encode_tags", "evaluator_data", "fluidsynth_available", "folder_dataset",
+    "generate_clips", "heldout_data", "key_name", "load_audio_folder", "midi_to_hz", "model_tag_fields",
+    "procedural_dataset", "procedural_splits", "random_caption", "render_corpus", "soundfont_path",
+    "synthesize_clip", "tag_values", "tag_vocab", "tags_tensor", "tempo_class", "training_data",
+    "training_record",
+    "waves_to_mels",
     # the rendered repertoire (ditto2_nb.data.repertoire)
     "COLLECTIONS", "SPLITS", "RepertoireClips", "RepertoireDataset", "data_card", "piece_split",
     "render_piece", "render_preset", "render_repertoire", "repertoire_caption", "repertoire_dataset",
     "repertoire_evaluator_data", "repertoire_heldout_data", "repertoire_pieces", "repertoire_sizes",
-    "repertoire_splits", "repertoire_tag_values", "repertoire_tags_tensor", "repertoire_training_data",
+    "repertoire_splits", "repertoire_training_data",
     "split_pieces",
 ]

@@ -5,8 +5,9 @@ Performance, drawn per rendition from a seeded generator (``default_rng([seed, s
 hash, pass])``: a piece's clips never depend on which other pieces were rendered). A piece gives
 ``renditions_per_piece`` renditions (default 3) of ``clips_per_rendition`` consecutive clips
 (default 1: every clip has its own draw), each from its own start bar
-    * melody instrument: a tag timbre uniformly, then one of the GM programs :data:`TAG_TIMBRE`
-      maps to it, so the conditioning tags stay balanced;
+    * melody instrument: a procedural timbre uniformly, then one of the GM programs
+      :data:`TAG_TIMBRE` maps to it (the draw that made the cached data, kept as is); the clip's
+      instrument tag is the program's GM family (:data:`~.theory.GM_FAMILY`), not this timbre;
     * accompaniment where the score has none: ``none``, ``bass`` (root per bar on a bass),
       ``chords`` (sustained triads and bass), ``strum`` (bass on the downbeat, chords on the other
       beats) or ``octave`` (a second instrument doubling the tune an octave below). The harmony is
@@ -41,7 +42,9 @@ from .labels import Chord
 from .synthesis import _triad_pcs
 from .theory import BASS_LOW, DRUM_PATTERNS, DYNAMICS, INSTRUMENTS, NOTE_NAMES, PAD_LOW, TEMPO_CLASSES, _triad
 
-# Melody instruments: the GM programs drawn for a tag timbre (the timbre nearest to each program).
+# Melody instruments: the GM programs drawn for a procedural timbre (the timbre nearest to each
+# program). Only the draw (and the additive fallback's choice of timbre) uses it: the instrument tag
+# of a rendered clip is the program's GM family (theory.GM_FAMILY, which covers every program here).
 TAG_TIMBRE: dict[int, str] = {
     # piano, electric piano, harpsichord, vibraphone, marimba; nylon and steel guitar, pizzicato
     # strings, harp, banjo

@@ -26,7 +26,18 @@ INSTRUMENT_WORDS = {"sine": ("sine-wave", "sine", "pure-tone", "flute-like", "sm
                     "triangle": ("triangle-wave", "triangle", "mellow triangle-wave",
                                  "rounded triangle-wave"),
                     "organ": ("organ", "electric organ", "organ-like", "drawbar organ", "pipe organ"),
-                    "pluck": ("plucked-string", "plucked", "pizzicato", "guitar-like", "staccato plucked")}
+                    "pluck": ("plucked-string", "plucked", "pizzicato", "guitar-like", "staccato plucked"),
+                    # the GM families of rendered clips (TAG_FIELDS["instrument"] after the timbres;
+                    # "organ" is shared): no word repeats one of a procedural timbre's
+                    "piano": ("piano", "keyboard", "grand piano", "piano-like", "harpsichord-like"),
+                    "mallets": ("mallet", "vibraphone", "marimba", "mallet-percussion", "struck-bar"),
+                    "guitar & harp": ("guitar or harp", "guitar", "harp", "plucked guitar", "nylon-string"),
+                    "strings": ("string", "bowed-string", "violin-like", "violin", "cello-like"),
+                    "brass": ("brass", "trumpet", "horn", "brass-section", "trombone-like"),
+                    "reeds": ("reed", "saxophone", "clarinet", "woodwind reed", "oboe-like"),
+                    "flutes": ("flute", "recorder", "breathy flute", "pan-flute", "ocarina-like"),
+                    "synth lead": ("synth-lead", "synth", "lead synth", "synthesizer lead",
+                                   "electronic lead")}
 TEMPO_WORDS = {"slow": ("slow", "slow-paced", "unhurried", "languid", "sluggish"),
                "medium": ("medium-tempo", "moderate-tempo", "mid-tempo", "medium-paced", "steady"),
                "fast": ("fast", "fast-paced", "quick", "speedy", "brisk", "up-tempo", "hurried")}
@@ -53,7 +64,10 @@ NOUNS = ("melody", "tune", "piece", "track", "clip", "line", "song", "theme", "m
 
 # Held-out phrasing for the benchmark only: words and sentence frames never seen in training.
 UNSEEN_INST = {"sine": ("whistle-like sine",), "square": ("8-bit square",), "sawtooth": ("saw synth",),
-               "triangle": ("triangle synth",), "organ": ("church-organ",), "pluck": ("harp-like",)}
+               "triangle": ("triangle synth",), "organ": ("church-organ",), "pluck": ("harp-like",),
+               "piano": ("upright piano",), "mallets": ("xylophone-like",), "guitar & harp": ("lute-like",),
+               "strings": ("fiddle-like",), "brass": ("cornet-like",), "reeds": ("bassoon-like",),
+               "flutes": ("piccolo-like",), "synth lead": ("analog lead",)}
 UNSEEN_TEMPO = {"slow": ("leisurely", "relaxed"), "medium": ("moderately paced", "walking-pace"),
                 "fast": ("rapid", "lively")}
 UNSEEN_DYN = {"loud": ("powerful", "booming"), "soft": ("gentle", "hushed"),

@@ -17,7 +17,7 @@ import torch
 
 from ..audio.mel import wave_to_mel
 from ..core import validate as check
-from ..core.config import DataConfig, MelConfig, Preset, to_dict
+from ..core.config import DataConfig, MelConfig, to_dict
 from .cache import (
     DATA_VERSION,
     _hash,
@@ -184,58 +184,3 @@ def procedural_splits(mel: MelConfig, data: DataConfig,
     held = procedural_dataset(mel, data.n_heldout, data.seed + HELDOUT_SEED_OFFSET, cache_dir)
     return train, held
 
-
-def training_data(preset: Preset) -> MelDataset:
-    """The preset's training clips, by ``data.source``: procedural (seeds ``data.seed ...``), the
-    rendered repertoire's training pieces, or both ("mixed", procedural first); loads only this
-    split's cache."""
-    source = preset.data.source
-    if source == "procedural":
-        return procedural_dataset(preset.mel, preset.data.n_train, preset.data.seed)
-    from .repertoire import repertoire_training_data  # (repertoire builds on this module)
-    rendered = repertoire_training_data(preset)
-    if source == "repertoire":
-        return rendered
-    return procedural_dataset(preset.mel, preset.data.n_train, preset.data.seed) + rendered
-
-
-SOURCE_WORDS = {"procedural": "procedural", "repertoire": "rendered repertoire",
-                "mixed": "rendered repertoire + procedural"}
-
-
-def training_record(preset: Preset, ds: MelDataset) -> dict[str, str]:
-    """What a model trained on: ``{"training_data": words, "training_data_sha256": first 16 hex
-    digits of the mels' bytes}``, for its metadata and card (the same clips give the same hash)."""
-    import hashlib
-    n_rendered = sum(lab.genre != "procedural" for lab in ds.labels)
-    parts = []
-    if n_rendered:
-        pieces = len({lab.source for lab in ds.labels if lab.genre != "procedural"})
-        parts.append(f"{n_rendered} rendered repertoire clips ({pieces} pieces)")
-    if len(ds) - n_rendered:
-        parts.append(f"{len(ds) - n_rendered} procedural clips (seed {preset.data.seed})")
-    words = " + ".join(parts) + f", {preset.mel.frames} frames of {preset.mel.n_mels} mels"
-    digest = hashlib.sha256(ds.mels.numpy().astype(np.float32).tobytes()).hexdigest()[:16]
-    return {"training_data": f"{SOURCE_WORDS[preset.data.source]}: {words}", "training_data_sha256": digest}
-
-
-def heldout_data(preset: Preset) -> MelDataset:
-    """Held-out clips, never trained on: the procedural held-out seed range
-    (:func:`procedural_splits`), or for a preset that trains on the repertoire ("repertoire" or
-    "mixed"), clips of held-out pieces."""
-    if preset.data.source == "procedural":
-        return procedural_dataset(preset.mel, preset.data.n_heldout,
-                                  preset.data.seed + HELDOUT_SEED_OFFSET)
-    from .repertoire import repertoire_heldout_data
-    return repertoire_heldout_data(preset)
-
-
-def evaluator_data(preset: Preset) -> MelDataset:
-    """Clips for the evaluators only (the independent text scorer and its attribute judge): their
-    own seed range, or pieces of their own for a preset on the repertoire, disjoint from training
-    and held-out, so no evaluator saw a clip the losses were trained on."""
-    if preset.data.source == "procedural":
-        return procedural_dataset(preset.mel, preset.data.n_train,
-                                  preset.data.seed + EVALUATOR_SEED_OFFSET)
-    from .repertoire import repertoire_evaluator_data
-    return repertoire_evaluator_data(preset)

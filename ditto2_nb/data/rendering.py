@@ -8,9 +8,10 @@ Rendering
     measured 7-13x, so it is not used; see ``benchmarks/data_card.py``) with FluidR3_GM
     (``fluid-soundfont-gm``; ``$DITTO2_SOUNDFONT`` overrides the path), falling back to pretty_midi's
     TimGM6mb and then to the additive synthesiser of the procedural data (each GM program played
-    with its tag timbre's wavetable), each fallback announced with a warning. Event times are
-    exact to FluidSynth's 64-sample block (4 ms at 16 kHz). :func:`_renderer_key` is the renderer's
-    part of a build's cache key (renderer, soundfont SHA-256, library versions).
+    with its nearest procedural timbre's wavetable, ``TAG_TIMBRE``), each fallback announced with a
+    warning. Event times are exact to FluidSynth's 64-sample block (4 ms at 16 kHz).
+    :func:`_renderer_key` is the renderer's part of a build's cache key (renderer, soundfont
+    SHA-256, library versions).
 
 Which renderer a build uses (and the announced fallbacks) is
 :func:`~ditto2_nb.data.repertoire.resolve_renderer`'s choice.
@@ -160,8 +161,9 @@ class _FluidRenderer:
 
 
 def _additive(parts: list[_Part], n: int, sr: int, seed: int) -> np.ndarray:
-    """The additive fallback: each GM program with its tag timbre's wavetable and envelope, the
-    chords as a pad, the bass as the procedural bass, drums as the procedural drum samples."""
+    """The additive fallback: each GM program with its nearest procedural timbre's wavetable and
+    envelope (``TAG_TIMBRE``), the chords as a pad, the bass as the procedural bass, drums as the
+    procedural drum samples."""
     out = np.zeros(n, np.float32)
     rng = np.random.default_rng(seed)
     drums = None

@@ -21,13 +21,14 @@ soundfont SHA-256, library versions, MelConfig, sizes, seed, collections). Piece
 parse or render are skipped and listed in the summary; silent clips are dropped and counted.
 
 Tags (for the conditional models, :mod:`ditto2_nb.data.tags`)
-    :func:`repertoire_tag_values` maps a clip onto the five tag fields: ``instrument`` -> the
-    procedural timbre nearest in envelope and spectrum (:data:`TAG_TIMBRE`: decaying -> ``pluck``;
-    steady and pure -> ``sine``; odd harmonics -> ``square``; bowed strings, brass, double reeds
-    -> ``sawtooth``; mellow -> ``triangle``; organs, accordion, harmonica -> ``organ``); ``tempo``,
-    ``mode``, ``drums`` and ``dynamics`` are the labels themselves (same classes as the procedural
-    data). ``tags.tag_values`` reads ``labels.instrument`` directly, which holds the GM name here:
-    use :func:`repertoire_tag_values` (or :func:`repertoire_tags_tensor`) for these clips.
+    :func:`ditto2_nb.data.tags.tag_values` maps a clip onto the five tag fields: ``instrument`` -> the
+    General MIDI family of its melody program (:data:`~ditto2_nb.data.theory.GM_FAMILY`: piano,
+    mallets, guitar & harp, strings, brass, reeds, flutes, synth lead: instrument classes 7-14,
+    after the six procedural timbres; or organ, class 5, the one class shared with the procedural
+    timbres); ``tempo``, ``mode``, ``drums`` and ``dynamics`` are the labels themselves
+    (same classes as the procedural data). ``labels.instrument`` holds the GM program's name.
+    (:data:`~.arranging.TAG_TIMBRE`, the procedural timbre nearest
+    to each program, is only how a melody program is drawn and what the additive fallback plays.)
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ import warnings
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -57,11 +57,9 @@ from .arranging import (
     CHORD_PROGRAMS,
     OCTAVE_PROGRAMS,
     POLY_ACCOMPANIMENTS,
-    TAG_TIMBRE,
     VOICES_PROGRAMS,
     _Plan,
     _plan,
-    gm_name,
 )
 from .arranging import MELODY_HIGH as MELODY_HIGH
 from .arranging import MELODY_LOW as MELODY_LOW
@@ -109,7 +107,7 @@ from .scores import (
 from .scores import SPLIT_FRACTIONS as SPLIT_FRACTIONS
 from .scores import repertoire_pieces as repertoire_pieces
 from .summaries import DataError, RenderSummary, _summary_from_json, _summary_to_json
-from .tags import encode_tags
+from .tags import tag_values
 from .theory import DYNAMICS
 from .theory import tempo_class as tempo_class
 
@@ -166,26 +164,6 @@ def resolve_renderer(renderer: str = "auto", soundfont: str | os.PathLike | None
 
 
 # ----------------------------------------------------------------------------- tags
-
-
-@lru_cache(maxsize=256)
-def _program_of(name: str | None) -> int | None:
-    if name is None:
-        return None
-    return next((p for p in range(128) if gm_name(p) == name), None)
-
-
-def repertoire_tag_values(labels: ClipLabels) -> dict[str, str | None]:
-    """The five conditioning tags of a rendered clip (GM program -> :data:`TAG_TIMBRE`)."""
-    prog = _program_of(labels.instrument)
-    return {"instrument": TAG_TIMBRE.get(prog) if prog is not None else None, "tempo": labels.tempo,
-            "mode": labels.mode, "drums": "drums" if labels.has_drums else "no drums",
-            "dynamics": labels.dynamics}
-
-
-def repertoire_tags_tensor(labels: Sequence[ClipLabels]) -> torch.Tensor:
-    """Tags of rendered clips ``[N, n_tags]`` (as :func:`~ditto2_nb.data.tags.tags_tensor`)."""
-    return torch.stack([encode_tags(repertoire_tag_values(x)) for x in labels])
 
 
 # ----------------------------------------------------------------------------- rendering the splits
@@ -442,10 +420,6 @@ class RepertoireDataset(MelDataset):
     def random_captions(self, rng: np.random.Generator) -> list[str]:
         return self.captions
 
-    def tags(self) -> torch.Tensor:
-        """Conditioning tags ``[N, n_tags]`` (:func:`repertoire_tags_tensor`)."""
-        return repertoire_tags_tensor(self.labels)
-
     def subset(self, indices: Sequence[int]) -> RepertoireDataset:
         idx = list(indices)
         return RepertoireDataset(self.mels[idx], [self.labels[i] for i in idx], [self.info[i] for i in idx],
@@ -503,7 +477,7 @@ def repertoire_dataset(cfg: MelConfig, split: str = "train", n: int = 96, *, see
 def repertoire_sizes(data: DataConfig) -> dict[str, int]:
     """Clips per split: ``n_repertoire`` / ``n_repertoire_heldout`` / ``n_repertoire_evaluator``,
     each 0 meaning the procedural size (``n_train``, ``n_heldout``, and ``n_train`` for the
-    evaluators, as :func:`~ditto2_nb.data.datasets.evaluator_data`)."""
+    evaluators, as :func:`~ditto2_nb.data.sources.evaluator_data`)."""
     train = getattr(data, "n_repertoire", 0) or data.n_train
     return {"train": train, "heldout": getattr(data, "n_repertoire_heldout", 0) or data.n_heldout,
             "evaluator": getattr(data, "n_repertoire_evaluator", 0) or train}
@@ -577,7 +551,7 @@ def data_card(datasets: dict[str, RepertoireDataset], preset: str = "", cfg: Mel
             "melody_instruments": dict(sorted(Counter(x.instrument for x in labels).items())),
             "seconds": round(seconds, 2), "hours": round(seconds / 3600, 3),
             "by_collection": dict(sorted(by_coll.items())),
-            "by_tag_instrument": dict(sorted(Counter(repertoire_tag_values(x)["instrument"]
+            "by_tag_instrument": dict(sorted(Counter(tag_values(x)["instrument"]
                                                      for x in labels).items())),
             "by_tempo": dict(sorted(Counter(x.tempo for x in labels).items())),
             "bpm": {"min": min(x.bpm for x in labels), "median": float(np.median([x.bpm for x in labels])),

@@ -1,5 +1,6 @@
 """Music theory of the procedural music: pitch classes, keys, scales, tempo classes, the timbres,
-dynamics shapes and forms a clip may have, chord progressions and drum patterns."""
+dynamics shapes and forms a clip may have, chord progressions and drum patterns; and the General
+MIDI instrument families that tag the rendered repertoire's clips."""
 
 from __future__ import annotations
 
@@ -13,7 +14,26 @@ MODES = ("major", "minor")
 SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10)}  # natural minor
 TEMPO_CLASSES = {"slow": 80.0, "medium": 110.0, "fast": 140.0}  # class -> centre BPM
 TEMPO_JITTER = 8.0  # BPM, uniform +-; classes stay inside the tempo_class() thresholds
-INSTRUMENTS = ("sine", "square", "sawtooth", "triangle", "organ", "pluck")
+INSTRUMENTS = ("sine", "square", "sawtooth", "triangle", "organ", "pluck")  # the procedural timbres
+# The instrument tag of a rendered repertoire clip: the General MIDI family of its melody program
+# (GM_FAMILY). They follow the procedural timbres in the tag vocabulary (TAG_FIELDS["instrument"]),
+# so models trained before they existed keep their class indices. "organ" is not repeated: a GM organ
+# (drawbar, church), accordion or harmonica is tagged "organ", the word the procedural organ timbre
+# already has (both are steady, sustained, reedy/pipe-like tones); "organ" is the one class both
+# sources share.
+INSTRUMENT_FAMILIES = ("piano", "mallets", "guitar & harp", "strings", "brass", "reeds", "flutes",
+                       "synth lead")
+GM_FAMILY: dict[int, str] = {  # GM program (0-based) -> family, for every melody program drawn
+    **dict.fromkeys((0, 4, 6), "piano"),  # acoustic grand, electric piano 1, harpsichord
+    **dict.fromkeys((11, 12), "mallets"),  # vibraphone, marimba
+    **dict.fromkeys((24, 25, 45, 46, 105), "guitar & harp"),  # nylon, steel; pizzicato, harp, banjo
+    **dict.fromkeys((40, 41, 42, 48, 110), "strings"),  # violin, viola, cello, string ensemble, fiddle
+    **dict.fromkeys((56, 57, 60), "brass"),  # trumpet, trombone, French horn
+    **dict.fromkeys((64, 65, 68, 71), "reeds"),  # soprano and alto sax, oboe, clarinet
+    **dict.fromkeys((73, 74, 75, 79), "flutes"),  # flute, recorder, pan flute, ocarina
+    **dict.fromkeys((80, 81), "synth lead"),  # square lead, sawtooth lead
+    **dict.fromkeys((16, 19, 21, 22), "organ"),  # drawbar and church organ, accordion, harmonica
+}
 DYNAMICS = ("loud", "soft", "crescendo", "decrescendo", "swell", "sudden")
 STRUCTURES = ("AA", "AB", "ABA", "AABB")
 MELODY_RANGE = (60, 84)  # MIDI, inclusive: the melody's fundamental is at or above middle C

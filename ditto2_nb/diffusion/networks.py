@@ -134,7 +134,9 @@ class UNet1d(nn.Module):
             raise ValueError(f"tags must be [B, {len(vocab)}] long, got {tuple(tags.shape)}")
         bad = (tags < 0) | (tags >= torch.tensor(vocab, device=tags.device))
         if bad.any():
-            raise ValueError(f"tag index out of range; field sizes (with 0 = no tag) are {vocab}")
+            from ..data.tags import vocab_error
+
+            raise ValueError(f"tag index out of range: {vocab_error('tags', tags, vocab)}")
 
     def forward(self, x, c_noise, tags=None, c_noise_s=None) -> torch.Tensor:
         emb = F.silu(self.embed(c_noise, tags, c_noise_s))

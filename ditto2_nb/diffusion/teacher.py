@@ -25,8 +25,8 @@ import torch
 from ..core import checkpoints as ckpt
 from ..core.assets import cache_dir, reproduce_command, resolve_model_file, shipped_path, training_card
 from ..core.config import NetConfig, Preset, from_dict, get_preset, to_dict
-from ..core.train import export_ema, fit
-from ..data.datasets import training_data, training_record
+from ..core.train import batch_of, export_ema, fit, on_device, training_device
+from ..data.sources import training_data, training_record
 from ..data.tags import tag_vocab
 from .losses import edm_loss
 from .networks import Denoiser, count_parameters, drop_tag_input
@@ -80,13 +80,16 @@ def unconditional_from(conditional: Denoiser) -> Denoiser:
 
 def train_teacher(preset: str | Preset = "laptop", out: str | Path | None = None, *,
                   conditional: bool = True, steps: int | None = None, progress: bool = True,
-                  work_dir: str | Path | None = None, from_conditional: bool = False) -> Path:
+                  work_dir: str | Path | None = None, from_conditional: bool = False,
+                  device: str | torch.device = "auto") -> Path:
     """Train a teacher on the preset's procedural data; resumable; returns the exported file.
 
     The training checkpoint (weights, EMA, optimiser, loss history) lives in ``work_dir`` and is
     resumed from when it exists, so an interrupted run continues where it stopped.
     ``from_conditional`` (unconditional only): start from the preset's conditional teacher with
-    its tags dropped (:func:`unconditional_from`) instead of from random weights.
+    its tags dropped (:func:`unconditional_from`) instead of from random weights. ``device``:
+    where to train (``"auto"``: CUDA when present; :func:`~ditto2_nb.core.train.training_device`);
+    the exported file is the same CPU float16 file either way.
     """
     if from_conditional and conditional:
         raise ValueError("from_conditional is for the unconditional teacher (conditional=False)")
@@ -95,9 +98,10 @@ def train_teacher(preset: str | Preset = "laptop", out: str | Path | None = None
     out = Path(out) if out else shipped_path(kind, p.name)
     tcfg = p.train if steps is None else dataclasses.replace(p.train, steps=steps)
     net_cfg = teacher_net_config(p, conditional)
+    dev = training_device(device)
     ds = training_data(p)
-    mels = ds.mels
-    tags = ds.tags() if conditional else None
+    mels = on_device(ds.mels, dev)
+    tags = on_device(ds.tags(), dev) if conditional else None
     torch.manual_seed(tcfg.seed)
     model = Denoiser(net_cfg)
     if from_conditional:
@@ -105,8 +109,8 @@ def train_teacher(preset: str | Preset = "laptop", out: str | Path | None = None
 
     def loss_fn(model, gen, step):
         idx = torch.randint(len(mels), (tcfg.batch_size,), generator=gen)
-        return edm_loss(model, mels[idx], None if tags is None else tags[idx], gen,
-                        p_uncond=tcfg.p_uncond, p_partial=tcfg.p_partial)
+        return edm_loss(model, batch_of(mels, idx, dev), None if tags is None else batch_of(tags, idx, dev),
+                        gen, p_uncond=tcfg.p_uncond, p_partial=tcfg.p_partial)
 
     meta = {"kind": kind, "preset": p.name, "net": to_dict(net_cfg), "train": to_dict(tcfg),
             "mel": to_dict(p.mel), "data": to_dict(p.data), **training_record(p, ds)}
@@ -114,7 +118,7 @@ def train_teacher(preset: str | Preset = "laptop", out: str | Path | None = None
         meta["init_from"] = "conditional teacher, tags dropped"
     work = Path(work_dir) if work_dir else cache_dir() / "runs"
     ema, hist = fit(model, loss_fn, tcfg, work / f"{kind}_{p.name}.train.safetensors",
-                    meta=meta, progress=progress)
+                    meta=meta, progress=progress, device=dev)
     card = training_card(meta, "teacher", conditional, tcfg, hist,
                          parameters=count_parameters(model),
                          data_description=meta["training_data"])

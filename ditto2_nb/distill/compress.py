@@ -37,8 +37,8 @@ from ..core import checkpoints as ckpt
 from ..core import validate as check
 from ..core.assets import cache_dir, training_card
 from ..core.config import get_preset, to_dict
-from ..core.train import export_ema, fit
-from ..data.datasets import training_data
+from ..core.train import batch_of, export_ema, fit, on_device, training_device
+from ..data.sources import training_data
 from ..diffusion.losses import drop_tags
 from .students import CTMModel, decode_defaults, decode_file, load_student
 
@@ -97,16 +97,19 @@ def jump_loss(student: CTMModel, source: CTMModel, z, tags, sigma_mid: float, dz
 def compress_student(source_path, channels: tuple, blocks: int, out=None, *, preset: str = "laptop",
                      steps: int = 3000, batch_size: int = 16, lr: float = 1e-3,
                      jacobian_weight: float = 0.0, jacobian_step: float = 0.1, init=None,
-                     from_source: bool = False, work_dir=None, progress: bool = True) -> Path:
+                     from_source: bool = False, work_dir=None, progress: bool = True,
+                     device: str | torch.device = "auto") -> Path:
     """Distil the CTM student in ``source_path`` into one with ``channels`` and ``blocks``; resumable.
 
     ``jacobian_weight`` > 0 adds the slope match (module docstring) with steps of RMS
     ``jacobian_step`` in z; ``init``: a student file of the same architecture to start from (e.g.
     an earlier compression) instead of random weights; ``from_source``: start from the source's own
     weights with each level's first ``blocks`` blocks kept (:func:`drop_blocks`: the same channels,
-    fewer layers). Returns the exported file (EMA weights,
+    fewer layers); ``device``: where to train, the source included (``"auto"``: CUDA when
+    present). Returns the exported file (EMA weights,
     float16; the recipe in its metadata) with a decode sidecar carrying the source's ``sigma_mid``.
     """
+    dev = training_device(device)
     source = load_student(source_path)
     if not isinstance(source, CTMModel):
         raise ValueError(f"source_path {source_path} is not a CTM student (compress needs a CTM source)")
@@ -124,7 +127,7 @@ def compress_student(source_path, channels: tuple, blocks: int, out=None, *, pre
     jacobian_weight = check.real("jacobian_weight", jacobian_weight, 0.0)
     jacobian_step = check.real("jacobian_step", jacobian_step, 0.0, lo_open=True)
     cfg = dataclasses.replace(source.cfg, channels=channels, blocks=blocks)
-    tags_all = training_data(p).tags() if source.cfg.conditional else None
+    tags_all = on_device(training_data(p).tags(), dev) if source.cfg.conditional else None
     torch.manual_seed(tcfg.seed)
     student = CTMModel(cfg)
     if from_source and init is not None:
@@ -141,14 +144,16 @@ def compress_student(source_path, channels: tuple, blocks: int, out=None, *, pre
                              f"{blocks} on the source's mel settings")
         student.load_state_dict({k: v.float() for k, v in start.state_dict().items()})
     shape = (cfg.n_mels, p.mel.frames)
+    source.to(dev)  # after drop_blocks copied its weights: the source's state is read on the CPU
 
     def loss_fn(model, gen, step):
         z = torch.randn((tcfg.batch_size, *shape), generator=gen)
         tags = None
         if tags_all is not None:
             idx = torch.randint(len(tags_all), (tcfg.batch_size,), generator=gen)
-            tags = drop_tags(tags_all[idx], tcfg.p_uncond, gen, tcfg.p_partial)
+            tags = drop_tags(batch_of(tags_all, idx, dev), tcfg.p_uncond, gen, tcfg.p_partial)
         dz = jacobian_step * torch.randn(z.shape, generator=gen) if jacobian_weight > 0 else None
+        z, dz = z.to(dev), None if dz is None else dz.to(dev)
         return jump_loss(model, source, z, tags, sigma_mid, dz, jacobian_weight)
 
     name = ("ctm_" + "x".join(map(str, channels)) + f"_b{blocks}" + ("_src" if from_source else "")
@@ -170,7 +175,7 @@ def compress_student(source_path, channels: tuple, blocks: int, out=None, *, pre
         meta["init_sha256"] = ckpt.sha256(init)
     work = Path(work_dir) if work_dir else cache_dir() / "runs"
     ema, hist = fit(student, loss_fn, tcfg, work / f"{name}_{p.name}.train.safetensors", meta=meta,
-                    progress=progress)
+                    progress=progress, device=dev)
     out = Path(out) if out else cache_dir() / "candidates" / f"{name}_{p.name}.safetensors"
     out.parent.mkdir(parents=True, exist_ok=True)
     card = training_card(meta, "ctm", source.cfg.conditional, tcfg, hist)

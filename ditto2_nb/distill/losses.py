@@ -127,6 +127,7 @@ def ctm_terms(student: CTMModel, target: CTMModel, teacher: Denoiser, x0: torch.
     k = torch.randint(1, cfg.k_max + 1, (b,), generator=gen)
     i_u = torch.minimum(i_t + k, torch.full_like(i_t, last))
     i_s = i_u + (torch.rand(b, generator=gen) * (last - i_u + 1)).long().clamp(max=last - i_u)
+    i_t, i_u, i_s = (i.to(x0.device) for i in (i_t, i_u, i_s))  # drawn on the CPU generator
     t, u, s = grid[i_t], grid[i_u], grid[i_s]
     z = torch.randn(x0.shape, generator=gen).to(x0.device)
     x_t = x0 + append_dims(t, x0.ndim) * z  # 2.

@@ -18,7 +18,6 @@ from plotly.subplots import make_subplots
 from ...controls.base import Control
 from ...controls.structure import StructureControl
 from ...core.validate import LIMITS
-from ...data.theory import INSTRUMENTS
 from .builders import SHAPES
 from .models import METHODS
 from .params import PANEL_LIMITS
@@ -202,9 +201,8 @@ class PanelWidgets:
             "method": lambda: W.Dropdown(options=[(v, k) for k, v in METHODS.items()], value=value,
                                          description=name),
             "shape": lambda: W.Dropdown(options=SHAPES, value=value, description=name),
-            "instrument": lambda: W.Dropdown(options=[("any (unconditional)", "")]
-                                             + [(i, i) for i in INSTRUMENTS], value=value,
-                                             description=name),
+            "instrument": lambda: W.Dropdown(options=self._instrument_options(self.values["method"]),
+                                             value=value, description=name),
             "lo_db": lambda: slider(W.FloatSlider, -60.0, 0.0, step=1.0),
             "hi_db": lambda: slider(W.FloatSlider, -60.0, 0.0, step=1.0),
             "reference": lambda: slider(W.IntSlider, 0, n - 1),
@@ -267,10 +265,24 @@ class PanelWidgets:
             self._widgets[k].layout.display = None if k in shown else "none"
         self._upload.layout.display = None if "reference_path" in shown else "none"
 
+    def _instrument_options(self, method: str) -> list[tuple[str, str]]:
+        """The instrument dropdown's (label, value) pairs: unconditional, then the tags ``method``'s
+        model knows (the six procedural timbres for a model trained before the GM families)."""
+        return [("any (unconditional)", "")] + [(i, i) for i in self.instruments(method)]
+
     def _on_change(self, name: str, new) -> None:
         self.values[name] = None if (name in self._NONE_AS_EMPTY and new == "") else new
         if name in ("control", "method", "shape"):
             self._refresh_visibility()
+        if name == "method":  # another model: offer the instrument tags it knows
+            inst = self._widgets["instrument"]
+            options = self._instrument_options(new)
+            if [v for _, v in options] != [v for _, v in inst.options]:
+                want = self._widget_value("instrument", self.values["instrument"])
+                keep = want if want in [v for _, v in options] else ""  # else unconditional
+                inst.options = options  # (may reset the value: set it again below)
+                inst.value = keep
+                self.values["instrument"] = keep or None
 
     def _on_upload(self, change) -> None:
         for f in change["new"]:

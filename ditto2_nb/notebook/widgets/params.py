@@ -15,7 +15,6 @@ from typing import Any, Self
 
 from ...controls.structure import structure_control
 from ...core import validate as check
-from ...data.theory import INSTRUMENTS
 from .builders import SHAPES
 from .models import METHODS
 
@@ -58,17 +57,23 @@ class PanelParameters:
                              f"{sorted(self.defaults)}")
         return self.check({**getattr(self, "values", self.defaults), **overrides})
 
-    def choices(self) -> dict[str, tuple]:
-        """Parameters with a fixed set of allowed values."""
+    def choices(self, method: str | None = None) -> dict[str, tuple]:
+        """Parameters with a fixed set of allowed values; the instruments are those ``method``'s
+        model knows (default: the current method's; :meth:`instruments`)."""
+        method = getattr(self, "values", self.defaults)["method"] if method is None else method
         return {"control": self.CONTROLS, "method": tuple(METHODS), "shape": SHAPES,
-                "instrument": (None, *INSTRUMENTS)}
+                "instrument": (None, *(self.instruments(method) if method in METHODS else ()))}
 
     def check(self, p: dict[str, Any]) -> dict[str, Any]:
         """Validate and normalise a full parameter dict (subclasses extend it)."""
         p = dict(p)
-        for name, options in self.choices().items():
+        for name, options in self.choices(p["method"]).items():
             if p[name] not in options:
-                raise ValueError(f"{name}={p[name]!r} is not valid; choose one of {list(options)}")
+                why = ""
+                if name == "instrument" and p["method"] in METHODS:
+                    why = (f" (the instrument tags the {METHODS[p['method']]} model of preset "
+                           f"{self.preset.name!r} was trained with)")
+                raise ValueError(f"{name}={p[name]!r} is not valid; choose one of {list(options)}{why}")
         for name, limit in PANEL_LIMITS.items():
             if name != "refine_last":
                 p[name] = check.limited(limit, p[name], label=name)
@@ -116,7 +121,7 @@ class PanelParameters:
         """Change parameter values (and the widgets showing them)."""
         new = self.resolve(**values)
         self.values = new
-        if self._ui is not None:
-            for name in values:
+        if self._ui is not None:  # the method first: it sets the instruments its model offers
+            for name in sorted(values, key=lambda n: n != "method"):
                 self._widgets[name].value = self._widget_value(name, new[name])
         return self
