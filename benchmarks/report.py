@@ -1,20 +1,37 @@
-"""Render benchmarks/results/*.json into README.md's results section (between the markers).
+"""Render benchmarks/results/*.json into the generated sections of README.md (the claims table) and
+docs/results.md (every other table), each between its markers.
 
-    python benchmarks/report.py
+    python benchmarks/report.py           # rewrite the sections (and the distillation plot)
+    python benchmarks/report.py --check   # exit 1 if a section differs from what the results give
+
+Between its markers a section is the results files' output, nothing else: edit this file, not the
+Markdown. Hand-written text goes outside the markers. Running it twice gives the same bytes.
 """
 
 from __future__ import annotations
 
+import argparse
+import io
 import json
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-START, END = "<!-- results:start -->", "<!-- results:end -->"
-STATUS_START, STATUS_END = "<!-- status:start -->", "<!-- status:end -->"
+README = ROOT / "README.md"
+RESULTS_MD = ROOT / "docs" / "results.md"
+# README.md: the five claims, one table, and the machine they were measured on.
+CLAIMS_START, CLAIMS_END = "<!-- claims:start -->", "<!-- claims:end -->"
+# docs/results.md: one marker pair per section, <!-- results:KEY:start --> ... <!-- results:KEY:end -->.
+MARKER = re.compile(r"<!-- results:([\w-]+):start -->")
+
+
+def markers(key: str) -> tuple[str, str]:
+    """The start and end markers of docs/results.md's section ``key``."""
+    return f"<!-- results:{key}:start -->", f"<!-- results:{key}:end -->"
 
 
 def _load(name: str) -> dict | None:
@@ -142,6 +159,31 @@ def _models_sentence(models: dict) -> str:
     return " Trained on: " + "; ".join(f"{k}: {m['training_data']}" for k, m in models.items()) + "."
 
 
+def claims_table(r: dict) -> list[str]:
+    """The five claims, one row each: what was measured, against what, and whether it holds."""
+    return ["| claim | measured | comparison | holds |", "|---|---|---|---|"] + [
+        f"| {x['claim']} | {x['measured']} | {x['comparison']} | {'yes' if x['holds'] else '**no**'} |"
+        for x in r["claims"]]
+
+
+def readme_claims(r: dict | None) -> list[str]:
+    """README.md's generated block: the machine, the protocol in one sentence, the claims table and
+    which claims hold (docs/results.md has the whole claims section)."""
+    if r is None:
+        return ["(not measured yet: run `.venv/bin/python benchmarks/claims.py`, then `benchmarks/report.py`)"]
+    pr = r["protocol"]
+    holds = [x["claim"] for x in r["claims"] if x["holds"]]
+    fails = [x["claim"] for x in r["claims"] if not x["holds"]]
+    return [f"Measured on **{r['machine']}**, {r['torch_threads']} torch threads, by `benchmarks/claims.py`: "
+            f"{pr['targets_per_control']} held-out targets per control, the same initial noise and targets for "
+            f"every method, errors on the vocoded audio. The claims name **{METHOD_NAMES[pr['headline_ditto2']]}**, "
+            "fixed before the run; DITTO is the teacher's "
+            f"S = {pr['ditto_steps']} {pr['ditto_sampler']} sampler with CFG w = {pr['cfg_w']:g}.", "",
+            *claims_table(r), "",
+            f"Holds ({len(holds)} of {len(r['claims'])}): " + ("; ".join(holds) if holds else "none") + ". "
+            f"Does not hold ({len(fails)}): " + ("; ".join(fails) if fails else "none") + "."]
+
+
 def claims_section(r: dict) -> list[str]:
     pr, c = r["protocol"], r["controls"]
     names = list(c)
@@ -159,9 +201,7 @@ def claims_section(r: dict) -> list[str]:
            f"(batches of {r['batch']}, vocoder included). Reproduce: `.venv/bin/python benchmarks/claims.py` "
            f"({r['compute_seconds_all_chunks'] / 60:.0f} min of compute on this machine; resumable, each "
            "batch is saved as it finishes)." + _models_sentence(r.get("models", {})), "",
-           "| claim | measured | comparison | holds |", "|---|---|---|---|"]
-    for x in r["claims"]:
-        out.append(f"| {x['claim']} | {x['measured']} | {x['comparison']} | {'yes' if x['holds'] else '**no**'} |")
+           *claims_table(r)]
     out += ["", "Control error per method: median [IQR] (mean) over the targets; intensity MSE in dB^2 and "
             "SSM MSE lower is better, melody frame accuracy higher is better. For DITTO-2 the error of its "
             "1-step surrogate at the optimised noise follows in braces (decoded / surrogate = the decode gap). "
@@ -793,65 +833,96 @@ def data_section(r: dict) -> list[str]:
             f"{r['waves_mels']['clips_per_s']:.0f} |"]
 
 
-def render() -> str:
-    lines = ["## Results", ""]
+def train_memory_section(r: dict) -> list[str]:
+    return ["### Training memory (benchmarks/bench_train_memory.py)", "",
+            "Peak resident memory of training each laptop model (a short run in a fresh process; "
+            f"the peak is reached in the first steps), {r['machine']}: "
+            + ", ".join(f"{k} {v:.0f} MB" for k, v in r["peak_rss_mb"].items()) + "."]
+
+
+def distill_section() -> list[str] | None:
+    if not (RESULTS / "distill_laptop.md").exists():
+        return None
+    lines = ["### Distillation (laptop preset, benchmarks/eval_distill.py)", ""]
+    if (r := _load("distill_laptop.json")) is not None:
+        lines += [distill_summary(r), "", "![distillation](../benchmarks/results/distill_laptop.png)", ""]
+    return lines + [(RESULTS / "distill_laptop.md").read_text()]
+
+
+# docs/results.md's sections, in order: key -> the script that writes its results file (named when
+# the file is missing).
+SOURCES = {"claims": "benchmarks/claims.py", "teacher": "benchmarks/eval_teacher.py",
+           "distill": "benchmarks/eval_distill.py", "vocoder": "benchmarks/vocoder.py",
+           "tag-subsets": "benchmarks/tag_subsets.py", "decode-sweep": "benchmarks/decode_sweep.py",
+           "decode-change": "benchmarks/decode_sweep.py and benchmarks/claims.py",
+           "longer-ctm": "benchmarks/eval_distill.py --snapshots-only ctm and benchmarks/claims.py",
+           "uncond-ctm": "benchmarks/decode_sweep.py --kinds ctm_uncond and benchmarks/claims.py",
+           "iterations": "benchmarks/iterations.py", "variants": "benchmarks/ditto2_variants.py",
+           "profile": "benchmarks/profile_ditto2.py", "lr-sweep": "benchmarks/lr_sweep.py",
+           "speed": "benchmarks/speed.py", "memory": "benchmarks/bench_ditto.py",
+           "clap": "benchmarks/eval_clap.py", "train-memory": "benchmarks/bench_train_memory.py",
+           "data": "benchmarks/bench_data.py"}
+
+
+def result_sections() -> dict[str, list[str] | None]:
+    """Every section of docs/results.md from the results files (None: its file is missing)."""
+    s: dict[str, list[str] | None] = dict.fromkeys(SOURCES)
     if (r := _load("claims_laptop.json")) is not None:
-        lines += claims_section(r) + [""]
+        s["claims"] = claims_section(r)
     if (r := _load("teacher_laptop.json")) is not None:
-        lines += teacher_section(r) + [""]
-    if (RESULTS / "distill_laptop.md").exists():
-        lines += ["### Distillation (laptop preset, benchmarks/eval_distill.py)", ""]
-        if (r := _load("distill_laptop.json")) is not None:
-            distill_plot(r)
-            lines += [distill_summary(r), "", "![distillation](benchmarks/results/distill_laptop.png)", ""]
-        lines += [(RESULTS / "distill_laptop.md").read_text(), ""]
+        s["teacher"] = teacher_section(r)
+    s["distill"] = distill_section()
     if (r := _load("vocoder_laptop.json")) is not None:
-        lines += vocoder_section(r) + [""]
+        s["vocoder"] = vocoder_section(r)
     if (r := _load("tag_subsets_laptop.json")) is not None:
-        lines += tag_subsets_section(r) + [""]
+        s["tag-subsets"] = tag_subsets_section(r)
     if (r := _load("decode_sweep_laptop.json")) is not None:
-        lines += decode_section(r) + [""]
+        s["decode-sweep"] = decode_section(r)
     # The candidate claims runs below were compared with the claims run of their time (the AVX2
     # machine, ditto2_ctm_trust the headline), kept as claims_avx2_laptop.json: every comparison
     # joins runs of one machine and one configuration.
     before, now = _load("archive/candidate_baseline_claims_laptop.json"), _load("claims_avx2_laptop.json")
     if before is not None and now is not None and "models" in now:
-        lines += decode_change_section(before, now) + [""]
+        s["decode-change"] = decode_change_section(before, now)
     curve, cand = _load("distill_snapshots_ctm_laptop.json"), _load("archive/candidate_ctm3000_claims_laptop.json")
     if curve is not None and cand is not None and before is not None:
-        lines += longer_ctm_section(curve, cand, before) + [""]
+        s["longer-ctm"] = longer_ctm_section(curve, cand, before)
     uncond = [(f"corrected recipe, {n} steps", c, sw) for n in (300, 600, 900, 1200, 1800)
               if (c := _load(f"archive/candidate_uncond{n}_claims_laptop.json")) is not None
               and (sw := _load(f"archive/candidate_uncond{n}_decode_sweep_laptop.json")) is not None]
     if uncond and now is not None and (sweep := _load("decode_sweep_laptop.json")) is not None:
-        lines += uncond_ctm_section(now, sweep, uncond) + [""]
+        s["uncond-ctm"] = uncond_ctm_section(now, sweep, uncond)
     if (r := _load("iterations_laptop.json")) is not None and r.get("ditto"):
-        lines += iterations_section(r) + [""]
+        s["iterations"] = iterations_section(r)
     if (r := _load("ditto2_variants_laptop.json")) is not None:
-        lines += variants_section(r) + [""]
+        s["variants"] = variants_section(r)
     if (r := _load("profile_laptop.json")) is not None:
-        lines += profile_section(r) + [""]
+        s["profile"] = profile_section(r)
     if (r := _load("lr_sweep_laptop.json")) is not None:
-        lines += lr_sweep_section(r) + [""]
+        s["lr-sweep"] = lr_sweep_section(r)
     if (r := _load("speed_laptop.json")) is not None:
-        lines += speed_section(r, _load("speed_students_laptop.json"), _load("lr_sweep_laptop.json"),
-                               _load("claims_laptop.json"), _load("speed_avx2_laptop.json")) + [""]
+        s["speed"] = speed_section(r, _load("speed_students_laptop.json"), _load("lr_sweep_laptop.json"),
+                                   _load("claims_laptop.json"), _load("speed_avx2_laptop.json"))
     if (r := _load("ditto_laptop.json")) is not None and "memory" in r:
-        lines += memory_section(r) + [""]
+        s["memory"] = memory_section(r)
     if (r := _load("clap_laptop.json")) is not None:
-        lines += clap_section(r) + [""]
+        s["clap"] = clap_section(r)
     if (r := _load("train_memory_laptop.json")) is not None:
-        lines += ["### Training memory (benchmarks/bench_train_memory.py)", "",
-                  "Peak resident memory of training each laptop model (a short run in a fresh process; "
-                  f"the peak is reached in the first steps), {r['machine']}: "
-                  + ", ".join(f"{k} {v:.0f} MB" for k, v in r["peak_rss_mb"].items()) + ".", ""]
+        s["train-memory"] = train_memory_section(r)
     if (r := _load("data.json")) is not None:
-        lines += data_section(r) + [""]
-    return "\n".join(lines)
+        s["data"] = data_section(r)
+    return s
+
+
+def _body(key: str, lines: list[str] | None) -> str:
+    if lines is None:
+        return f"(not measured yet: its results file is written by `{SOURCES[key]}`)"
+    return "\n".join(lines).strip("\n")
 
 
 def distill_plot(r: dict) -> Path:
-    """FD vs NFE, and the 2-step gap vs distillation steps: benchmarks/results/distill_laptop.png."""
+    """FD vs NFE, and the 2-step gap vs distillation steps: benchmarks/results/distill_laptop.png
+    (rewritten only when its bytes change)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -875,36 +946,71 @@ def distill_plot(r: dict) -> Path:
           title="2-step decode vs 1-step jump (sigma_mid 2.5)")
     b.legend()
     fig.tight_layout()
-    path = RESULTS / "distill_laptop.png"
-    fig.savefig(path, dpi=80)
+    path, png = RESULTS / "distill_laptop.png", io.BytesIO()
+    fig.savefig(png, format="png", dpi=80)
+    plt.close(fig)
+    if not path.exists() or path.read_bytes() != png.getvalue():
+        path.write_bytes(png.getvalue())
     return path
 
 
-def status() -> str:
-    """The status section's claims, one bullet per claim, from the same file as the claims table."""
-    r = _load("claims_laptop.json")
-    if r is None:
-        return "(run `python benchmarks/claims.py` to measure the paper's claims)"
-    lines = [f"The paper's claims as measured by `benchmarks/claims.py` on {r['machine']} (the claims table "
-             "above, the same file):", ""]
-    for c in r["claims"]:
-        verdict = "holds" if c["holds"] else "**does not hold**"
-        lines.append(f"* **{c['claim']}**: {verdict}; {c['measured']} ({c['comparison']}).")
-    return "\n".join(lines)
-
-
-def _replace(text: str, start: str, end: str, body: str) -> str:
+def _replace(text: str, start: str, end: str, body: str, where: str) -> str:
+    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+        raise ValueError(f"{where}: needs exactly one {start} followed by one {end}")
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
     return head + start + "\n" + body + "\n" + end + tail
 
 
-def main() -> None:
-    readme = ROOT / "README.md"
-    text = _replace(readme.read_text(), START, END, render())
-    text = _replace(text, STATUS_START, STATUS_END, status())
-    readme.write_text(text)
-    print("README results and status sections updated")
+def render_readme(text: str) -> str:
+    """README.md's text with its claims block regenerated."""
+    return _replace(text, CLAIMS_START, CLAIMS_END, "\n".join(readme_claims(_load("claims_laptop.json"))),
+                    "README.md")
+
+
+def render_results(text: str) -> str:
+    """docs/results.md's text with every section regenerated; its marker pairs must be exactly the
+    sections this file makes (a missing one would drop a table, a stray one would go stale)."""
+    sections = result_sections()
+    stray = [k for k in MARKER.findall(text) if k not in sections]
+    if stray:
+        raise ValueError(f"docs/results.md: markers of sections report.py does not make: {stray}")
+    for key, lines in sections.items():
+        text = _replace(text, *markers(key), _body(key, lines), "docs/results.md")
+    return text
+
+
+def rendered() -> dict[Path, str]:
+    """Each generated file's full text as the results files give it."""
+    return {README: render_readme(README.read_text()), RESULTS_MD: render_results(RESULTS_MD.read_text())}
+
+
+def outdated() -> list[Path]:
+    """The generated files whose text differs from what the results files give (empty: all current)."""
+    return [path for path, text in rendered().items() if path.read_text() != text]
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--check", action="store_true",
+                    help="write nothing; exit 1 if README.md or docs/results.md is not up to date")
+    a = ap.parse_args(argv)
+    try:
+        texts = rendered()
+    except ValueError as e:
+        sys.exit(f"report.py: {e}")
+    stale = [path for path, text in texts.items() if path.read_text() != text]
+    names = ", ".join(str(p.relative_to(ROOT)) for p in stale)
+    if a.check:
+        if stale:
+            sys.exit(f"report.py --check: out of date: {names} (run `.venv/bin/python benchmarks/report.py`)")
+        print("README.md and docs/results.md are up to date with benchmarks/results/")
+        return
+    for path in stale:
+        path.write_text(texts[path])
+    if (r := _load("distill_laptop.json")) is not None:
+        distill_plot(r)
+    print(f"updated: {names}" if stale else "README.md and docs/results.md were already up to date")
 
 
 if __name__ == "__main__":

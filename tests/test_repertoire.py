@@ -13,8 +13,8 @@ from ditto2_nb.controls.melody import chroma
 from ditto2_nb.core.config import DataConfig, MelConfig, from_dict, get_preset, to_dict
 from ditto2_nb.data import repertoire as R
 from ditto2_nb.data import tags as data_tags
-from ditto2_nb.data.arranging import gm_name
 from ditto2_nb.data import waves_to_mels
+from ditto2_nb.data.arranging import gm_name
 from ditto2_nb.data.summaries import DataError
 from ditto2_nb.data.tags import TAG_FIELDS
 from ditto2_nb.data.theory import GM_FAMILY

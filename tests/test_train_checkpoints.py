@@ -213,7 +213,7 @@ def test_ddp_distillation_losses_see_the_module_inside_the_wrapper(tmp_path):
 
 @pytest.mark.slow
 def test_every_trainer_runs_data_parallel_from_the_cli(tmp_path):
-    """The README's `torchrun --nproc_per_node N -m ditto2_nb.cli ...` for the teacher, both
+    """docs/models.md's `torchrun --nproc_per_node N -m ditto2_nb.cli ...` for the teacher, both
     students and MiniCLAP (ci preset, gloo on CPU) exit 0 and write their model."""
     env = {"DITTO2_CACHE": str(tmp_path / "cache")}
     runs = {"teacher": ["train-teacher"], "ctm": ["distill", "--kind", "ctm", "--snapshots", "0"],
