@@ -43,7 +43,16 @@ import importlib
 from typing import TYPE_CHECKING
 
 from . import audio, clap, controls, core, data, diffusion, distill, optimize
-from .audio import GriffinLimVocoder, load_audio, reanalyse_mel, save_audio, wave_to_mel
+from .audio import (
+    GriffinLimVocoder,
+    NeuralVocoder,
+    load_audio,
+    load_vocoder,
+    melody_accuracy,
+    reanalyse_mel,
+    save_audio,
+    wave_to_mel,
+)
 from .clap import clap_control, load_miniclap
 from .controls import (
     INTENSITY_SHAPES,
@@ -56,6 +65,7 @@ from .controls import (
     intensity_target,
     loop_control,
     melody_control,
+    melody_from_text,
     outpaint_control,
     pitch_classes_from_mel,
     structure_control,
@@ -105,12 +115,14 @@ def __getattr__(name: str):
 __all__ = [
     "INTENSITY_SHAPES", "PRESETS", "TAG_FIELDS", "CheckpointError", "ClipLabels", "Control",
     "ControlPanel", "DataConfig", "DistillConfig", "GriffinLimVocoder", "MelConfig", "MelDataset",
-    "NetConfig", "OptResult", "OptimConfig", "Preset", "StudentDecoder", "TeacherDecoder", "TextPanel",
+    "NetConfig", "NeuralVocoder", "OptResult", "OptimConfig", "Preset", "StudentDecoder", "TeacherDecoder",
+    "TextPanel",
     "TrainConfig", "Trace", "audio", "caption", "clap", "clap_control", "composite", "controls", "core",
     "data", "diffusion", "distill", "ditto", "ditto2", "encode_tags", "from_points", "generate",
     "generate_clips", "get_preset", "get_sampler", "guided", "heldout_data", "inpaint_control",
     "intensity", "intensity_control", "intensity_target", "karras_for", "load_audio", "load_distilled",
-    "load_miniclap", "load_teacher", "loop_control", "melody_control", "optimize", "outpaint_control",
+    "load_miniclap", "load_teacher", "load_vocoder", "loop_control", "melody_accuracy", "melody_control",
+    "melody_from_text", "optimize", "outpaint_control",
     "pitch_classes_from_mel", "procedural_dataset", "reanalyse_mel", "resolve_device", "save_audio",
     "seeded_noise", "structure_control", "student_decode", "synthesize_clip", "tags_tensor",
     "training_data", "wave_to_mel",

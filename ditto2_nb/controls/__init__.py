@@ -46,11 +46,13 @@ from .intensity import (
 from .masks import LoopControl, MaskedMelControl, continuity, inpaint_control, loop_control, outpaint_control
 from .melody import (
     MelodyControl,
+    TypedMelody,
     chroma,
     chroma_agreement,
     chroma_matrix,
     mel_centre_hz,
     melody_control,
+    melody_from_text,
     pitch_classes_from_mel,
 )
 from .structure import StructureControl, self_similarity, structure_control, structure_target
@@ -59,5 +61,6 @@ __all__ = ["INTENSITY_SHAPES", "MIDDLE_C_HZ", "CompositeControl", "Control", "In
            "LoopControl", "MaskedMelControl", "MelodyControl", "StructureControl", "chroma",
            "chroma_agreement", "chroma_matrix", "composite", "continuity", "frame_energy_db", "from_points",
            "inpaint_control", "intensity", "intensity_control", "intensity_target", "loop_control",
-           "mel_centre_hz", "melody_control", "outpaint_control", "pitch_classes_from_mel",
+           "mel_centre_hz", "melody_control", "melody_from_text", "TypedMelody", "outpaint_control",
+           "pitch_classes_from_mel",
            "self_similarity", "structure_control", "structure_target"]

@@ -12,10 +12,11 @@ benchmark's trajectory consistency.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 import torch
@@ -23,7 +24,7 @@ import torch
 from ..audio.analysis import MIDDLE_C_HZ, librosa_chroma, wave_np
 from ..audio.mel import check_mel, mel_filterbank, norm_to_power
 from ..core.config import MelConfig
-from ..data.labels import ClipLabels
+from ..data.labels import ClipLabels, Note, _pitch_per_frame
 from .base import Control, _batch, _check_frames
 
 
@@ -278,3 +279,98 @@ def melody_control(target: ClipLabels | Sequence[ClipLabels] | torch.Tensor | np
     if t.ndim == 0 or t.shape[-1] == 0:
         raise ValueError(f"melody target must be [T] or [B, T] with T > 0, got shape {tuple(t.shape)}")
     return MelodyControl(cfg, t.shape[-1], t, temperature)
+
+
+# ----------------------------------------------------------------------------- a melody typed by hand
+
+_NOTE_RE = re.compile(r"^([A-Ga-g])([#b]?)(-?\d)?$")
+_SEMITONE = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+
+
+class TypedMelody(NamedTuple):
+    """A melody written as text, placed on a clip's frames.
+
+    ``pitch_class`` ``[frames]`` int64 (-1 = rest, also after the melody ends) is what
+    :func:`melody_control` takes; ``midi`` ``[frames]`` (0 = rest); ``notes`` the sounding notes
+    (onset and duration in seconds, MIDI) that fit in the clip; ``dropped`` how many notes start
+    after the clip's end."""
+
+    pitch_class: np.ndarray
+    midi: np.ndarray
+    notes: list[Note]
+    dropped: int
+
+
+def _note_names(text: str, beat_s: float) -> list[Note]:
+    """``"C4 E4 G4:2 r A#4:0.5"`` -> notes (a rest advances time); the default octave is 4 and
+    a note lasts one beat unless ``:beats`` says otherwise."""
+    notes, t = [], 0.0
+    for k, token in enumerate(text.replace(",", " ").split()):
+        name, _, beats = token.partition(":")
+        try:
+            length = float(beats) if beats else 1.0
+        except ValueError:
+            length = -1.0
+        if not length > 0:
+            raise ValueError(f"melody token {k + 1} {token!r}: the length after ':' must be a positive "
+                             "number of beats (e.g. 'E4:0.5')")
+        if name.lower() in ("r", "-", "rest"):
+            t += length * beat_s
+            continue
+        m = _NOTE_RE.match(name)
+        if m is None:
+            raise ValueError(f"melody token {k + 1} {token!r} is not a note: write a letter A-G, an "
+                             "optional # or b and an octave (C4 = middle C), or r for a rest")
+        letter, accidental, octave = m.groups()
+        midi = 12 * (int(octave if octave is not None else 4) + 1) + _SEMITONE[letter.upper()]
+        midi += {"#": 1, "b": -1, "": 0}[accidental]
+        if not 0 < midi < 128:
+            raise ValueError(f"melody token {k + 1} {token!r} is outside MIDI 1-127")
+        notes.append(Note(t, length * beat_s, midi))
+        t += length * beat_s
+    return notes
+
+
+def _abc(text: str, beat_s: float) -> list[Note]:
+    """An ABC tune (music21 parses it; ``X:`` is added when missing) -> its top line's notes."""
+    import music21
+
+    src = text if text.lstrip().startswith("X:") else "X:1\n" + text.lstrip()
+    try:
+        score = music21.converter.parse(src, format="abc")
+    except Exception as e:  # noqa: BLE001  (music21 raises many kinds)
+        raise ValueError(f"the ABC melody could not be parsed by music21: {e}") from e
+    notes = []
+    for n in score.flatten().notes:
+        top = max(p.midi for p in n.pitches)
+        notes.append(Note(float(n.offset) * beat_s, float(n.quarterLength) * beat_s, int(top)))
+    return notes
+
+
+def melody_from_text(text: str, cfg: MelConfig, bpm: float = 100.0, frames: int | None = None) -> TypedMelody:
+    """A melody you type, as a per-frame target for :func:`melody_control`.
+
+    ``text`` is either note names (``"E4 D4 C4 D4 E4 E4 E4:2"``: a letter, an optional ``#`` or
+    ``b``, an octave with C4 = middle C; ``r`` is a rest; ``:beats`` sets a length, 1 beat by
+    default) or a small ABC tune with a ``K:`` (key) line, parsed by music21 (e.g.
+    ``"L:1/4\\nK:G\\nG A B c | d2 z d |"``; a chord counts as its top note). One beat (a quarter
+    note in ABC) lasts ``60 / bpm`` seconds. Frame ``t`` is the instant ``t * hop / sample_rate``,
+    as in the data's labels; notes starting after the clip's ``frames`` are dropped (counted)."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"melody text must be a non-empty string of notes, got {text!r}")
+    bpm = float(bpm)
+    if not 20.0 <= bpm <= 400.0:
+        raise ValueError(f"bpm={bpm:g} is outside 20-400 beats per minute")
+    frames = cfg.frames if frames is None else int(frames)
+    if frames < 1:
+        raise ValueError(f"frames={frames} must be at least 1")
+    beat_s = 60.0 / bpm
+    is_abc = any(line.strip().startswith("K:") for line in text.splitlines())
+    notes = _abc(text, beat_s) if is_abc else _note_names(text, beat_s)
+    if not notes:
+        raise ValueError(f"the melody {text!r} has no notes (only rests)")
+    times = np.arange(frames) * cfg.hop_length / cfg.sample_rate
+    inside = [n for n in notes if n.onset < times[-1] + cfg.hop_length / cfg.sample_rate]
+    midi = _pitch_per_frame(inside, times).astype(np.int64)
+    return TypedMelody(np.where(midi > 0, midi % 12, -1).astype(np.int64), midi, inside,
+                       len(notes) - len(inside))
