@@ -15,8 +15,9 @@ The protocol (``PROTOCOL``, written into the results) is the same for every numb
 * targets from the held-out clips: melody = the clip's score (its labels' pitch classes); for a
   preset whose data is the rendered repertoire (``data.source != "procedural"``) intensity = the
   clip's own dynamics curve (``labels.intensity_db`` placed at the clip's measured level, see
-  :func:`piece_intensity`), for the procedural presets drawn shapes; structure = drawn section
-  patterns for both (a structure control takes a pattern, not a reference mel);
+  :func:`piece_intensity`) and structure = the clip's own self-similarity (its repeats,
+  :func:`~ditto2_nb.controls.structure.structure_from_reference`); for the procedural presets drawn
+  intensity shapes and section patterns;
 * errors on the **vocoded audio** (the preset's default vocoder, :func:`protocol_vocoder`: the
   trained one where ``benchmarks/results/vocoder_<preset>.json`` made it the default and its file
   exists, else Griffin-Lim with 32 iterations; ``--vocoder`` overrides; then librosa, the controls'
@@ -63,7 +64,13 @@ import torch
 from ditto2_nb import clap
 from ditto2_nb.audio import GriffinLimVocoder, judge_info, load_vocoder, melody_accuracy, reanalyse_mel
 from ditto2_nb.audio.neural import vocoder_file
-from ditto2_nb.controls import INTENSITY_SHAPES, intensity_control, melody_control, structure_control
+from ditto2_nb.controls import (
+    INTENSITY_SHAPES,
+    intensity_control,
+    melody_control,
+    structure_control,
+    structure_from_reference,
+)
 from ditto2_nb.controls.intensity import intensity
 from ditto2_nb.core import checkpoints as ckpt
 from ditto2_nb.core import metrics
@@ -151,7 +158,10 @@ def make_control(name: str, held, cfg, idx: list[int]):
 
     Intensity: a rendered piece's own dynamics (:func:`piece_intensity`, the clips of a repertoire
     preset, :func:`from_piece`); a procedural clip's target is a drawn shape (its seed the clip's
-    index). Melody: the clip's score (its labels' pitch classes) for both."""
+    index). Melody: the clip's score (its labels' pitch classes) for both. Structure: a rendered
+    piece's own repeats (the self-similarity of its held-out mel,
+    :func:`~ditto2_nb.controls.structure.structure_from_reference`); procedural clips a drawn
+    section pattern (:data:`STRUCTURES`, by the clip's index)."""
     if name == "intensity":
         shapes = sorted(INTENSITY_SHAPES)
         curves = []
@@ -165,16 +175,23 @@ def make_control(name: str, held, cfg, idx: list[int]):
         return intensity_control(torch.stack(curves), cfg)
     if name == "melody":
         return melody_control([held.labels[i] for i in idx], cfg)
-    # Structure stays a drawn section pattern for every preset: structure_control takes only a
-    # pattern string ("ABA"), not a reference mel or a similarity matrix, and a rendered clip has no
-    # section labels (its info's "form" is a genre: reel, jig...), so a held-out clip's own
-    # self-similarity cannot be its target without changing the control.
+    # Structure: a rendered clip has no section labels (its info's "form" is a genre: reel, jig...),
+    # so its target is its own self-similarity (the SSM of its held-out mel, the repeats the piece
+    # really has). A repertoire preset's held-out clips are all pieces, a procedural preset's none,
+    # so a batch is never mixed; procedural clips keep the drawn section patterns.
+    pieces = [from_piece(held, i) for i in idx]
+    if any(pieces):
+        if not all(pieces):
+            raise ValueError(f"structure targets of clips {list(idx)} mix rendered pieces and procedural "
+                             f"clips ({pieces}); a batch takes its targets from one kind")
+        return structure_from_reference(held.mels[list(idx)], cfg, frames=cfg.frames)
     return structure_control([STRUCTURES[i % len(STRUCTURES)] for i in idx], cfg)
 
 
+# by whether the preset's data is the repertoire
 TARGETS_FROM = {False: "drawn intensity shapes and structure patterns; melody the clips' labels",
-                True: "the held-out pieces: intensity their own dynamics curves, melody their scores; "
-                      "structure drawn patterns"}  # by whether the preset's data is the repertoire
+                True: "the held-out pieces: intensity their own dynamics curves, melody their scores, "
+                      "structure their own self-similarity (repeats)"}
 
 
 def initial_noise(control: str, idx: list[int], n: int, cfg) -> torch.Tensor:

@@ -69,6 +69,7 @@ from .controls import (
     outpaint_control,
     pitch_classes_from_mel,
     structure_control,
+    structure_from_reference,
 )
 from .core import (
     PRESETS,
@@ -124,6 +125,6 @@ __all__ = [
     "load_miniclap", "load_teacher", "load_vocoder", "loop_control", "melody_accuracy", "melody_control",
     "melody_from_text", "optimize", "outpaint_control",
     "pitch_classes_from_mel", "procedural_dataset", "reanalyse_mel", "resolve_device", "save_audio",
-    "seeded_noise", "structure_control", "student_decode", "synthesize_clip", "tags_tensor",
-    "training_data", "wave_to_mel",
+    "seeded_noise", "structure_control", "structure_from_reference", "student_decode", "synthesize_clip",
+    "tags_tensor", "training_data", "wave_to_mel",
 ]

@@ -198,6 +198,18 @@ def test_silent_melody_reference_is_refused():
         pitch_classes_from_mel(torch.full((1, cfg.n_mels, cfg.frames), -1.0), cfg)
 
 
+def test_silent_structure_reference_is_refused():
+    """The self-similarity of silence is all ones: no structure to follow; the error names the example."""
+    from ditto2_nb.controls import structure_from_reference
+
+    cfg = MelConfig()
+    mel = torch.full((2, cfg.n_mels, cfg.frames), -1.0)
+    mel[0, 5:9] = 0.3
+    with pytest.raises(ValueError, match=r"reference_mel example\(s\) \[1\] are silent"):
+        structure_from_reference(mel, cfg)
+    assert structure_from_reference(mel[:1], cfg).target.shape[0] == 1
+
+
 def test_loud_audio_files_warn_and_clipping_on_save_warns(tmp_path):
     import soundfile as sf
 

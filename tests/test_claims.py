@@ -306,10 +306,32 @@ def test_procedural_targets_are_the_drawn_shapes_as_before():
     assert s.structure == claims.STRUCTURES
 
 
-def test_structure_keeps_drawn_patterns_on_rendered_clips():
+def test_structure_targets_of_rendered_clips_are_their_own_self_similarity():
+    """A repertoire preset's held-out pieces have no section labels: the structure target of each is
+    its own mel's self-similarity (one per clip, loss 0 on that clip); procedural clips keep the
+    drawn patterns, and a batch mixing the two is refused."""
+    from ditto2_nb.controls.structure import self_similarity
+
     claims = _claims_module()
-    s = claims.make_control("structure", _FakeHeld(2, CI.mel), CI.mel, [5, 6])
-    assert s.structure == (claims.STRUCTURES[1], claims.STRUCTURES[2])
+    cfg = CI.mel
+    held = _FakeHeld(3, cfg)
+    s = claims.make_control("structure", held, cfg, [0, 2])
+    assert s.structure == () and s.target.shape == (2, s.segments, s.segments)
+    for row, k in enumerate([0, 2]):
+        want = self_similarity(held.mels[k: k + 1], cfg, s.segments, s.sharpness)[0]
+        torch.testing.assert_close(s.target[row], want, rtol=0, atol=0)
+    assert s.loss(held.mels[[0, 2]]).tolist() == [0.0, 0.0]
+    assert (s.loss(held.mels[[1, 0]]) > 0).all()
+    assert "self-similarity of the reference clips" in s.describe()
+    drawn = claims.make_control("structure", _FakeHeld(7, cfg, genre="procedural"), cfg, [5, 6])
+    assert drawn.structure == (claims.STRUCTURES[1], claims.STRUCTURES[2]) and drawn.reference_ssm is None
+    mixed = _FakeHeld(2, cfg)
+    mixed.labels[1] = _FakeHeld(2, cfg, genre="procedural").labels[1]
+    with pytest.raises(ValueError, match=r"mix rendered pieces and procedural clips"):
+        claims.make_control("structure", mixed, cfg, [0, 1])
+    assert "structure their own self-similarity" in claims.TARGETS_FROM[True]
+    assert claims.TARGETS_FROM[False] == ("drawn intensity shapes and structure patterns; "
+                                          "melody the clips' labels")
 
 
 @pytest.mark.skipif(not (importlib.util.find_spec("fluidsynth")), reason="pyfluidsynth is missing")
@@ -331,6 +353,9 @@ def test_a_repertoire_preset_builds_targets_from_its_rendered_heldout_pieces():
         shift = control.target[k] - torch.from_numpy(lab.intensity_db)
         assert float(shift.max() - shift.min()) < 1e-3
     assert claims.make_control("melody", held, p.mel, [0, 1, 2]).target.shape == (3, p.mel.frames)
+    structure = claims.make_control("structure", held, p.mel, [0, 1, 2])
+    assert structure.target.shape == (3, structure.segments, structure.segments)
+    assert structure.loss(held.mels[:3]).tolist() == [0.0, 0.0, 0.0]
 
 
 def test_heard_adds_the_pitch_judge_on_melody_only():

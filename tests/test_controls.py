@@ -118,6 +118,86 @@ def test_structure_ssm_shows_the_block_pattern(clips):
     torch.testing.assert_close(C.structure_target("AABB", T, 8), C.structure_target("AB", T, 8))
 
 
+
+def test_structure_from_reference_targets_the_clips_own_self_similarity(clips):
+    """A reference clip's own SSM is the target: loss 0 on that clip, positive on another; a batch
+    of references gives one target per example; string-built controls are unchanged."""
+    from ditto2_nb.controls.structure import self_similarity
+
+    waves, _, mel = clips
+    aba = wave_to_mel(torch.from_numpy(aba_wave(waves, 0, 2)[None]), CFG)  # a clip with a real repeat
+    ctrl = C.structure_from_reference(aba, CFG)
+    s = ctrl.segments
+    assert s == C.structure_control("AB", CFG).segments and ctrl.structure == ()
+    torch.testing.assert_close(ctrl.target, self_similarity(aba, CFG, s, 8.0), rtol=0, atol=0)
+    assert ctrl.target.shape == (1, s, s) and not ctrl.target.requires_grad
+    assert "self-similarity of the reference clip;" in ctrl.describe()
+    assert float(ctrl.loss(aba)[0]) == 0.0
+    assert float(ctrl.loss(mel[:1])[0]) > 1e-3  # another clip's structure
+    assert float(C.structure_from_reference(aba[0], CFG).loss(aba)[0]) == 0.0  # [n_mels, frames] works too
+    # the ABA clip's SSM is close to the ABA block matrix: its repeat is what the target carries
+    assert float(C.structure_control("ABA", CFG).loss(aba)[0]) < 0.2
+    # a batch: per-example targets; each clip reaches 0 on itself, the swapped order does not
+    both = torch.cat([aba, mel[:1]])
+    batch = C.structure_from_reference(both, CFG)
+    assert batch.target.shape == (2, s, s) and "reference clips;" in batch.describe()
+    for k in range(2):
+        one = self_similarity(both[k: k + 1], CFG, s)[0]
+        torch.testing.assert_close(batch.target[k], one, rtol=0, atol=0)
+    assert batch.loss(both).tolist() == [0.0, 0.0] and (batch.loss(both.flip(0)) > 1e-3).all()
+    ev = batch.evaluate(np.concatenate([aba_wave(waves, 0, 2)[None], waves[:1]]))["ssm_mse"]
+    assert len(ev) == 2 and all(0 <= v < 0.05 for v in ev)  # librosa's mel of the same audio
+    # gradients flow to the mel, as for a string target
+    x = both.clone().requires_grad_(True)
+    batch.loss(x.flip(0)).sum().backward()
+    assert x.grad.abs().sum() > 0
+    # the constructor takes the matrix directly too, [S, S] or [B, S, S]
+    direct = C.StructureControl(CFG, T, (), reference_ssm=batch.target[0])
+    assert direct.target.shape == (1, s, s) and float(direct.loss(aba)[0]) == 0.0
+
+
+def test_structure_strings_keep_their_targets_and_description():
+    ctrl = C.structure_control(["ABA", "AB"], CFG)
+    assert ctrl.reference_ssm is None and ctrl.structure == ("ABA", "AB")
+    s = ctrl.segments
+    torch.testing.assert_close(ctrl.target, torch.stack([C.structure_target(x, T, s) for x in ("ABA", "AB")]),
+                               rtol=0, atol=0)
+    assert ctrl.describe() == (f"structure: {s}x{s} self-similarity of ~0.25 s windows vs the block matrix "
+                               "of 'ABA/AB'; MSE")
+
+
+def test_structure_reference_bad_inputs_raise_clear_errors(clips):
+    _, _, mel = clips
+    ssm = C.structure_from_reference(mel[:2], CFG).target
+    s = ssm.shape[-1]
+    silent = torch.full((1, CFG.n_mels, T), -1.0)
+    cases = [
+        (lambda: C.structure_from_reference(mel[:, :32], CFG), r"reference_mel must be \[64, frames\]"),
+        (lambda: C.structure_from_reference(mel[0, 0], CFG), r"got shape \(128,\)"),
+        (lambda: C.structure_from_reference(mel[:0], CFG), "B >= 1"),
+        (lambda: C.structure_from_reference(mel.numpy(), CFG), "got ndarray"),
+        (lambda: C.structure_from_reference(torch.cat([mel[:1], silent]), CFG),
+         r"example\(s\) \[1\] are silent.*all ones"),
+        (lambda: C.structure_from_reference(mel[:1].clone().fill_(float("nan")), CFG), r"\[0\] contain NaN"),
+        (lambda: C.structure_from_reference(mel[:1], CFG, frames=96), "frames=96 but reference_mel has 128"),
+        (lambda: C.structure_from_reference(mel[:1, :, :1], CFG), "1 frame"),
+        (lambda: C.structure_from_reference(mel[:1], CFG, pool_s=1e-4), "pool_s=0.0001 s gives"),
+        (lambda: C.structure_from_reference(mel[:1], CFG, sharpness=0), "must be positive"),
+        (lambda: C.structure_from_reference(mel[:1], CFG).loss(mel[:, :, :64]), "target has 128 frames"),
+        (lambda: C.structure_from_reference(mel[:2], CFG).loss(mel[:3]), "batch of 2 targets"),
+        (lambda: C.StructureControl(CFG, T, (), reference_ssm=ssm[:, :-1]),
+         rf"reference_ssm must be \[1 or B, {s}, {s}\].*got shape \(2, {s - 1}, {s}\)"),
+        (lambda: C.StructureControl(CFG, 64, (), reference_ssm=ssm),
+         rf"on 64 frames\), got shape \(2, {s}, {s}\)"),
+        (lambda: C.StructureControl(CFG, T, (), reference_ssm=ssm * 2), r"in \[0, 1\].*got \[0"),
+        (lambda: C.StructureControl(CFG, T, (), reference_ssm=ssm.numpy()), "must be a torch.Tensor"),
+        (lambda: C.StructureControl(CFG, T, ("AB",), reference_ssm=ssm), "either structure"),
+        (lambda: C.StructureControl(CFG, T, ()), "non-empty string"),
+    ]
+    for fn, match in cases:
+        with pytest.raises(ValueError, match=match):
+            fn()
+
 def test_inpainting_loss_evaluator_and_continuity(clips):
     waves, _, mel = clips
     ctrl = C.inpaint_control(mel[:1], (64, 96), CFG, unit="frames")

@@ -17,7 +17,8 @@ control       feature ``f`` on the mel                         target ``y`` / lo
 ============  ===============================================  ================================
 intensity     frame energy (dB) smoothed over ~1 s ``[B, frames]``  dB curve; MSE (dB^2)
 melody        12-bin chroma, softmax per frame ``[B, 12, frames]``  pitch class per frame; cross-entropy
-structure     self-similarity of pooled spectra ``[B, segments, segments]``  block matrix from "ABA"; MSE
+structure     self-similarity of pooled spectra ``[B, segments, segments]``  block matrix from "ABA", or a
+                                                               reference clip's own SSM; MSE
 inpainting    the mel outside a gap                            reference mel; masked MSE
 outpainting   the first ``o`` frames                           last ``o`` frames of a reference
 looping       last ``o`` frames minus first ``o`` frames       zero; MSE (gradients flow both ways)
@@ -55,7 +56,13 @@ from .melody import (
     melody_from_text,
     pitch_classes_from_mel,
 )
-from .structure import StructureControl, self_similarity, structure_control, structure_target
+from .structure import (
+    StructureControl,
+    self_similarity,
+    structure_control,
+    structure_from_reference,
+    structure_target,
+)
 
 __all__ = ["INTENSITY_SHAPES", "MIDDLE_C_HZ", "CompositeControl", "Control", "IntensityControl",
            "LoopControl", "MaskedMelControl", "MelodyControl", "StructureControl", "chroma",
@@ -63,4 +70,4 @@ __all__ = ["INTENSITY_SHAPES", "MIDDLE_C_HZ", "CompositeControl", "Control", "In
            "inpaint_control", "intensity", "intensity_control", "intensity_target", "loop_control",
            "mel_centre_hz", "melody_control", "melody_from_text", "TypedMelody", "outpaint_control",
            "pitch_classes_from_mel",
-           "self_similarity", "structure_control", "structure_target"]
+           "self_similarity", "structure_control", "structure_from_reference", "structure_target"]
