@@ -62,6 +62,33 @@ def test_every_tutorial_is_listed_in_the_readme():
         assert path.name in readme, f"tutorials/README.md does not mention {path.name}"
 
 
+KINDS = ("derivation", "decision", "implementation", "transcription")
+
+
+def test_readme_lists_every_exercise_by_kind():
+    """tutorials/README.md's table of exercises: every exercise cell once, with its kind; fewer than half
+    are transcriptions (a formula or code copied from the page), and the counts in the text are the
+    table's."""
+    readme = (ROOT / "tutorials" / "README.md").read_text()
+    section = readme.split("## The exercises, by kind", 1)[1].split("\n## ", 1)[0]
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in section.splitlines()
+            if line.startswith("| T")]
+    listed = {(r[0], r[1].strip("`")): r[-1] for r in rows}
+    assert len(listed) == len(rows), "an exercise is listed twice"
+    cells = {(path.stem[:3], c.id) for path in TUTORIALS
+             for c in tagged(nbformat.read(str(path), as_version=4), "exercise")}
+    assert set(listed) == cells, f"missing: {cells - set(listed)}; not exercises: {set(listed) - cells}"
+    assert set(listed.values()) <= set(KINDS), set(listed.values())
+    counts = {k: sum(v == k for v in listed.values()) for k in KINDS}
+    assert counts["transcription"] < len(listed) / 2, counts
+    text = " ".join(section.split())
+    assert f"**{len(listed)} exercises**" in text
+    for kind, n in counts.items():
+        assert f"**{n} {kind}s**" in text, f"the text does not say **{n} {kind}s**"
+    how = " ".join(readme.split("## How the exercises work", 1)[1].split("\n## ", 1)[0].split())
+    assert f"({counts['transcription']} of the {len(listed)})" in how
+
+
 @pytest.mark.parametrize("path", TUTORIALS, ids=lambda p: p.stem)
 def test_tutorial_structure(path):
     nb = nbformat.read(str(path), as_version=4)
@@ -166,14 +193,16 @@ EXPECTED = {
     "T00_quickstart": {"intensity_mse_after_db2": (0.0, 60.0), "limiter_gain_after_db": (-60.0, 0.0)},
     "T01_audio_and_mels": {"my_mel_max_abs_err": (0.0, 1e-3), "griffin_lim_sc": (0.0, 0.5)},
     "T02_diffusion_in_a_nutshell": {"toy_near_blob_frac": (0.25, 1.0), "toy_loss_last": (0.0, 1.2)},
+    # the 2-step Heun fails where the student predicted it would: in its first step (80 -> 0.002)
     "T03_sampling": {"teacher_max_abs_diff": (0.0, 1e-3), "euler_order": (0.7, 1.3),
-                     "heun_order": (1.6, 2.6)},
-    "T04_consistency_distillation": {"cd_loss_abs_diff": (0.0, 1e-4)},
+                     "heun_order": (1.6, 2.6), "heun2_predicted_step": (0, 0), "heun2_worst_step": (0, 0)},
+    # without the stop-gradient, the target branch pulls the target's output towards the student's
+    "T04_consistency_distillation": {"cd_loss_abs_diff": (0.0, 1e-4), "target_branch_pull": (1e-6, 1.0)},
     "T05_ctm": {"ctm_identity_err": (0.0, 1e-5), "gamma_sampler_max_abs_diff": (0.0, 1e-4),
                 "decode_pick_sigma_mid": (0.002, 80.0)},
     "T06_ditto_and_ditto2": {"ditto_lib_max_abs_diff": (0.0, 1e-3), "ditto2_lib_max_abs_diff": (0.0, 1e-3),
                              "refine_lib_max_abs_diff": (0.0, 1e-3), "speedup": (1.0, 1e4),
-                             "predicted_speedup": (1.0, 1e4)},
+                             "predicted_speedup": (1.0, 1e4), "decode_from_t05": (0, 1)},
     "T07_your_own_control": {"brightness_loss_after": (0.0, 10.0)},
     "T08_melody": {"chroma_lib_max_abs_diff": (0.0, 1e-5), "loss_lib_abs_diff": (0.0, 1e-5),
                    "reference_accuracy": (0.9, 1.0), "keep_level_rms_change_db": (0.0, 3.0)},
@@ -254,15 +283,16 @@ CHECKS = [  # (tutorial stem, check, solution function names)
     ("T01_audio_and_mels", tutor.check_hz_to_mel, ["hz_to_mel", "mel_to_hz"]),
     ("T01_audio_and_mels", tutor.check_mel_filterbank, ["my_mel_filterbank"]),
     ("T01_audio_and_mels", tutor.check_log_compress, ["my_log_compress"]),
+    ("T02_diffusion_in_a_nutshell", tutor.check_edm_conditions, ["my_edm_scalings"]),
     ("T02_diffusion_in_a_nutshell", tutor.check_edm_scalings, ["my_edm_scalings"]),
-    ("T02_diffusion_in_a_nutshell", tutor.check_denoiser, ["my_denoise"]),
     ("T02_diffusion_in_a_nutshell", tutor.check_edm_loss, ["my_edm_loss"]),
     ("T03_sampling", tutor.check_euler_step, ["my_euler_step"]),
     ("T03_sampling", tutor.check_heun_step, ["my_heun_step"]),
     ("T03_sampling", tutor.check_guided, ["my_guided"]),
-    ("T04_consistency_distillation", tutor.check_consistency_scalings, ["my_consistency_scalings"]),
+    ("T03_sampling", tutor.check_heun_blowup, ["predict_heun_blowup"]),
     ("T04_consistency_distillation", tutor.check_cd_target, ["my_cd_target"]),
     ("T04_consistency_distillation", tutor.check_cd_loss, ["my_cd_loss"]),
+    ("T04_consistency_distillation", tutor.check_branch_grads, ["my_branch_grads"]),
     ("T05_ctm", tutor.check_ctm_jump, ["my_ctm_jump"]),
     ("T05_ctm", tutor.check_gamma_step, ["my_gamma_step"]),
     ("T05_ctm", tutor.check_choose_sigma_mid, ["choose_sigma_mid"]),
@@ -333,7 +363,10 @@ def test_mel_scale_wrong_answers():
     _fails(tutor.check_hz_to_mel, lambda f: 2595 * torch.log(1 + f / 700), words="natural log")
     _fails(tutor.check_hz_to_mel, sol["hz_to_mel"], lambda m: 700 * (torch.exp(m / 2595) - 1),
            words="10 ** x")
-    _fails(tutor.check_hz_to_mel, lambda f: 2 * sol["hz_to_mel"](f), words="constant factor")
+    _fails(tutor.check_hz_to_mel, lambda f: 2 * sol["hz_to_mel"](f), words=("1000 mel", "only the constant"))
+    _fails(tutor.check_hz_to_mel, lambda f: 1000 * torch.log10(1 + f / 700), words=("1000 Hz", "constant a"))
+    _fails(tutor.check_hz_to_mel, lambda f: sol["A"] * torch.log10(1 + 700 / f.clamp_min(1e-9)),
+           words="swapped")
 
 
 def test_filterbank_wrong_answers():
@@ -407,25 +440,34 @@ def test_edm_scalings_wrong_answers():
     _fails(tutor.check_edm_scalings, lambda s, sd: good(s, sd)[:3], words="should return 4 values")
 
 
-def test_denoiser_wrong_answers():
+def test_edm_conditions_wrong_answers():
     sol = load_solutions("T02_diffusion_in_a_nutshell")
-    scal = sol["my_edm_scalings"]
+    good = sol["my_edm_scalings"]
 
-    def no_skip(F, x, s, sd):
-        c_skip, c_out, c_in, c_noise = scal(s, sd)
-        return c_out * F(c_in * x, c_noise)
+    def variant(skip=None, out=None, inp=None):
+        def scalings(s, sd):
+            c_skip, c_out, c_in, c_noise = good(s, sd)
+            return (c_skip if skip is None else skip(s, sd), c_out if out is None else out(s, sd),
+                    c_in if inp is None else inp(s, sd), c_noise)
+        return scalings
 
-    def raw_input(F, x, s, sd):
-        c_skip, c_out, c_in, c_noise = scal(s, sd)
-        return c_skip * x + c_out * F(x, c_noise)
-
-    def flat_sigma(F, x, s, sd):
-        c_skip, c_out, c_in, c_noise = scal(s.view(-1), sd)
-        return c_skip * x + c_out * F(c_in * x, c_noise)
-
-    _fails(tutor.check_denoiser, no_skip, words="c_skip * x is missing")
-    _fails(tutor.check_denoiser, raw_input, words="c_in · x")
-    _fails(tutor.check_denoiser, flat_sigma, words=("raised RuntimeError", "shapes"))
+    check = tutor.check_edm_conditions
+    _fails(check, variant(skip=lambda s, sd: s**2 / (s**2 + sd**2),
+                          out=lambda s, sd: s * sd / (s**2 + sd**2).sqrt()),
+           words=("condition 3", "σ² on top"))
+    _fails(check, variant(skip=lambda s, sd: torch.ones_like(s), out=lambda s, sd: s),
+           words=("condition 3", "predict the (scaled) noise"))
+    _fails(check, variant(skip=lambda s, sd: torch.zeros_like(s), out=lambda s, sd: sd + 0 * s),
+           words=("condition 3", "c_skip = 0"))
+    _fails(check, variant(skip=lambda s, sd: sd / (s + sd)), words=("condition 3", "derivative"))
+    _fails(check, variant(inp=lambda s, sd: 1 / (s**2 + sd**2)), words=("condition 1", "1 / Var(x)"))
+    _fails(check, variant(inp=lambda s, sd: 1 / s), words=("condition 1", "1 / σ"))
+    _fails(check, variant(out=lambda s, sd: (s * sd) ** 2 / (s**2 + sd**2)),
+           words=("condition 2", "*variance*"))
+    _fails(check, variant(out=lambda s, sd: s), words=("condition 2", "c_out = σ would fit"))
+    _fails(check, variant(out=lambda s, sd: 2 * good(s, sd)[1]), words=("condition 2", "standard deviation"))
+    _fails(check, lambda s, sd: good(s, sd)[:3], words="should return 4 values")
+    _fails(check, variant(skip=lambda s, sd: torch.cat([s, s])), words="one value per noise level")
 
 
 def test_edm_loss_wrong_answers():
@@ -440,6 +482,10 @@ def test_edm_loss_wrong_answers():
         x = x0 + s * z
         return ((s**2 + sd**2) / (s * sd) ** 2 * (D(x, s).detach() - x0) ** 2).mean()
 
+    def unsquared(D, x0, s, z, sd):
+        x = x0 + s * z
+        return ((s**2 + sd**2) ** 0.5 / (s * sd) * (D(x, s) - x0) ** 2).mean()
+
     def per_example(D, x0, s, z, sd):
         x = x0 + s * z
         return ((s**2 + sd**2) / (s * sd) ** 2 * (D(x, s) - x0) ** 2).mean(1)
@@ -448,6 +494,7 @@ def test_edm_loss_wrong_answers():
     _fails(tutor.check_edm_loss, noisy_target, words="clean x0")
     _fails(tutor.check_edm_loss, detached, words="not differentiable")
     _fails(tutor.check_edm_loss, per_example, words=("wrong shape", "single number"))
+    _fails(tutor.check_edm_loss, unsquared, words="not squared")
 
 
 # ---------------------------------------------------------------------------- T03
@@ -478,6 +525,36 @@ def test_sampler_step_wrong_answers():
     _fails(tutor.check_heun_step, no_corrector, words="Euler predictor")
     _fails(tutor.check_heun_step, no_last_step_case, words=("NaN or inf", "σ_next = 0"))
     _fails(tutor.check_heun_step, second_slope_only, words="average of both slopes")
+
+
+def test_heun_blowup_wrong_answers():
+    def corrected(s):
+        return [i for i in range(len(s) - 1) if s[i + 1] > 0]
+
+    def rule(gain=lambda a, b: (a - b) / (2 * b), steps=corrected, key=None, offset=0):
+        """Pick the step by `key` (default: the gain), report `gain` (a wrong formula or a wrong pick)."""
+        def predict(sigmas):
+            gains = {i: float(gain(sigmas[i], sigmas[i + 1])) for i in steps(sigmas)}
+            true = {i: float((sigmas[i] - sigmas[i + 1]) / (2 * sigmas[i + 1])) if sigmas[i + 1] > 0
+                    else float("inf") for i in steps(sigmas)}
+            i = max(gains, key=(lambda i: key(sigmas, i)) if key else true.get)
+            return i + offset, gains[i]
+        return predict
+
+    every_step = lambda s: range(len(s) - 1)  # noqa: E731 - the last step (to 0) included
+    check = tutor.check_heun_blowup
+    _fails(check, rule(steps=every_step), words=("no corrector", "σ_next > 0"))
+    _fails(check, rule(steps=every_step, gain=lambda a, b: (float(a) - float(b)) / (2 * float(b))),
+           words=("ZeroDivisionError", "leave that step out"))
+    _fails(check, rule(offset=1), words="one too high")
+    _fails(check, rule(key=lambda s, i: float(s[i] - s[i + 1])), words="largest σ_i - σ_{i+1}")
+    _fails(check, rule(key=lambda s, i: -float(s[i + 1])), words="smallest σ_next")
+    _fails(check, rule(gain=lambda a, b: a / b), words="ratio σ_i / σ_{i+1}")
+    _fails(check, rule(gain=lambda a, b: (a - b) / b), words="factor ½")
+    _fails(check, rule(gain=lambda a, b: 1 / b), words="1 / σ_{i+1}")
+    _fails(check, rule(gain=lambda a, b: (a - b) / (2 * a)), words="predictor's slope")
+    _fails(check, lambda s: rule()(s)[0], words="should return 2 values")
+    _fails(check, lambda s: (0.5, 1.0), words="integer")
 
 
 def test_guided_wrong_answers():
@@ -514,16 +591,11 @@ def test_guided_wrong_answers():
 # ---------------------------------------------------------------------------- T04
 
 
-def test_consistency_wrong_answers():
+def test_cd_wrong_answers():
     from ditto2_nb.diffusion import append_dims
     from ditto2_nb.distill import pseudo_huber
 
     sol = load_solutions("T04_consistency_distillation")
-
-    def edm_like(t, sd, eps):
-        return sd**2 / (t**2 + sd**2), t * sd / (t**2 + sd**2).sqrt()
-
-    _fails(tutor.check_consistency_scalings, edm_like, words=("boundary condition", "EDM scalings"))
 
     def with_grad(target, teacher, x_t, t, t_next):
         with torch.no_grad():
@@ -555,11 +627,59 @@ def test_consistency_wrong_answers():
     _fails(tutor.check_cd_loss, clean_input, words="noisy x_t")
 
 
+def test_branch_grads_wrong_answers():
+    from ditto2_nb.distill import pseudo_huber
+
+    def grads(loss, f):
+        return list(torch.autograd.grad(loss, list(f.parameters()), allow_unused=True))
+
+    def whole_for_student(f, x_t, t, x_next, t_next):
+        return (grads(pseudo_huber(f(x_t, t), f(x_next, t_next)).mean(), f),
+                grads(pseudo_huber(f(x_t, t).detach(), f(x_next, t_next)).mean(), f))
+
+    def target_under_no_grad(f, x_t, t, x_next, t_next):
+        with torch.no_grad():
+            b = f(x_next, t_next)
+        g_s = grads(pseudo_huber(f(x_t, t), b).mean(), f)
+        return g_s, [torch.zeros_like(p) for p in f.parameters()]
+
+    def two_backwards(f, x_t, t, x_next, t_next):  # .grad accumulates: the second read is the sum
+        pseudo_huber(f(x_t, t), f(x_next, t_next).detach()).mean().backward()
+        g_s = [p.grad.clone() for p in f.parameters()]
+        pseudo_huber(f(x_t, t).detach(), f(x_next, t_next)).mean().backward()
+        return g_s, [p.grad.clone() for p in f.parameters()]
+
+    def minus_student(f, x_t, t, x_next, t_next):
+        g_s = grads(pseudo_huber(f(x_t, t), f(x_next, t_next).detach()).mean(), f)
+        return g_s, [-g for g in g_s]
+
+    def swapped(f, x_t, t, x_next, t_next):
+        return tuple(reversed(load_solutions("T04_consistency_distillation")["my_branch_grads"](
+            f, x_t, t, x_next, t_next)))
+
+    def with_step(f, x_t, t, x_next, t_next):
+        out = load_solutions("T04_consistency_distillation")["my_branch_grads"](f, x_t, t, x_next, t_next)
+        with torch.no_grad():
+            for p, g in zip(f.parameters(), out[0]):
+                p -= 0.1 * g
+        return out
+
+    check = tutor.check_branch_grads
+    _fails(check, whole_for_student, words=("g_student", "whole loss"))
+    _fails(check, target_under_no_grad, words=("g_target", "does get a gradient"))
+    _fails(check, two_backwards, words=("g_target", "zero_grad"))
+    _fails(check, minus_student, words=("g_target", "symmetric"))
+    _fails(check, swapped, words="swapped")
+    _fails(check, with_step, words="changed f's weights")
+    _fails(check, lambda f, *a: ({}, {}), words="should be a list")
+
+
 # ---------------------------------------------------------------------------- T05
 
 
 def test_ctm_wrong_answers():
     _fails(tutor.check_ctm_jump, lambda x, g, t, s: (1 - s / t) * x + (s / t) * g, words="swapped")
+    _fails(tutor.check_ctm_jump, lambda x, g, t, s: x - (x - g) / t * (s - t), words="wrong way")
 
     def no_eps(G, x, t, tn, gamma, eps, z):
         if tn == 0:
@@ -594,6 +714,14 @@ def test_ctm_wrong_answers():
     _fails(tutor.check_gamma_step, no_eps, words="eps terms are missing")
     _fails(tutor.check_gamma_step, full_noise, words="noise scale")
     _fails(tutor.check_gamma_step, gamma_not_sqrt, words="γ = 0 must jump")
+
+    def std_not_variance(G, x, t, tn, gamma, eps, z):
+        if tn == 0:
+            return G(x, t, eps)
+        s = (1 - gamma**2) ** 0.5 * (tn - eps) + eps
+        return G(x, t, s) + (tn - s) * z
+
+    _fails(tutor.check_gamma_step, std_not_variance, words="add in *variance*")
 
 
 def test_choose_sigma_mid_wrong_answers():
@@ -662,27 +790,50 @@ def test_ditto_wrong_answers():
     _fails(tutor.check_ditto2, unscaled, words="sigma_max")
     _fails(tutor.check_ditto2, surrogate_out, words="1-step surrogate")
 
+    def decode_variant(final_kw=lambda decode: decode or {}):
+        def run(student, loss_fn, z0, iterations, lr, decode_steps, tags=None, decode=None):
+            jump = lambda z: student_decode(student, z * student.sigma_max, 1, tags)  # noqa: E731
+            z, _ = sol["my_optimise"](jump, loss_fn, z0, iterations, lr)
+            with torch.no_grad():
+                return z, student_decode(student, z * student.sigma_max, decode_steps, tags, seed=0,
+                                         **final_kw(decode))
+        return run
+
+    _fails(tutor.check_ditto2, decode_variant(final_kw=lambda d: {}), words="ignores the `decode` settings")
+    _fails(tutor.check_ditto2, decode_variant(final_kw=lambda d: {"sigma_mid": d["sigma_mid"]} if d else {}),
+           words="but not gamma")
+    old = lambda student, loss_fn, z0, iterations, lr, decode_steps, tags=None: sol["my_ditto2"](  # noqa: E731
+        student, loss_fn, z0, iterations, lr, decode_steps, tags)
+    _fails(tutor.check_ditto2, old, words=("Keep the signature", "decode=None"))
+
 
 def test_refine_last_wrong_answers():
     from ditto2_nb.distill import student_decode
 
     sol = load_solutions("T06_ditto_and_ditto2")
 
-    def refined(through=lambda it, n, r: it >= n - r, restart=False, final_steps=None):
-        def run(student, loss_fn, z0, iterations, lr, decode_steps, refine_last, tags=None):
-            def decode(z, steps):
-                return student_decode(student, z * student.sigma_max, steps, tags, seed=0)
+    def refined(through=lambda it, n, r: it >= n - r, restart=False, final_steps=None, loop_kw=None,
+                final_kw=None):
+        def run(student, loss_fn, z0, iterations, lr, decode_steps, refine_last, tags=None, decode=None):
+            def decode_with(z, steps, kw):
+                return student_decode(student, z * student.sigma_max, steps, tags, seed=0, **kw)
+
+            settings = decode
+
+            def dec(z, steps):  # the loop's decodes
+                return decode_with(z, steps, (loop_kw or (lambda d: d or {}))(settings))
 
             if restart:  # two loops: Adam starts afresh where the decode takes over
-                z, _ = sol["my_optimise"](lambda z: decode(z, 1), loss_fn, z0, iterations - refine_last, lr)
-                z, _ = sol["my_optimise"](lambda z: decode(z, decode_steps), loss_fn, z, refine_last, lr)
+                z, _ = sol["my_optimise"](lambda z: dec(z, 1), loss_fn, z0, iterations - refine_last, lr)
+                z, _ = sol["my_optimise"](lambda z: dec(z, decode_steps), loss_fn, z, refine_last, lr)
             else:
                 calls = iter(range(iterations))
                 z, _ = sol["my_optimise"](
-                    lambda z: decode(z, decode_steps if through(next(calls), iterations, refine_last) else 1),
+                    lambda z: dec(z, decode_steps if through(next(calls), iterations, refine_last) else 1),
                     loss_fn, z0, iterations, lr)
             with torch.no_grad():
-                return z, decode(z, final_steps or decode_steps)
+                final = (final_kw or (lambda d: d or {}))(settings)
+                return z, decode_with(z, final_steps or decode_steps, final)
         return run
 
     _fails(tutor.check_refine_last, refined(through=lambda it, n, r: it < r), words="*last* R")
@@ -691,6 +842,34 @@ def test_refine_last_wrong_answers():
     _fails(tutor.check_refine_last, refined(through=lambda it, n, r: False), words="plain DITTO-2")
     _fails(tutor.check_refine_last, refined(restart=True), words="Adam was restarted")
     _fails(tutor.check_refine_last, refined(final_steps=1), words="1-step surrogate")
+    _fails(tutor.check_refine_last, refined(loop_kw=lambda d: {}),
+           words=("ignored in the refinement iterations", "your final decode uses them"))
+    _fails(tutor.check_refine_last, refined(loop_kw=lambda d: {}, final_kw=lambda d: {}),
+           words="in the refinement iterations and in the final decode")
+    old = lambda student, loss_fn, z0, iterations, lr, steps, r, tags=None: sol["my_ditto2_refined"](  # noqa: E731
+        student, loss_fn, z0, iterations, lr, steps, r, tags)
+    _fails(tutor.check_refine_last, old, words="Keep the signature")
+
+
+def test_decode_from_t05(tmp_path):
+    """T06 decodes with T05's recorded pick only when it applies (same preset, CTM, 2 steps)."""
+    t05, t06 = tmp_path / "T05_ctm", tmp_path / "T06_ditto_and_ditto2"
+    pick = tutor.decode_from_t05
+    decode, why = pick(t06, "ci", "ctm", 2)
+    assert decode == {} and "not recorded a pick" in why and "default" in why
+    t05.mkdir()
+    (t05 / "metrics.json").write_text(json.dumps({"decode_pick_sigma_mid": 2.5}))  # half written
+    assert pick(t06, "ci", "ctm", 2)[0] == {}
+    (t05 / "metrics.json").write_text(json.dumps({"decode_pick_sigma_mid": 2.5, "decode_pick_gamma": 0.5,
+                                                   "decode_pick_preset": "laptop"}))
+    decode, why = pick(t06, "ci", "ctm", 2)
+    assert decode == {} and "'laptop'" in why and "'ci'" in why
+    decode, why = pick(t06, "laptop", "ctm", 2)
+    assert decode == {"sigma_mid": 2.5, "gamma": 0.5} and "your T05 pick" in why
+    assert pick(t06, "laptop", "cm", 2)[0] == {} and "CTM" in pick(t06, "laptop", "cm", 2)[1]
+    assert pick(t06, "laptop", "ctm", 3)[0] == {} and "DECODE_STEPS" in pick(t06, "laptop", "ctm", 3)[1]
+    (t05 / "metrics.json").write_text("{not json")
+    assert pick(t06, "laptop", "ctm", 2)[0] == {}
 
 
 def test_predicted_speedup_wrong_answers():
@@ -826,6 +1005,8 @@ def test_checks_do_not_accept_a_constant_answer():
                       (tutor.check_euler_step, lambda D, x, s, sn: x),
                       (tutor.check_heun_step, lambda D, x, s, sn: x * 0),
                       (tutor.check_ctm_jump, lambda x, g, t, s: x),
+                      (tutor.check_heun_blowup, lambda sigmas: (0, 20000.0)),
+                      (tutor.check_edm_conditions, lambda s, sd: (0.5, 0.5, 1.0, 0.0)),
                       (tutor.check_gamma_step, lambda G, x, t, tn, gamma, eps, z: G(x, t, 0.0)),
                       (tutor.check_guided, lambda D, x, s, tags, w: D(x, s, tags) * 0 + 1),
                       (tutor.check_choose_sigma_mid, lambda sweep, one: next(iter(sweep))),

@@ -8,14 +8,19 @@ import torch
 
 
 # %% ex-mel-scale
+import math
+
+A = 1000.0 / math.log10(1.0 + 1000.0 / 700.0)  # m(1000 Hz) = 1000 mel: a = 2595.04 (HTK rounds it to 2595)
+
+
 def hz_to_mel(f):
-    """HTK mel scale: 2595 log10(1 + f / 700)."""
-    return 2595.0 * torch.log10(1.0 + f / 700.0)
+    """HTK mel scale: a log10(1 + f / 700), with a fixed by m(1000 Hz) = 1000 mel."""
+    return A * torch.log10(1.0 + f / 700.0)
 
 
 def mel_to_hz(m):
-    """The inverse: f = 700 (10^(m / 2595) - 1)."""
-    return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
+    """The inverse, solved for f: f = 700 (10^(m / a) - 1)."""
+    return 700.0 * (10.0 ** (m / A) - 1.0)
 
 # %% ex-filterbank
 def my_mel_filterbank(cfg):

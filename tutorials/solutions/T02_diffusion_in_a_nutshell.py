@@ -10,7 +10,13 @@ import torch
 
 # %% ex-edm-scalings
 def my_edm_scalings(sigma, sigma_data):
-    """EDM's c_skip, c_out, c_in, c_noise for noise levels sigma (any shape)."""
+    """EDM's c_skip, c_out, c_in (derived from the three conditions) and c_noise (given).
+
+    Var(x) = sd² + σ² (x0 and n independent)                  -> c_in = 1 / sqrt(σ² + sd²)
+    Var(x0 - c x) = (1 - c)² sd² + c² σ², minimal where its derivative -2 (1 - c) sd² + 2 c σ² = 0
+                                                              -> c_skip = sd² / (σ² + sd²)
+    its minimum, σ² sd² / (σ² + sd²), must be c_out²          -> c_out = σ sd / sqrt(σ² + sd²)
+    """
     sd2 = sigma_data**2
     c_skip = sd2 / (sigma**2 + sd2)
     c_out = sigma * sigma_data / (sigma**2 + sd2).sqrt()
@@ -18,15 +24,11 @@ def my_edm_scalings(sigma, sigma_data):
     c_noise = torch.log(sigma) / 4.0
     return c_skip, c_out, c_in, c_noise
 
-# %% ex-denoiser
-def my_denoise(F, x, sigma, sigma_data):
-    """D(x, sigma) = c_skip x + c_out F(c_in x, c_noise); x [B, D], sigma [B, 1]."""
-    c_skip, c_out, c_in, c_noise = my_edm_scalings(sigma, sigma_data)
-    return c_skip * x + c_out * F(c_in * x, c_noise)
-
 # %% ex-edm-loss
 def my_edm_loss(denoise, x0, sigma, z, sigma_data):
-    """Weighted denoising loss: mean of lambda(sigma) |D(x0 + sigma z, sigma) - x0|^2."""
+    """Weighted denoising loss: mean of λ(σ) |D(x0 + σ z, σ) - x0|², with λ = 1 / c_out²: since
+    D - x0 = c_out (F - target), λ (D - x0)² = (F - target)², the unit-variance regression."""
     x = x0 + sigma * z
-    weight = (sigma**2 + sigma_data**2) / (sigma * sigma_data) ** 2
+    c_out = my_edm_scalings(sigma, sigma_data)[1]
+    weight = 1.0 / c_out**2  # = (σ² + sd²) / (σ · sd)²
     return (weight * (denoise(x, sigma) - x0) ** 2).mean()

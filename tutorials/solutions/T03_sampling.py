@@ -30,3 +30,15 @@ def my_guided(denoiser, x, sigma, tags, w):
     d_cond = denoiser(x, sigma, tags)
     d_uncond = denoiser(x, sigma, torch.zeros_like(tags))
     return d_uncond + w * (d_cond - d_uncond)
+
+# %% ex-heun-blowup
+def predict_heun_blowup(sigmas):
+    """The step whose Heun corrector amplifies an error of the denoiser most, and that gain.
+
+    In step i the corrector uses d' = (x_e - D(x_e, σ_{i+1})) / σ_{i+1} and moves x by ½ d' (σ_{i+1} - σ_i):
+    an error δ in D(x_e, σ_{i+1}) moves x_next by δ (σ_i - σ_{i+1}) / (2 σ_{i+1}). The last step, to σ = 0,
+    has no corrector (it is Euler)."""
+    gains = {i: float((sigmas[i] - sigmas[i + 1]) / (2 * sigmas[i + 1]))
+             for i in range(len(sigmas) - 1) if sigmas[i + 1] > 0}
+    step = max(gains, key=gains.get)
+    return step, gains[step]

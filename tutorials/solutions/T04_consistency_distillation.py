@@ -11,14 +11,6 @@ from ditto2_nb.distill import pseudo_huber
 from ditto2_nb.diffusion import append_dims
 
 
-# %% ex-cm-scalings
-def my_consistency_scalings(t, sigma_data, eps):
-    """Boundary scalings: c_skip(eps) = 1 and c_out(eps) = 0, so f(x, eps) = x."""
-    sd2 = sigma_data**2
-    c_skip = sd2 / ((t - eps) ** 2 + sd2)
-    c_out = (t - eps) * sigma_data / (t**2 + sd2).sqrt()
-    return c_skip, c_out
-
 # %% ex-cd-target
 def my_cd_target(target, teacher, x_t, t, t_next):
     """One teacher Heun step t -> t_next, then the target network at t_next; no gradient."""
@@ -36,3 +28,13 @@ def my_cd_loss(student, target, teacher, x0, t, t_next, z):
     x_t = x0 + append_dims(t, x0.ndim) * z
     f_target = my_cd_target(target, teacher, x_t, t, t_next)
     return pseudo_huber(student(x_t, t), f_target).mean()
+
+# %% ex-branch-grads
+def my_branch_grads(f, x_t, t, x_next, t_next):
+    """The gradient of d(f(x_t, t), f(x_next, t_next)) through each branch alone: detach the other one."""
+    params = list(f.parameters())
+    g_student = torch.autograd.grad(pseudo_huber(f(x_t, t), f(x_next, t_next).detach()).mean(), params,
+                                    allow_unused=True)
+    g_target = torch.autograd.grad(pseudo_huber(f(x_t, t).detach(), f(x_next, t_next)).mean(), params,
+                                   allow_unused=True)
+    return list(g_student), list(g_target)

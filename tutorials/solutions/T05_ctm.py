@@ -6,12 +6,13 @@ the lines above the first section only make this file importable on its own.
 
 # %% ex-ctm-jump
 def my_ctm_jump(x_t, g, t, s):
-    """G(x_t, t, s) = (s/t) x_t + (1 - s/t) g."""
+    """One Euler step from t to s with g for D: x_t + (x_t - g) / t · (s - t) = (s/t) x_t + (1 - s/t) g."""
     return (s / t) * x_t + (1.0 - s / t) * g
 
 # %% ex-gamma-step
 def my_gamma_step(G, x, t, t_next, gamma, eps, z):
-    """One gamma-sampling step: jump to s, then re-noise up to t_next."""
+    """One gamma-sampling step: jump to s, then re-noise up to t_next. The jump leaves noise of level s;
+    independent noises add in variance, so the fresh noise has variance t_next² - s²."""
     if t_next == 0:
         return G(x, t, eps)
     s = (1.0 - gamma**2) ** 0.5 * (t_next - eps) + eps

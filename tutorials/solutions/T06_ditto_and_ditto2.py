@@ -33,29 +33,33 @@ def my_optimise(generate, loss_fn, z0, iterations, lr):
     return z.detach(), losses
 
 # %% ex-ditto2
-def my_ditto2(student, loss_fn, z0, iterations, lr, decode_steps, tags=None):
-    """DITTO-2: optimise through the 1-step jump, then decode once with decode_steps steps."""
+def my_ditto2(student, loss_fn, z0, iterations, lr, decode_steps, tags=None, decode=None):
+    """DITTO-2: optimise through the 1-step jump, then decode once with decode_steps steps (settings
+    `decode`: None for the default, or a dict such as {"sigma_mid": 1.0, "gamma": 0.0})."""
     surrogate = lambda z: student_decode(student, z * student.sigma_max, 1, tags)  # noqa: E731
     z, _ = my_optimise(surrogate, loss_fn, z0, iterations, lr)
     with torch.no_grad():
-        x0 = student_decode(student, z * student.sigma_max, decode_steps, tags, seed=0)
+        x0 = student_decode(student, z * student.sigma_max, decode_steps, tags, seed=0, **(decode or {}))
     return z, x0
 
 # %% ex-refine
-def my_ditto2_refined(student, loss_fn, z0, iterations, lr, decode_steps, refine_last, tags=None):
-    """DITTO-2 whose last refine_last iterations differentiate the decode_steps-step decode."""
+def my_ditto2_refined(student, loss_fn, z0, iterations, lr, decode_steps, refine_last, tags=None, decode=None):
+    """DITTO-2 whose last refine_last iterations differentiate the decode_steps-step decode (the same
+    decode, settings `decode` included, as the final one)."""
     first_refined = iterations - refine_last  # iterations 0 .. first_refined - 1 use the 1-step jump
     calls = 0
 
     def generate(z):  # my_optimise calls it once per iteration, in order: one Adam state throughout
         nonlocal calls
-        steps = decode_steps if calls >= first_refined else 1
+        refined = calls >= first_refined
         calls += 1
-        return student_decode(student, z * student.sigma_max, steps, tags, seed=0)
+        if refined:
+            return student_decode(student, z * student.sigma_max, decode_steps, tags, seed=0, **(decode or {}))
+        return student_decode(student, z * student.sigma_max, 1, tags)
 
     z, _ = my_optimise(generate, loss_fn, z0, iterations, lr)
     with torch.no_grad():
-        x0 = student_decode(student, z * student.sigma_max, decode_steps, tags, seed=0)
+        x0 = student_decode(student, z * student.sigma_max, decode_steps, tags, seed=0, **(decode or {}))
     return z, x0
 
 # %% ex-speedup

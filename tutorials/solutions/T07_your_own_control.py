@@ -20,7 +20,8 @@ def my_brightness(mel, cfg):
 
 # %% ex-brightness-loss
 def make_brightness_loss(target_hz, cfg):
-    """A control loss: mean over frames of (log2 centroid - log2 target)^2, one value per example."""
+    """A control loss: the distance in octaves is log2(centroid / target) (a factor 2 = 1 octave, at any
+    frequency); its square, averaged over frames, one value per example."""
     log_target = torch.log2(torch.as_tensor(target_hz, dtype=torch.float32))
 
     def loss(mel):

@@ -18,15 +18,18 @@ tutorial               checks
 =====================  ==========================================================================
 T00 quickstart         :func:`check_swell_target`
 T01 audio and mels     :func:`check_hz_to_mel`, :func:`check_mel_filterbank`, :func:`check_log_compress`
-T02 diffusion          :func:`check_edm_scalings`, :func:`check_denoiser`, :func:`check_edm_loss`
-T03 sampling           :func:`check_euler_step`, :func:`check_heun_step`, :func:`check_guided`
-T04 consistency        :func:`check_consistency_scalings`, :func:`check_cd_target`, :func:`check_cd_loss`
+T02 diffusion          :func:`check_edm_conditions`, :func:`check_edm_scalings`, :func:`check_edm_loss`
+T03 sampling           :func:`check_euler_step`, :func:`check_heun_step`, :func:`check_guided`,
+                       :func:`check_heun_blowup`
+T04 consistency        :func:`check_cd_target`, :func:`check_cd_loss`, :func:`check_branch_grads`
 T05 CTM                :func:`check_ctm_jump`, :func:`check_gamma_step`, :func:`check_choose_sigma_mid`
 T06 DITTO / DITTO-2    :func:`check_checkpointed`, :func:`check_optimise`, :func:`check_ditto2`,
                        :func:`check_refine_last`, :func:`check_predicted_speedup`
 T07 your own control   :func:`check_brightness`, :func:`check_brightness_loss`
 T08 steer a melody     :func:`check_chroma`, :func:`check_melody_loss`
 =====================  ==========================================================================
+
+:func:`decode_from_t05` is no check: T06 uses it to decode with the settings the student chose in T05.
 
 Modules: :mod:`.checking` (how a check compares and explains), :mod:`.checks_audio` (T01),
 :mod:`.checks_diffusion` (T02, T03), :mod:`.checks_distill` (T04, T05), :mod:`.checks_ditto` (T06),
@@ -37,18 +40,19 @@ from .checking import TutorError
 from .checks_audio import check_hz_to_mel, check_log_compress, check_mel_filterbank
 from .checks_control import check_brightness, check_brightness_loss, check_swell_target, spectral_centroid_hz
 from .checks_diffusion import (
-    check_denoiser,
+    check_edm_conditions,
     check_edm_loss,
     check_edm_scalings,
     check_euler_step,
     check_guided,
+    check_heun_blowup,
     check_heun_step,
 )
 from .checks_distill import (
+    check_branch_grads,
     check_cd_loss,
     check_cd_target,
     check_choose_sigma_mid,
-    check_consistency_scalings,
     check_ctm_jump,
     check_gamma_step,
 )
@@ -58,11 +62,13 @@ from .checks_ditto import (
     check_optimise,
     check_predicted_speedup,
     check_refine_last,
+    decode_from_t05,
 )
 from .checks_melody import check_chroma, check_melody_loss
 
 __all__ = [
     "TutorError",
+    "check_branch_grads",
     "check_brightness",
     "check_brightness_loss",
     "check_cd_loss",
@@ -70,15 +76,15 @@ __all__ = [
     "check_checkpointed",
     "check_choose_sigma_mid",
     "check_chroma",
-    "check_consistency_scalings",
     "check_ctm_jump",
-    "check_denoiser",
     "check_ditto2",
+    "check_edm_conditions",
     "check_edm_loss",
     "check_edm_scalings",
     "check_euler_step",
     "check_gamma_step",
     "check_guided",
+    "check_heun_blowup",
     "check_heun_step",
     "check_hz_to_mel",
     "check_log_compress",
@@ -88,5 +94,6 @@ __all__ = [
     "check_predicted_speedup",
     "check_refine_last",
     "check_swell_target",
+    "decode_from_t05",
     "spectral_centroid_hz",
 ]

@@ -20,7 +20,7 @@ from torch import nn
 from ...core.config import NetConfig
 from ...data.tags import tag_vocab
 from ...diffusion.networks import Denoiser
-from ...distill.students import ConsistencyModel
+from ...distill.students import ConsistencyModel, CTMModel
 
 
 class TutorError(AssertionError):
@@ -214,6 +214,15 @@ def _tiny_cm_models(seed: int) -> tuple[Denoiser, ConsistencyModel, ConsistencyM
         student = _randomise(ConsistencyModel.from_teacher(teacher), 0.02)
         target = _randomise(copy.deepcopy(student), 0.02)
     return teacher, student, target
+
+
+def _tiny_ctm_student(seed: int) -> CTMModel:
+    """A small random CTM student (its decode uses gamma, unlike a CM's), frozen."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        teacher = _randomise(Denoiser(_TINY))
+        student = _randomise(CTMModel.from_teacher(teacher), 0.02)
+    return student.eval().requires_grad_(False)
 
 
 def _tiny_conditional_denoiser(seed: int) -> Denoiser:

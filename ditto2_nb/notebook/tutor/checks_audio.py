@@ -12,6 +12,7 @@ import torchaudio.functional as AF
 from ...audio.mel import db_to_norm, mel_filterbank, power_to_db
 from ...core.config import MelConfig
 from .checking import (
+    TutorError,
     _call,
     _compare,
     _gen,
@@ -26,17 +27,30 @@ def _htk_mel(hz: torch.Tensor) -> torch.Tensor:
 
 
 def check_hz_to_mel(hz_to_mel: Callable, mel_to_hz: Callable | None = None) -> None:
-    """T01: the HTK mel scale ``m = 2595 log10(1 + f / 700)`` and (optionally) its inverse."""
+    """T01: the HTK mel scale ``m = 2595 log10(1 + f / 700)`` (derived in the tutorial from its form
+    ``a log(1 + f / 700)`` and its convention m(1000 Hz) = 1000 mel) and (optionally) its inverse."""
     g = _gen()
     hz = torch.rand(40, generator=g, dtype=torch.float64) * 11_000.0
     hz[0] = 0.0
     got = _call(hz_to_mel, hz.clone())
+    at_1000 = _call(hz_to_mel, torch.tensor([1000.0], dtype=torch.float64), what="hz_to_mel(1000 Hz)")
+    m1000 = float(torch.as_tensor(at_1000, dtype=torch.float64).reshape(-1)[0])
+    if abs(m1000 - 1000.0) > 0.1 and torch.as_tensor(got).shape == hz.shape:
+        ratio = torch.as_tensor(got, dtype=torch.float64)[1:] / _htk_mel(hz)[1:]  # hz[0] = 0
+        if float(ratio.std()) <= 1e-4 * float(ratio.mean().abs()):  # the right curve, the wrong constant
+            natural = (" (it is 2595 · ln(1 + f / 700): the constant for log10 with the natural log)"
+                       if abs(m1000 - 2595.0 * float(torch.log1p(torch.tensor(1000.0 / 700.0)))) < 0.1 else
+                       ": the shape of your curve is right, only the constant is off")
+            raise TutorError(f"hz_to_mel(1000 Hz) = {m1000:.6g} mel{natural}, but the HTK convention puts "
+                             "1000 Hz at exactly 1000 mel. Choose the constant a in a · log(1 + f / 700) so "
+                             "that m(1000) = 1000 (any log base works, if you use the same one for a).")
     _compare(got, _htk_mel(hz), "hz_to_mel(f)", rtol=1e-4, atol=1e-2, mistakes=[
         ("you used the natural log: the HTK formula is 2595 · log10(1 + f / 700) "
          "(or, the same thing, 1127 · ln(1 + f / 700)).", 2595.0 * torch.log1p(hz / 700.0)),
         ("f / 700 and 700 / f are swapped: m = 2595 · log10(1 + f / 700).",
          2595.0 * torch.log10(1.0 + 700.0 / hz.clamp_min(1e-9))),
-    ], nonfinite="The log of zero at f = 0 Hz? The formula is log10(1 + f / 700), which is 0 at 0 Hz.")
+    ], nonfinite="The log of zero at f = 0 Hz? The formula is log10(1 + f / 700), which is 0 at 0 Hz.",
+       hint=" The form is m = a · log(1 + f / 700), with a set by m(1000 Hz) = 1000 mel.")
     checked = "hz_to_mel"
     if mel_to_hz is not None:
         m = torch.rand(40, generator=g, dtype=torch.float64) * float(_htk_mel(torch.tensor(11_000.0)))

@@ -1,5 +1,6 @@
-"""Checks of T04 (consistency distillation) and T05 (CTM): the consistency scalings, the CD target
-and loss, CTM's jump, one gamma-sampling step, and the choice of the 2-step decode from a sweep."""
+"""Checks of T04 (consistency distillation) and T05 (CTM): the CD target and loss, the gradient of
+each branch of the CD loss (what the stop-gradient removes), CTM's jump, one gamma-sampling step, and
+the choice of the 2-step decode from a sweep."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 from torch import nn
 
 from ...core.config import DistillConfig
-from ...diffusion.precond import append_dims, consistency_scalings, ctm_jump
+from ...diffusion.precond import append_dims, ctm_jump
 from ...diffusion.schedule import karras_sigmas
 from ...distill.losses import cd_loss, pseudo_huber, teacher_solve
 from ...distill.sampling import ctm_gamma_sample
@@ -19,6 +20,7 @@ from .checking import (
     TutorError,
     _as_tensor,
     _call,
+    _close,
     _compare,
     _gen,
     _log_normal_sigmas,
@@ -28,36 +30,6 @@ from .checking import (
 )
 
 # ============================================================================ T04 consistency distillation
-
-
-def check_consistency_scalings(fn: Callable) -> None:
-    """T04: ``fn(t, sigma_data, eps) -> (c_skip, c_out)`` with c_skip(eps) = 1, c_out(eps) = 0."""
-    g = _gen()
-    sd = 0.3 + 0.7 * float(torch.rand(1, generator=g))
-    eps = 0.05 + 0.3 * float(torch.rand(1, generator=g))  # large, so that a lost eps shows
-    t = torch.cat([torch.tensor([eps], dtype=torch.float64), eps + _log_normal_sigmas(g, 10)]).view(-1, 1)
-    out = _tuple_of(_call(fn, t.clone(), sd, eps), 2, "my_consistency_scalings", "c_skip, c_out")
-    c_skip, c_out = consistency_scalings(t, sd, eps)
-    at_eps = [float(_as_tensor(v, "c").reshape(-1)[0]) if _as_tensor(v, "c").numel() == len(t) else None
-              for v in out]
-    if at_eps[0] is not None and abs(at_eps[0] - 1.0) > 1e-4:
-        edm = abs(at_eps[0] - sd**2 / (eps**2 + sd**2)) < 1e-4
-        hint = " These are the EDM scalings: shift t by eps." if edm else ""
-        raise TutorError(f"the boundary condition fails: f(x, eps) must equal x, so c_skip(eps) must be 1, "
-                         f"yours is {at_eps[0]:.4g}.{hint}")
-    if at_eps[1] is not None and abs(at_eps[1]) > 1e-4:
-        raise TutorError(f"the boundary condition fails: c_out(eps) must be 0 (the network has no say at "
-                         f"t = eps), yours is {at_eps[1]:.4g}. Use (t - eps) in c_out's numerator.")
-    what = f"(sigma_data = {sd:.3f}, eps = {eps:.3f})"
-    _compare(out[0], c_skip, f"c_skip {what}", mistakes=[
-        ("c_skip = sd² / ((t - eps)² + sd²).", sd**2 / (t**2 + sd**2))])
-    _compare(out[1], c_out, f"c_out {what}", mistakes=[
-        ("c_out's denominator uses t, not t - eps: c_out = (t - eps) · sd / sqrt(t² + sd²).",
-         (t - eps) * sd / ((t - eps) ** 2 + sd**2).sqrt()),
-        ("c_out = (t - eps) · sd / sqrt(t² + sd²): the factor sigma_data is missing.",
-         (t - eps) / (t**2 + sd**2).sqrt()),
-    ])
-    _passed("c_skip(eps) = 1, c_out(eps) = 0, and both match precond.consistency_scalings")
 
 
 def _cd_batch(g: torch.Generator, n_grid: int = 12):
@@ -141,11 +113,102 @@ def check_cd_loss(fn: Callable) -> None:
     _passed("your CD loss equals distill.cd_loss on the same draws; gradients reach the student only")
 
 
+def _flat_grads(out, params: list, what: str) -> torch.Tensor:
+    """The student's gradients as one flat vector: a list with one tensor (or None) per parameter, in
+    ``f.parameters()`` order, or one flat tensor."""
+    total = sum(p.numel() for p in params)
+    if isinstance(out, torch.Tensor):
+        if out.numel() != total:
+            raise TutorError(f"{what} has {out.numel()} entries; f has {total} parameter entries. Return "
+                             "one gradient per parameter (a list, as torch.autograd.grad gives them).")
+        return out.detach().double().reshape(-1)
+    if not isinstance(out, (list, tuple)) or len(out) != len(params):
+        n = f" of length {len(out)}" if isinstance(out, (list, tuple)) else ""
+        raise TutorError(f"{what} should be a list with one gradient per parameter of f ({len(params)} "
+                         f"tensors, in f.parameters() order), got a {type(out).__name__}{n}.")
+    flat = []
+    for g, p in zip(out, params):
+        if g is None:
+            flat.append(torch.zeros(p.numel(), dtype=torch.float64))
+            continue
+        g = _as_tensor(g, what)
+        if g.numel() != p.numel():
+            raise TutorError(f"{what}: a gradient of shape {list(g.shape)} for a parameter of shape "
+                             f"{list(p.shape)}: keep f.parameters() order.")
+        flat.append(g.detach().double().reshape(-1))
+    return torch.cat(flat)
+
+
+def branch_grads_reference(f: nn.Module, x_t, t, x_next, t_next) -> tuple[torch.Tensor, torch.Tensor]:
+    """T04: the gradient of ``pseudo_huber(f(x_t, t), f(x_next, t_next)).mean()`` with respect to
+    f's parameters through each branch alone, as flat vectors: (student branch: the target side
+    detached, target branch: the student side detached). Their sum is the whole gradient."""
+    params = list(f.parameters())
+
+    def grad(loss):
+        gs = torch.autograd.grad(loss, params, allow_unused=True)
+        return torch.cat([(torch.zeros_like(p) if g is None else g).double().reshape(-1)
+                          for g, p in zip(gs, params)])
+
+    g_student = grad(pseudo_huber(f(x_t, t), f(x_next, t_next).detach()).mean())
+    g_target = grad(pseudo_huber(f(x_t, t).detach(), f(x_next, t_next)).mean())
+    return g_student, g_target
+
+
+def check_branch_grads(fn: Callable) -> None:
+    """T04: ``fn(f, x_t, t, x_next, t_next) -> (g_student, g_target)``, the gradients of the CD loss
+    with the target network replaced by f itself (no EMA, no stop-gradient) through the student
+    branch ``f(x_t, t)`` and through the target branch ``f(x_next, t_next)`` separately
+    (:func:`branch_grads_reference`), on a random tiny network."""
+    g = _gen()
+    teacher, f, _ = _tiny_cm_models(int(torch.randint(2**31, (1,), generator=g)))
+    _, t, t_next, x_t = _cd_batch(g)
+    with torch.no_grad():
+        x_next = teacher_solve(teacher, x_t, torch.stack([t, t_next], 1), None, 1.0)
+    want_s, want_t = branch_grads_reference(f, x_t, t, x_next, t_next)
+    before = [p.detach().clone() for p in f.parameters()]
+    f.zero_grad(set_to_none=True)
+    out = _tuple_of(_call(fn, f, x_t.clone(), t.clone(), x_next.clone(), t_next.clone()), 2,
+                    "my_branch_grads", "g_student, g_target")
+    if any(not torch.equal(p, q) for p, q in zip(f.parameters(), before)):
+        raise TutorError("my_branch_grads changed f's weights: only compute gradients (no optimiser step).")
+    params = list(f.parameters())
+    got_s = _flat_grads(out[0], params, "g_student")
+    got_t = _flat_grads(out[1], params, "g_target")
+    full, zero = want_s + want_t, torch.zeros_like(want_s)
+    swapped = _close(got_s, want_t, 1e-4, 1e-7) and _close(got_t, want_s, 1e-4, 1e-7)
+    if swapped and not _close(want_s, want_t, 1e-4, 1e-7):
+        raise TutorError("the two branches are swapped: the student branch is f(x_t, t) (the target side "
+                         "detached), the target branch f(x_next, t_next) (the student side detached).")
+    atol = 1e-5 * float(torch.cat([want_s, want_t]).abs().max())
+    _compare(got_s, want_s, "g_student (the gradient through f(x_t, t) only)", rtol=1e-4, atol=atol,
+             mistakes=[
+        ("that is the gradient of the whole loss, through both branches: detach the target side, "
+         "f(x_next, t_next).detach(), to keep only the student branch.", full),
+        ("no gradient: the student branch f(x_t, t) must be computed with gradients on.", zero),
+    ])
+    _compare(got_t, want_t, "g_target (the gradient through f(x_next, t_next) only)", rtol=1e-4, atol=atol,
+             mistakes=[
+                 ("without the stop-gradient the target branch does get a gradient: compute the loss with "
+                  "the *student* side detached, f(x_t, t).detach(), and f(x_next, t_next) with gradients on "
+                  "(under torch.no_grad() nothing flows at all).", zero),
+                 ("that is the gradient of the whole loss (both branches); if you ran backward() twice, the "
+                  "second added to the first: call f.zero_grad() in between, or use torch.autograd.grad.",
+                  full),
+                 ("the distance is symmetric, d(a, b) = d(b, a), but the target branch's gradient is not "
+                  "minus the student's: it goes through f at another point, (x_next, t_next), with its own "
+                  "derivative. Compute it: detach the student side.", -want_s),
+             ])
+    _passed(f"both branches match on a random tiny network ({len(params)} parameter tensors); their sum is "
+            "the whole gradient, and the stop-gradient keeps only g_student")
+
+
 # ============================================================================ T05 CTM
 
 
 def check_ctm_jump(fn: Callable) -> None:
-    """T05: ``fn(x_t, g, t, s) -> G = (s/t) x_t + (1 - s/t) g`` with t, s broadcastable ``[B, 1, 1]``."""
+    """T05: ``fn(x_t, g, t, s) -> G = (s/t) x_t + (1 - s/t) g`` (one Euler step of the PF-ODE from t to
+    s with g in place of the denoiser, derived in the tutorial) with t, s broadcastable ``[B, 1, 1]``."""
     gen = _gen()
     b = 4
     x_t = torch.randn(b, 6, 8, generator=gen, dtype=torch.float64) * 3.0
@@ -162,6 +225,8 @@ def check_ctm_jump(fn: Callable) -> None:
         ("you returned g: mix it with x_t, G = (s/t) · x_t + (1 - s/t) · g.", g_val),
         ("the weight of x_t is s/t, not t/s.",
          (t / s.clamp_min(1e-12)).clamp_max(1e12) * x_t + (1 - r) * g_val),
+        ("the Euler step goes the wrong way: its slope is (x_t - g) / t, and the step is "
+         "x_t + slope · (s - t) (s - t is negative).", x_t - (x_t - g_val) / t * (s - t)),
     ], nonfinite="Dividing by s? s can be 0 (a jump to the clean end): the weight of x_t is s / t.")
     _passed("G(x, t, s) matches precond.ctm_jump, including G(x, t, t) = x and G(x, t, 0) = g")
 
@@ -198,6 +263,10 @@ def check_gamma_step(fn: Callable) -> None:
         s_last = (1 - gamma**2) ** 0.5 * (t_next - eps) + eps
         mistakes = [("the noise scale is sqrt(t_next² - s²) (only the noise missing at s), not t_next.",
                      G(x, t, s) + t_next * z)]
+        if t_next > 0 and gamma > 0:
+            mistakes += [("independent noises add in *variance*, not in standard deviation: the jump "
+                          "leaves noise of level s, so the fresh noise needs the variance t_next² - s², "
+                          "a scale of sqrt(t_next² - s²), not t_next - s.", G(x, t, s) + (t_next - s) * z)]
         if t_next > 0:
             mistakes += [
                 ("s = sqrt(1 - γ²) · (t_next - eps) + eps: the eps terms are missing.",
@@ -265,8 +334,12 @@ def _planted_sweep(g: torch.Generator, none_qualify: bool) -> tuple[dict, torch.
             ratio[k] = u(0.86, 1.5)
         gap[keys[order[0]]] = 0.02
     else:
-        k_ans, k_deg, k_deg2, k_best = (keys[i] for i in order[:4])
+        k_ans, k_deg, k_deg2, k_best, k_mid, k_big = (keys[i] for i in order[:6])
         ratio[k_ans], gap[k_ans] = u(0.55, 0.74), u(0.2, 0.4)  # the answer
+        # Two more qualifying settings keep the diagnoses apart: the mean's pick is never the one
+        # closest to the teacher (k_mid has a smaller gap), nor is the largest gap (k_big's is larger).
+        ratio[k_mid], gap[k_mid] = u(0.55, 0.74), u(0.6, 1.0)
+        ratio[k_big], gap[k_big] = u(0.55, 0.74), u(25.0, 40.0)
         ratio[k_deg], gap[k_deg] = u(0.86, 0.97), u(0.02, 0.05)  # better than the jump, not 20% better
         ratio[k_deg2], gap[k_deg2] = u(1.05, 1.3), u(0.005, 0.01)  # the smallest gap of all: no better
         ratio[k_best], gap[k_best] = u(0.2, 0.3), u(5.0, 20.0)  # the best quality, a large gap

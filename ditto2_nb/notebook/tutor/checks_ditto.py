@@ -1,10 +1,13 @@
 """Checks of T06 (DITTO and DITTO-2): gradient checkpointing, the Adam loop over the noise,
 DITTO-2 (1-step surrogate in the loop, one decode at the end), decode-aware refinement (the last R
-iterations through the decode) and the cost model's predicted speed-up."""
+iterations through the decode, with the decode settings passed in) and the cost model's predicted
+speed-up; and :func:`decode_from_t05`, the 2-step decode settings T05 recorded, for T06 to use."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -22,6 +25,7 @@ from .checking import (
     _gen,
     _passed,
     _tiny_cm_models,
+    _tiny_ctm_student,
     _tuple_of,
 )
 
@@ -159,9 +163,51 @@ def _tiny_ditto2_problem(g: torch.Generator):
     return student, loss_fn, torch.randn(2, _TINY.n_mels, frames, generator=g)
 
 
+def _decode_case(g: torch.Generator):
+    """A tiny CTM student (its decode uses both settings) and random decode settings for it."""
+    student = _tiny_ctm_student(int(torch.randint(2**31, (1,), generator=g)))
+    decode = {"sigma_mid": round(0.1 + 4.0 * float(torch.rand(1, generator=g)), 3), "gamma": 0.5}
+    return student, decode
+
+
+_SIGNATURE = {
+    "my_ditto2": "my_ditto2(student, loss_fn, z0, iterations, lr, decode_steps, tags=None, decode=None)",
+    "my_ditto2_refined": "my_ditto2_refined(student, loss_fn, z0, iterations, lr, decode_steps, refine_last, "
+                         "tags=None, decode=None)",
+}
+
+
+def _call_with_decode(fn: Callable, name: str, *args):
+    """Call the student's DITTO-2 with a ``decode`` argument; an old signature gets a plain hint."""
+    try:
+        return _call(fn, *args, what=name)
+    except TutorError as e:
+        if "positional argument" in str(e) or "unexpected keyword" in str(e):
+            raise TutorError(f"{e} Keep the signature {_SIGNATURE[name]}: decode is a dict of "
+                             "student_decode's settings (sigma_mid, gamma), or None for the "
+                             "default.") from None
+        raise
+
+
+def _decode_settings_mistakes(student, z, decode: dict, steps: int) -> list:
+    with torch.no_grad():
+        default = student_decode(student, z * student.sigma_max, steps, seed=0)
+        mid_only = student_decode(student, z * student.sigma_max, steps, seed=0,
+                                  sigma_mid=decode["sigma_mid"])
+    return [
+        ("your decode ignores the `decode` settings: pass them on, student_decode(..., seed=0, "
+         "**(decode or {})).", default),
+        (f"your decode used sigma_mid but not gamma = {decode['gamma']:g}: pass every setting of `decode` "
+         "on to student_decode.", mid_only),
+    ]
+
+
 def check_ditto2(fn: Callable) -> None:
-    """T06: ``fn(student, loss_fn, z0, iterations, lr, decode_steps) -> (z, x0)`` vs
-    :func:`ditto2_nb.optimize.ditto2` (1-step surrogate in the loop, one ``decode_steps`` decode)."""
+    """T06: ``fn(student, loss_fn, z0, iterations, lr, decode_steps, tags=None, decode=None) -> (z, x0)``
+    vs :func:`ditto2_nb.optimize.ditto2` (1-step surrogate in the loop, one ``decode_steps`` decode,
+    with the decode settings ``decode``: None for the student's default, or a dict such as
+    ``{"sigma_mid": 1.0, "gamma": 0.5}``); once with the default and once with random settings on a CTM
+    student."""
     g = _gen()
     student, loss_fn, z0 = _tiny_ditto2_problem(g)
     iterations, lr = int(torch.randint(4, 9, (1,), generator=g)), 0.05
@@ -184,15 +230,27 @@ def check_ditto2(fn: Callable) -> None:
         ("decode from x_T = z · sigma_max.", x_unscaled),
         ("fix the decode's injected noise with seed=0 (student_decode(..., seed=0)).", x_other_seed),
     ])
-    _passed(f"z and the {2}-step decode match optimize.ditto2 ({iterations} iterations on a small random "
-            "student)")
+    student, decode = _decode_case(g)
+    ref = ditto2(student, loss_fn, z0, decode_steps=2, decode_seed=0, **decode,
+                 cfg=OptimConfig(iterations=iterations, lr=lr, snapshot_every=0))
+    out = _tuple_of(_call_with_decode(fn, "my_ditto2", student, loss_fn, z0.clone(), iterations, lr, 2, None,
+                                      dict(decode)), 2, "my_ditto2", "z, x0")
+    settings = f"decode = {decode}"
+    _compare(out[0], ref.z, f"the optimised z with {settings}", rtol=1e-4, atol=1e-5,
+             hint=" The loop goes through the 1-step jump whatever the decode settings.")
+    _compare(out[1], ref.x0, f"the decoded x0 with {settings}", rtol=1e-4, atol=1e-5,
+             mistakes=_decode_settings_mistakes(student, ref.z, decode, 2))
+    _passed(f"z and the 2-step decode match optimize.ditto2 ({iterations} iterations on small random "
+            f"students), with the default decode and with {settings}")
 
 
-def _refined_reference(student, loss_fn, z0, iterations, lr, decode_steps, via_decode, *, restart=False):
+def _refined_reference(student, loss_fn, z0, iterations, lr, decode_steps, via_decode, *, restart=False,
+                       loop_kw=None, final_kw=None):
     """Adam on z where iteration ``it`` differentiates the ``decode_steps``-step decode if
-    ``via_decode(it)``, else the 1-step jump; ``restart``: a new optimiser where the decode starts."""
-    def decode(z, steps):
-        return student_decode(student, z * student.sigma_max, steps, seed=0)
+    ``via_decode(it)``, else the 1-step jump; ``restart``: a new optimiser where the decode starts;
+    ``loop_kw``/``final_kw``: decode settings in the loop and in the final decode."""
+    def decode(z, steps, kw=None):
+        return student_decode(student, z * student.sigma_max, steps, seed=0, **(kw or {}))
 
     z = z0.detach().clone()
     if restart:
@@ -201,16 +259,18 @@ def _refined_reference(student, loss_fn, z0, iterations, lr, decode_steps, via_d
         z, _ = _reference_optimise(lambda z: decode(z, decode_steps), loss_fn, z, iterations - first, lr)
     else:
         calls = iter(range(iterations))
-        z, _ = _reference_optimise(lambda z: decode(z, decode_steps if via_decode(next(calls)) else 1),
-                                   loss_fn, z, iterations, lr)
+        z, _ = _reference_optimise(lambda z: decode(z, decode_steps, loop_kw) if via_decode(next(calls))
+                                   else decode(z, 1), loss_fn, z, iterations, lr)
     with torch.no_grad():
-        return z, decode(z, decode_steps)
+        return z, decode(z, decode_steps, final_kw)
 
 
 def check_refine_last(fn: Callable) -> None:
-    """T06: ``fn(student, loss_fn, z0, iterations, lr, decode_steps, refine_last) -> (z, x0)`` vs
-    :func:`ditto2_nb.optimize.ditto2` with ``OptimConfig(refine_last=R)``: the last R iterations
-    differentiate the M-step decode, the others the 1-step jump, one Adam state throughout."""
+    """T06: ``fn(student, loss_fn, z0, iterations, lr, decode_steps, refine_last, tags=None, decode=None)
+    -> (z, x0)`` vs :func:`ditto2_nb.optimize.ditto2` with ``OptimConfig(refine_last=R)``: the last R
+    iterations differentiate the M-step decode, the others the 1-step jump, one Adam state throughout;
+    the decode settings ``decode`` (None: the default) hold in the refinement iterations and in the
+    final decode alike."""
     g = _gen()
     student, loss_fn, z0 = _tiny_ditto2_problem(g)
     iterations, lr, m = int(torch.randint(7, 10, (1,), generator=g)), 0.05, 2
@@ -255,8 +315,32 @@ def check_refine_last(fn: Callable) -> None:
         ("x0 is the 1-step surrogate: after the loop, decode once with decode_steps steps.",
          ref.x0_surrogate),
         ("decode from x_T = z · sigma_max.", unscaled)])
+    student, decode = _decode_case(g)
+    ref = ditto2(student, loss_fn, z0, decode_steps=m, decode_seed=0, **decode,
+                 cfg=OptimConfig(iterations=iterations, lr=lr, snapshot_every=0, refine_last=r))
+    out = _tuple_of(_call_with_decode(fn, "my_ditto2_refined", student, loss_fn, z0.clone(), iterations, lr,
+                                      m, r, None, dict(decode)), 2, "my_ditto2_refined", "z, x0")
+    settings = f"decode = {decode}"
+    z_got = _as_tensor(out[0], "the optimised z").detach().cpu().double()
+    if not _close(z_got, ref.z.double(), 1e-4, 1e-5):
+        z_plain, _ = _refined_reference(student, loss_fn, z0, iterations, lr, m, lambda it: it >= first)
+        if _close(z_got, z_plain.double(), 1e-4, 1e-5):  # the loop used the default decode
+            with torch.no_grad():
+                x_plain = student_decode(student, z_plain * student.sigma_max, m, seed=0)
+            x_got = _as_tensor(out[1], "the decoded x0").detach().cpu().double()
+            everywhere = _close(x_got, x_plain.double(), 1e-4, 1e-5)
+            where = ("in the refinement iterations and in the final decode" if everywhere
+                     else "in the refinement iterations (your final decode uses them)")
+            raise TutorError(f"the optimised z with {settings} is not right: the `decode` settings are "
+                             f"ignored {where}. The last R iterations must differentiate the very decode "
+                             "that makes the output: student_decode(..., seed=0, **(decode or {})) in both "
+                             "places.")
+    _compare(out[0], ref.z, f"the optimised z with {settings} (I = {iterations}, R = {r})", rtol=1e-4,
+             atol=1e-5)
+    _compare(out[1], ref.x0, f"the decoded x0 with {settings}", rtol=1e-4, atol=1e-5,
+             mistakes=_decode_settings_mistakes(student, ref.z, decode, m))
     _passed(f"z and x0 match optimize.ditto2(refine_last={r}) ({iterations} iterations, the last {r} through "
-            f"the {m}-step decode, on a small random student)")
+            f"the {m}-step decode, on small random students), with the default decode and with {settings}")
 
 
 def predicted_speedup_reference(S: int, M: int, R: int, iterations: int, cfg_passes: int) -> float:
@@ -328,3 +412,45 @@ def check_predicted_speedup(fn: Callable) -> None:
     S, M, R, n, c = cases[1]
     _passed(f"your cost model matches on 4 random settings (e.g. S={S}, M={M}, R={R}, I={n}, with CFG: "
             f"{float(want[1]):.1f}x)")
+
+
+# ============================================================================ T06 uses T05's decode choice
+
+T05_STEM = "T05_ctm"
+
+
+def decode_from_t05(artifacts_dir, preset: str, student: str, decode_steps: int) -> tuple[dict, str]:
+    """The 2-step decode settings T05 recorded (``decode_pick_sigma_mid``, ``decode_pick_gamma``) in
+    its ``metrics.json``, in the ``T05_ctm`` folder beside ``artifacts_dir`` (where T05 writes when run
+    with its default ``ARTIFACTS_DIR``, and where the pipeline puts it), if they apply to this run:
+    the same preset, the CTM student (the one T05 measured) and a 2-step decode.
+
+    Returns ``(decode, reason)``: ``decode`` is ``{"sigma_mid": ..., "gamma": ...}`` or ``{}`` (the
+    library's default) and ``reason`` says in one sentence which and why."""
+    folder = Path(artifacts_dir).parent / T05_STEM
+    default = "the library's default 2-step decode (decode_defaults(student), else the Karras midpoint)"
+    try:  # what pipeline.record writes (pipeline.read_metrics; tutor sits below pipeline, so read it here)
+        path = folder / "metrics.json"
+        m = json.loads(path.read_text()) if path.exists() else {}
+        if not isinstance(m, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as e:
+        return {}, f"{default}: T05's metrics in {folder} could not be read ({type(e).__name__})."
+    if "decode_pick_sigma_mid" not in m or "decode_pick_gamma" not in m:
+        return {}, (f"{default}: T05 has not recorded a pick in {folder} (run T05 to the end first to "
+                    "decode with your own choice).")
+    if m.get("decode_pick_preset") != preset:
+        made = m.get("decode_pick_preset")
+        return {}, (f"{default}: T05's pick was made on preset {made!r}" if made else
+                    f"{default}: T05's pick does not say which preset it was made on") + \
+            f", and this run uses {preset!r}, another model."
+    if student != "ctm":
+        return {}, f"{default}: T05 chose its decode for the CTM student, and STUDENT is {student!r}."
+    if decode_steps != 2:
+        return {}, f"{default}: T05 chose a 2-step decode, and DECODE_STEPS is {decode_steps}."
+    try:
+        decode = {"sigma_mid": float(m["decode_pick_sigma_mid"]), "gamma": float(m["decode_pick_gamma"])}
+    except (TypeError, ValueError):
+        return {}, f"{default}: T05's recorded pick is not a pair of numbers."
+    return decode, (f"your T05 pick, sigma_mid = {decode['sigma_mid']:g}, gamma = {decode['gamma']:g} "
+                    f"(read from {folder / 'metrics.json'}; same preset, same student).")
