@@ -20,6 +20,7 @@ import torch
 from . import checkpoints as ckpt
 from . import validate as check
 from .config import PRESETS
+from .config import to_dict as _to_dict
 from .metrics import peak_rss_mb
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -122,3 +123,25 @@ def machine() -> str:
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
     isa = torch.backends.cpu.get_cpu_capability()
     return f"{os.cpu_count()} CPU cores ({platform.machine()}, {isa}), {gpu}, torch {torch.__version__}"
+
+
+def move_to_preset(src: str | Path, preset: str, out: str | Path) -> Path:
+    """Write the model file ``src`` as ``preset``'s: the same weights, its metadata's ``preset``
+    and the ``--preset`` of its reproduce command renamed (for a configuration trained under a
+    working name, e.g. ``laptop4s``, that becomes a shipped preset), with a fresh model card.
+    The preset's configuration must be the one the file was trained with: its mel and network
+    config are compared and a difference is refused, naming the field."""
+    _known_preset(preset)
+    tensors, meta = ckpt.read(src)
+    old = meta.get("preset")
+    p = PRESETS[preset]
+    if "mel" in meta and meta["mel"] != _to_dict(p.mel):
+        raise ValueError(f"{src} was trained with mel config {meta['mel']}, not preset {preset!r}'s "
+                         f"{_to_dict(p.mel)}: it cannot become that preset's model")
+    meta = dict(meta, preset=preset)
+    if old and isinstance(meta.get("reproduce"), str):
+        meta["reproduce"] = meta["reproduce"].replace(f"--preset {old}", f"--preset {preset}")
+    meta["moved_from_preset"] = old
+    ckpt.save(out, tensors, meta)
+    Path(out).with_suffix(".md").write_text(model_card(Path(out).name, meta))
+    return Path(out)
