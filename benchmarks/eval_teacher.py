@@ -2,7 +2,7 @@
 
     python benchmarks/eval_teacher.py [--preset laptop] [--n 128] [--steps 20]
 
-Writes benchmarks/results/teacher_<preset>.json (read by the README and notebook 03).
+Writes benchmarks/results/teacher_<preset>.json (read by docs/results.md and notebook 03).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ Errors on the vocoded audio, as in the claims.
 
 Writes ``benchmarks/results/lr_sweep_<preset>.json`` (median, IQR and per-target errors per row and
 control, and how many targets each row does worse on than the reference);
-``benchmarks/report.py`` renders it into the README. Run it with nothing else on the machine.
+``benchmarks/report.py`` renders it into docs/results.md. Run it with nothing else on the machine.
 """
 
 from __future__ import annotations

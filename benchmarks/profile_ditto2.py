@@ -23,7 +23,7 @@ start-up, allocator warm-up) against a warm one. ``network_variants``: one stude
 backward at batch 1 and 8 on one thread, compiled by ``torch.compile`` (and its compile time), and
 for narrower networks (:data:`SMALLER`, random weights): what other kernels or a smaller student
 would buy. Writes ``benchmarks/results/profile_<preset>.json``;
-``benchmarks/report.py`` renders it into the README. Run it with nothing else on the machine.
+``benchmarks/report.py`` renders it into docs/results.md. Run it with nothing else on the machine.
 """
 
 from __future__ import annotations

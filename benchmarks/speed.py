@@ -112,7 +112,7 @@ def quality(name: str, student, held, cfg, vocoder, targets: int, batch: int, sc
     return out
 
 
-no_worse = report.no_worse  # the judgement, shared with the README's tables
+no_worse = report.no_worse  # the judgement, shared with the results tables (README, docs/results.md)
 
 
 def entries(student, candidates: dict | None = None) -> dict:
