@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -39,6 +38,7 @@ import torch
 from ditto2_nb.audio import GriffinLimVocoder, wave_to_mel
 from ditto2_nb.audio.pitch import judge_info, melody_accuracy
 from ditto2_nb.controls.melody import pitch_classes_from_mel
+from ditto2_nb.core import metrics
 from ditto2_nb.core.assets import machine
 from ditto2_nb.core.config import get_preset
 from ditto2_nb.data.repertoire import render_repertoire, repertoire_sizes
@@ -81,14 +81,8 @@ def unet_time(net_cfg, frames: int, batch: int, reps: int) -> dict:
         out = net(x, sigma, tags) if tags is not None else net(x, sigma)
         out.square().mean().backward()
 
-    step()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
     return {"params_m": round(sum(p.numel() for p in net.parameters()) / 1e6, 3),
-            "fwd_bwd_s": round(float(np.median(times)), 4), "fwd_bwd_s_min": round(min(times), 4)}
+            "fwd_bwd_s": round(metrics.time_call(step, repeats=reps), 4)}
 
 
 def main(argv=None) -> dict:

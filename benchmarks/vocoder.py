@@ -184,9 +184,10 @@ def ditto2_estimate(preset: str, ratio: float, gl_rtf_here: float) -> dict:
                     "paired time ratio measured here"}
 
 
-def generated_mels(vocoders: dict, true_mels: torch.Tensor, preset: str, n: int) -> dict:
-    """(e): each vocoder on ``n`` teacher samples and on the first ``n`` true mels: re-analysis
-    error, peaks, limiting, clipping; the trained vocoder's pass/fail."""
+def generated_mels(vocoders: dict, true_mels: torch.Tensor, true_outputs: dict, preset: str, n: int) -> dict:
+    """(e): each vocoder on ``n`` teacher samples, and its outputs ``true_outputs[name]`` already made
+    from the first ``n`` true mels: re-analysis error, peaks, limiting, clipping; the trained
+    vocoder's pass/fail."""
     from ditto2_nb.data import heldout_data
     from ditto2_nb.diffusion import generate, load_teacher
 
@@ -199,7 +200,7 @@ def generated_mels(vocoders: dict, true_mels: torch.Tensor, preset: str, n: int)
            "teacher": teacher.meta.get("training_data", teacher.meta.get("kind"))}
     for name, voc in vocoders.items():
         wave, gains = run_vocoder(voc, mels)
-        wave_true, _ = run_vocoder(voc, true_mels[:n])
+        wave_true = true_outputs[name][:n]
         sc = [spectral_convergence(m[None], wave_to_mel(w[None], cfg), cfg) for m, w in zip(mels, wave)]
         sc_true = [spectral_convergence(m[None], wave_to_mel(w[None], cfg), cfg)
                    for m, w in zip(true_mels[:n], wave_true)]
@@ -238,9 +239,10 @@ def main(argv=None) -> dict:
           f"({data['renderer']})", flush=True)
 
     original = melody_accuracy(waves, cfg.sample_rate, targets, cfg, kind="pitch_class")
-    methods, per_clip = {}, {}
+    methods, per_clip, outputs = {}, {}, {}
     for name, voc in vocoders.items():
         out, gains = run_vocoder(voc, mels)
+        outputs[name] = out
         acc = melody_accuracy(out, cfg.sample_rate, targets, cfg, kind="pitch_class")
         values = {
             "mrstft_other_resolutions": mrstft_distance(waves, out, OTHER_RESOLUTIONS, reduce=False).tolist(),
@@ -268,7 +270,7 @@ def main(argv=None) -> dict:
         print(name, {k: methods[name][k]["median"] for k in ("mrstft_other_resolutions", "pitch_accuracy",
                                                             "pitch_accuracy_melodic")}, flush=True)
 
-    generated = generated_mels(vocoders, mels, p.name, a.generated) if a.generated else None
+    generated = generated_mels(vocoders, mels, outputs, p.name, a.generated) if a.generated else None
     times = timings(vocoders, mels, a.reps)
     for name in vocoders:
         for case, values in times[name].items():

@@ -190,7 +190,9 @@ def test_generated_mels_guard_judges_both_vocoders(trained, waves):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     vocoders = {"griffin_lim": GriffinLimVocoder(CI, n_iter=4), "neural": load_vocoder(trained[0])}
-    out = bench.generated_mels(vocoders, wave_to_mel(waves[:2], CI), "ci", 2)
+    true_mels = wave_to_mel(waves[:2], CI)
+    true_outputs = {name: bench.run_vocoder(v, true_mels)[0] for name, v in vocoders.items()}
+    out = bench.generated_mels(vocoders, true_mels, true_outputs, "ci", 2)
     for name in vocoders:
         r = out[name]
         assert r["spectral_convergence"]["n"] == 2 and r["true_mels_spectral_convergence"]["n"] == 2
