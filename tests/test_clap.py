@@ -387,3 +387,58 @@ def test_laion_rejects_fusion_and_unknown_models(laion_files):
     with pytest.raises(clap.ClapError, match="fusion"):
         clap.LaionClap(ckpt_path, tok_dir, model_cfg={"enable_fusion": True, "text_cfg": {}})
 
+
+
+# ----------------------------------------------------------------------------- rendered clips' captions
+
+
+def _rendered(instrument: str = "Violin", genre: str = "fiddle tune", **kw):
+    from ditto2_nb.data.labels import ClipLabels
+
+    fields = dict(source="x", sample_rate=16000, hop_length=256, n_frames=64, genre=genre, bpm=120.0,
+                  tempo="fast", tonic=2, mode="major", instrument=instrument, has_drums=False,
+                  dynamics="crescendo")
+    return ClipLabels(**{**fields, **kw})
+
+
+def test_rendered_clips_are_captioned_by_their_instrument_family():
+    from ditto2_nb.data import caption
+
+    lab = _rendered()
+    assert caption(lab) == "a fast, building string fiddle tune in D major without drums"
+    assert all("string" in caption(lab, t) and "D major" in caption(lab, t) for t in range(6))
+    # a recording (no tags) keeps the short caption from what it has
+    assert "played on" in caption(_rendered(tempo=None, dynamics=None, genre="recording"))
+    texts, masks = clap.caption_pool([lab, _rendered("Trumpet", "folk song")], 40, seed=0)
+    strings, brass = texts[:40], texts[40:]
+    # the program's own name is one of its instrument words, beside the family's
+    assert any("violin" in t for t in strings) and any("trumpet" in t for t in brass)
+    assert not any(w in t for t in strings for w in ("trumpet", "brass", "horn"))
+    values = clap.field_values([lab, _rendered("Trumpet")])
+    fam = clap.FIELDS.index("instrument")
+    every = clap.scorer_classes("instrument", "mixed")  # the instrument tag field's classes
+    assert values[:, fam].tolist() == [every.index("strings"), every.index("brass")]
+    assert values[0, -1] == -1  # no structure label: matched by no caption
+    unseen = clap.clap_caption(lab, np.random.default_rng(0), "unseen")[0]
+    assert "erhu-like" in unseen and "synthesiser" not in unseen
+    assert clap.judge_caption(lab)[0] == ("timbre: strings; tempo: fast; mode: d major; percussion: no; "
+                                          "dynamics: crescendo")
+    with pytest.raises(ValueError, match=r"clap_caption needs labels with every tag.*tempo None"):
+        clap.clap_caption(_rendered(tempo=None), np.random.default_rng(0))
+
+
+def test_a_scorer_asks_zero_shot_about_the_instruments_its_data_has():
+    from ditto2_nb.data.theory import INSTRUMENT_FAMILIES, INSTRUMENTS
+
+    assert clap.scorer_classes("instrument", "repertoire") == INSTRUMENT_FAMILIES
+    assert clap.scorer_classes("instrument", "mixed") == INSTRUMENTS + INSTRUMENT_FAMILIES
+    assert clap.scorer_classes("tempo", "repertoire") == clap.scorer_classes("tempo")
+    with pytest.raises(ValueError, match="data must be one of"):
+        clap.scorer_classes("instrument", "bach")
+    cfg = clap.ClapConfig(width=16, depth=2, embed_dim=16, text_hidden=32, instruments="repertoire")
+    assert tuple(clap.MiniClap(cfg, CFG).class_prompts("instrument")) == INSTRUMENT_FAMILIES
+    assert tuple(tiny().class_prompts("instrument")) == INSTRUMENTS  # files without the field
+    with pytest.raises(ValueError, match="instruments must be one of"):
+        clap.ClapConfig(instruments="kazoo")
+    assert clap.clap_recipe("laptop4s").net.instruments == "repertoire"
+    assert clap.clap_recipe("ci").net.instruments == "procedural"

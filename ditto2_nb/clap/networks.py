@@ -20,7 +20,7 @@ from ..audio.mel import as_waveform, wave_to_mel
 from ..core.config import MelConfig, check_fields
 from .base import _check_mel, _ScorerBase, check_texts
 from .minilm import MINILM_DIM, minilm_embed
-from .paraphrase import attribute_prompts, judge_class_prompts
+from .paraphrase import INSTRUMENT_CLASSES, attribute_prompts, judge_class_prompts, scorer_classes
 
 
 @dataclass(frozen=True)
@@ -41,9 +41,14 @@ class ClapConfig:
     dropout: float = 0.1
     logit_scale_init: float = 1 / 0.07  # exp(learnable log scale) = 1 / temperature at start
     logit_scale_max: float = 100.0
+    instruments: str = "procedural"  # the instrument classes its captions name, by the data it
+    #                                  trained on (scorer_classes): "procedural" | "repertoire" | "mixed"
 
     def __post_init__(self) -> None:
         check_fields(self)  # n_mels, dropout: the limits table
+        if self.instruments not in INSTRUMENT_CLASSES:
+            raise ValueError(f"instruments must be one of {list(INSTRUMENT_CLASSES)}, "
+                             f"got {self.instruments!r}")
         if self.arch not in ("conv1d", "conv2d"):
             raise ValueError(f"arch must be 'conv1d' or 'conv2d', got {self.arch!r}")
         if self.text not in ("minilm", "words"):
@@ -233,8 +238,9 @@ class MiniClap(_ScorerBase):
 
     def class_prompts(self, attribute: str) -> dict[str, str]:
         """Zero-shot prompts in this scorer's own wording (:func:`attribute_prompts` or
-        :func:`judge_class_prompts`)."""
-        return judge_class_prompts(attribute) if self.cfg.text == "words" else attribute_prompts(attribute)
+        :func:`judge_class_prompts`), for the classes it learned (:func:`scorer_classes`)."""
+        prompts = judge_class_prompts if self.cfg.text == "words" else attribute_prompts
+        return prompts(attribute, scorer_classes(attribute, self.cfg.instruments))
 
     def forward(self, mel: torch.Tensor, text_input: torch.Tensor):
         return self.encode_audio(mel), self.project_text(text_input), self.logit_scale()

@@ -1,5 +1,6 @@
-"""The caption paraphraser: captions of procedural clips for contrastive training, each with a
-mention mask of the label fields it names, and the prompts for zero-shot classification.
+"""The caption paraphraser: captions of labelled clips (procedural or rendered) for contrastive
+training, each with a mention mask of the label fields it names, and the prompts for zero-shot
+classification.
 
 * MiniCLAP's wording (:func:`clap_caption`): :func:`ditto2_nb.data.caption`'s templates or a
   compositional paraphrase with synonyms; ``"unseen"`` phrasing for the benchmark;
@@ -8,9 +9,10 @@ mention mask of the label fields it names, and the prompts for zero-shot classif
 
 The words themselves live in :mod:`ditto2_nb.data.captions`; every class of
 :data:`ditto2_nb.data.TAG_FIELDS` has them, the GM instrument families of rendered clips included.
-The captions describe procedural clips only, so the classes the scorers learn (and are asked about
-zero-shot by default, :func:`scorer_classes`) are the procedural ones: the six timbres for the
-instrument.
+A rendered clip is named by its instrument family's words or by its own program's name ("a violin
+tune" for a strings clip played on the violin). The instrument classes a scorer learns (and is
+asked about zero-shot, :func:`scorer_classes`) are those of the data it trained on: the six
+procedural timbres, the GM families of the repertoire, or both.
 """
 
 from __future__ import annotations
@@ -40,10 +42,13 @@ from ..data.captions import (
     UNSEEN_INST,
     UNSEEN_TEMPO,
     caption,
+    caption_templates,
+    describable,
 )
 from ..data.labels import ClipLabels
-from ..data.tags import TAG_FIELDS
-from ..data.theory import DYNAMICS, INSTRUMENTS, MODES, STRUCTURES, TEMPO_CLASSES
+from ..data.renditions import spoken_name
+from ..data.tags import TAG_FIELDS, instrument_tag
+from ..data.theory import DYNAMICS, INSTRUMENT_FAMILIES, INSTRUMENTS, MODES, STRUCTURES, TEMPO_CLASSES
 
 FIELDS = ("instrument", "tempo", "mode", "drums", "dynamics", "tonic", "structure")
 UNIQUE = len(FIELDS)
@@ -68,14 +73,15 @@ def _mask(*names: str, unique: bool = False) -> np.ndarray:
 
 _PLACEHOLDER_FIELDS = {"tempo": ("tempo",), "key": ("mode", "tonic"), "mode": ("mode",),
                        "inst": ("instrument",), "dyn": ("dynamics",), "dyn_phrase": ("dynamics",),
-                       "drums": ("drums",), "drums_lead": ("drums",), "form": ("structure",)}
+                       "drums": ("drums",), "drums_lead": ("drums",), "form": ("structure",),
+                       "genre": ()}  # a rendered clip's genre ("fiddle tune") is named but not matched
 
 
-@lru_cache(maxsize=1)
-def _data_template_masks() -> tuple[np.ndarray, ...]:
+@lru_cache(maxsize=2)
+def _data_template_masks(templates: tuple[str, ...] = TEMPLATES) -> tuple[np.ndarray, ...]:
     """Mention masks of :func:`ditto2_nb.data.caption`'s templates, read from their placeholders."""
     out = []
-    for tpl in TEMPLATES:
+    for tpl in templates:
         names = {f for _, f, _, _ in string.Formatter().parse(tpl) if f}
         fields = [x for n in names for x in _PLACEHOLDER_FIELDS.get(n, ())]
         out.append(_mask(*fields, unique=bool(names - set(_PLACEHOLDER_FIELDS))))  # bpm, progression
@@ -100,7 +106,7 @@ def _paraphrase(lab: ClipLabels, rng: np.random.Generator, keep: Sequence[str]) 
         posts.append(_pick(rng, DRUM_WORDS[bool(lab.has_drums)]))
     rng.shuffle(adjs)
     rng.shuffle(posts)
-    inst = _pick(rng, INSTRUMENT_WORDS[lab.instrument]) if "instrument" in keep else ""
+    inst = _pick(rng, _instrument_words(lab)) if "instrument" in keep else ""
     noun = _pick(rng, NOUNS)
     frame = int(rng.integers(3))
     head = " ".join(x for x in (", ".join(adjs), inst, noun) if x)
@@ -113,9 +119,24 @@ def _paraphrase(lab: ClipLabels, rng: np.random.Generator, keep: Sequence[str]) 
     return " ".join(text.split())
 
 
+def _instrument_words(lab: ClipLabels) -> tuple[str, ...]:
+    """Words for the clip's instrument: its tag's (:data:`INSTRUMENT_WORDS`), and for a rendered
+    clip also its program's spoken name ("violin" in the strings family)."""
+    words = INSTRUMENT_WORDS[instrument_tag(lab)]
+    return words if lab.genre == "procedural" else words + (spoken_name(lab.instrument),)
+
+
+def _require_describable(lab: ClipLabels, who: str) -> None:
+    if not describable(lab):
+        raise ValueError(f"{who} needs labels with every tag and the key (a procedural or rendered "
+                         f"repertoire clip); got genre {lab.genre!r}, instrument {lab.instrument!r}, "
+                         f"tempo {lab.tempo!r}, key {lab.key!r}, dynamics {lab.dynamics!r}, "
+                         f"drums {lab.has_drums!r}")
+
+
 def clap_caption(lab: ClipLabels, rng: np.random.Generator, style: str = "train",
                  p_data: float = 0.35) -> tuple[str, np.ndarray]:
-    """One caption of a procedural clip and its mention mask ``[len(FIELDS) + 1]`` (bool).
+    """One caption of a labelled clip and its mention mask ``[len(FIELDS) + 1]`` (bool).
 
     Styles:
 
@@ -129,11 +150,10 @@ def clap_caption(lab: ClipLabels, rng: np.random.Generator, style: str = "train"
     The mask says which label fields the text pins down, so a batch can tell true negatives from
     clips that the caption describes just as well (see :func:`contrastive_loss`).
     """
-    if lab.genre != "procedural" or lab.instrument is None:
-        raise ValueError("clap_caption needs the labels of a procedural clip (instrument, tempo, ...)")
+    _require_describable(lab, "clap_caption")
     if style == "train" and rng.random() < p_data:
         t = int(rng.integers(N_CAPTION_TEMPLATES))
-        return caption(lab, t), _data_template_masks()[t].copy()
+        return caption(lab, t), _data_template_masks(caption_templates(lab))[t].copy()
     if style == "train":
         names = [f for f in ("instrument", "tempo", "mode", "drums", "dynamics") if rng.random() < 0.6]
         names = names or [_pick(rng, ("instrument", "tempo", "mode", "drums", "dynamics"))]
@@ -145,7 +165,7 @@ def clap_caption(lab: ClipLabels, rng: np.random.Generator, style: str = "train"
         return _paraphrase(lab, rng, full), _mask(*full)
     if style == "unseen":
         words = {"noun": _pick(rng, ("recording", "composition", "phrase")),
-                 "inst": _pick(rng, UNSEEN_INST[lab.instrument]),
+                 "inst": _pick(rng, UNSEEN_INST[instrument_tag(lab)]),
                  "tempo": _pick(rng, UNSEEN_TEMPO[lab.tempo]),
                  "dyn": _pick(rng, UNSEEN_DYN[lab.dynamics]),
                  "drums": _pick(rng, UNSEEN_DRUMS[bool(lab.has_drums)]), "key": f"key of {lab.key}"}
@@ -172,24 +192,32 @@ def caption_pool(labels: Sequence[ClipLabels], per_clip: int, seed: int = 0,
 
 
 def field_values(labels: Sequence[ClipLabels]) -> torch.Tensor:
-    """Label values per clip as integers ``[N, len(FIELDS)]`` (for matching captions to clips)."""
+    """Label values per clip as integers ``[N, len(FIELDS)]`` (for matching captions to clips; the
+    instrument as its tag, :func:`~ditto2_nb.data.tags.instrument_tag`)."""
     rows = []
     for lab in labels:
-        rows.append([TAG_FIELDS["instrument"].index(lab.instrument), list(TEMPO_CLASSES).index(lab.tempo),
+        rows.append([TAG_FIELDS["instrument"].index(instrument_tag(lab)),
+                     list(TEMPO_CLASSES).index(lab.tempo),
                      MODES.index(lab.mode), int(bool(lab.has_drums)), DYNAMICS.index(lab.dynamics),
                      int(lab.tonic), STRUCTURES.index(lab.structure) if lab.structure in STRUCTURES
                      else -1])
     return torch.tensor(rows, dtype=torch.long)
 
 
-def scorer_classes(attribute: str) -> tuple[str, ...]:
-    """The classes of a tag attribute that MiniCLAP and the evaluator learn from their captions
-    (procedural clips only: :func:`clap_caption`, :func:`judge_caption`): every class of
-    :data:`~ditto2_nb.data.TAG_FIELDS` except the instrument's GM families, i.e. the six procedural
-    timbres for ``"instrument"``."""
+INSTRUMENT_CLASSES = {"procedural": INSTRUMENTS, "repertoire": INSTRUMENT_FAMILIES,
+                      "mixed": INSTRUMENTS + INSTRUMENT_FAMILIES}  # by the data a scorer learned from
+
+
+def scorer_classes(attribute: str, data: str = "procedural") -> tuple[str, ...]:
+    """The classes of a tag attribute that a scorer trained on ``data`` (a preset's
+    ``data.source``: "procedural", "repertoire" or "mixed") learns from its captions: every class of
+    :data:`~ditto2_nb.data.TAG_FIELDS`, except that the instrument's are only those its clips have
+    (the six timbres, the GM families, or both)."""
     if attribute not in ATTRIBUTES:
         raise ValueError(f"unknown attribute {attribute!r}; choose one of {ATTRIBUTES}")
-    return INSTRUMENTS if attribute == "instrument" else TAG_FIELDS[attribute]
+    if data not in INSTRUMENT_CLASSES:
+        raise ValueError(f"data must be one of {list(INSTRUMENT_CLASSES)}, got {data!r}")
+    return INSTRUMENT_CLASSES[data] if attribute == "instrument" else TAG_FIELDS[attribute]
 
 
 def _classes(attribute: str, classes: Sequence[str] | None) -> tuple[str, ...]:
@@ -230,6 +258,8 @@ def _judge_value(lab: ClipLabels, attr: str, listed: bool, tonic: bool) -> str:
         return JUDGE_DRUMS[bool(lab.has_drums)][int(listed)]
     if attr == "mode" and tonic:
         return lab.key.lower()
+    if attr == "instrument":
+        return instrument_tag(lab)
     return str(getattr(lab, attr)).lower()
 
 
@@ -241,8 +271,7 @@ def judge_caption(lab: ClipLabels, rng: np.random.Generator | None = None) -> tu
     generator (training), each attribute is kept with probability 0.6 (at least one), in random
     order, as ``key: value`` pairs, a ``|``-separated list or ``tags: a, b, c``.
     """
-    if lab.genre != "procedural" or lab.instrument is None:
-        raise ValueError("judge_caption needs the labels of a procedural clip (instrument, tempo, ...)")
+    _require_describable(lab, "judge_caption")
     attrs = list(ATTRIBUTES)
     if rng is None:
         keep, frame, tonic = attrs, 0, True

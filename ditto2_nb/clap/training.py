@@ -24,7 +24,7 @@ from ..core.config import MelConfig, Preset, TrainConfig, get_preset, to_dict
 from ..core.metrics import peak_rss_mb
 from ..core.train import batch_of, export_ema, fit, on_device, training_device
 from ..data.datasets import EVALUATOR_SEED_OFFSET
-from ..data.sources import evaluator_data, training_data
+from ..data.sources import evaluator_data, training_data, training_record
 from ..diffusion.networks import count_parameters
 from .evaluation import quick_metrics
 from .minilm import _minilm_cached_file
@@ -75,10 +75,12 @@ CLAP_RECIPES: dict[tuple[str, bool], ClapRecipe] = {
 
 
 def clap_recipe(preset: str | Preset = "laptop", evaluator: bool = False) -> ClapRecipe:
-    """The training recipe for ``preset``; ``n_mels`` follows the preset's mel settings."""
+    """The training recipe for ``preset``; ``n_mels`` follows the preset's mel settings and the
+    instrument classes its data (``data.source``)."""
     p = get_preset(preset) if isinstance(preset, str) else preset
     r = CLAP_RECIPES[(p.name if (p.name, evaluator) in CLAP_RECIPES else "laptop", evaluator)]
-    return dataclasses.replace(r, net=dataclasses.replace(r.net, n_mels=p.mel.n_mels))
+    return dataclasses.replace(r, net=dataclasses.replace(r.net, n_mels=p.mel.n_mels,
+                                                          instruments=p.data.source))
 
 
 def augment_mel(mel: torch.Tensor, gen: torch.Generator, recipe: ClapRecipe, cfg: MelConfig) -> torch.Tensor:
@@ -140,7 +142,7 @@ def _training_setup(p: Preset, recipe: ClapRecipe, progress: bool):
 def train_clap(preset: str | Preset = "laptop", evaluator: bool = False, out: str | Path | None = None, *,
                steps: int | None = None, progress: bool = True, work_dir: str | Path | None = None,
                device: str | torch.device = "auto") -> Path:
-    """Train MiniCLAP (or the evaluator) on the preset's procedural clips; resumable; returns the file.
+    """Train MiniCLAP (or the evaluator) on the preset's clips; resumable; returns the file.
 
     Each step draws a batch of distinct clips, one cached caption embedding per clip, augments
     the mels (:func:`augment_mel`) and minimises :func:`contrastive_loss` with caption/clip
@@ -189,12 +191,12 @@ def train_clap(preset: str | Preset = "laptop", evaluator: bool = False, out: st
     ema, hist = fit(model, loss_fn, tcfg, work / f"{kind}_{p.name}.train.safetensors", meta=meta,
                     progress=progress, device=dev)
     ema_model = ema.model.cpu().eval()
-    metrics = quick_metrics(ema_model, p)
+    metrics, record = quick_metrics(ema_model, p), training_record(p, ds)
     card = {**meta, "steps": tcfg.steps, "train_seconds": round(hist.seconds, 1),
             "peak_rss_mb": round(peak_rss_mb()), "machine": machine(), "history": hist.to_dict(),
             "parameters": count_parameters(ema_model), "metrics": metrics,
-            "data_description": f"{n_clips} procedural clips (seeds from {ds_seed(p, evaluator)}), "
-                                f"{p.mel.frames} frames of {p.mel.n_mels} mels; {recipe.captions_per_clip} "
+            **({} if p.data.source == "procedural" and evaluator else record),  # (its seeds are its own)
+            "data_description": _clips_words(p, record, evaluator) + f"; {recipe.captions_per_clip} "
                                 + ("evaluator-wording captions per clip (attribute lists)"
                                    if recipe.net.text == "words" else
                                    "captions per clip embedded once by frozen all-MiniLM-L6-v2"),
@@ -203,6 +205,15 @@ def train_clap(preset: str | Preset = "laptop", evaluator: bool = False, out: st
     export_ema(out, ema_model, card)
     _extend_card(out, card)
     return out
+
+
+def _clips_words(p: Preset, record: dict[str, str], evaluator: bool) -> str:
+    if p.data.source == "procedural":
+        n = p.data.n_train
+        return (f"{n} procedural clips (seeds from {ds_seed(p, evaluator)}), "
+                f"{p.mel.frames} frames of {p.mel.n_mels} mels")
+    split = "the evaluators' own pieces" if evaluator else "the training pieces"
+    return f"{record['training_data']} ({split})"
 
 
 def ds_seed(p: Preset, evaluator: bool) -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .labels import ClipLabels
+from .tags import instrument_tag
 
 # Paraphrase vocabulary used in training. Values: label -> words (the first: the templates' word).
 INSTRUMENT_WORDS = {"sine": ("sine-wave", "sine", "pure-tone", "flute-like", "smooth sine"),
@@ -64,9 +65,9 @@ NOUNS = ("melody", "tune", "piece", "track", "clip", "line", "song", "theme", "m
 
 # Held-out phrasing for the benchmark only: words and sentence frames never seen in training.
 UNSEEN_INST = {"sine": ("whistle-like sine",), "square": ("8-bit square",), "sawtooth": ("saw synth",),
-               "triangle": ("triangle synth",), "organ": ("church-organ",), "pluck": ("harp-like",),
+               "triangle": ("triangle synth",), "organ": ("harmonium-like",), "pluck": ("harp-like",),
                "piano": ("upright piano",), "mallets": ("xylophone-like",), "guitar & harp": ("lute-like",),
-               "strings": ("fiddle-like",), "brass": ("cornet-like",), "reeds": ("bassoon-like",),
+               "strings": ("erhu-like",), "brass": ("cornet-like",), "reeds": ("bassoon-like",),
                "flutes": ("piccolo-like",), "synth lead": ("analog lead",)}
 UNSEEN_TEMPO = {"slow": ("leisurely", "relaxed"), "medium": ("moderately paced", "walking-pace"),
                 "fast": ("rapid", "lively")}
@@ -76,7 +77,7 @@ UNSEEN_DYN = {"loud": ("powerful", "booming"), "soft": ("gentle", "hushed"),
 UNSEEN_DRUMS = {True: ("featuring a drum kit", "over a beat"), False: ("drumless", "no percussion at all")}
 UNSEEN_FRAMES = (
     "this is a {noun} that sounds {tempo} and {dyn}, played with {inst_a} timbre, {drums}, {key}",
-    "music for {inst} synthesiser: {tempo}, {dyn}, {drums}, {key}",
+    "{inst} music: {tempo}, {dyn}, {drums}, {key}",
     "{tempo} and {dyn} {noun} ({inst}), {drums}, {key}",
 )
 
@@ -94,21 +95,41 @@ TEMPLATES = (
     "a {tempo} piece in {key} with {form} form, {inst} timbre, {dyn_phrase}, {drums}",
     "{drums_lead} {tempo} {inst} music in {key}, {dyn_phrase}",
 )
+# The same six sentence shapes for a rendered clip: its genre ("fiddle tune") where a procedural
+# clip has its chords and form, and its instrument family's word.
+RENDERED_TEMPLATES = (
+    "a {tempo}, {dyn} {inst} {genre} in {key} {drums}",
+    "{inst} {genre} in {key} at {bpm} bpm, {dyn_phrase}, {drums}",
+    "{dyn} {tempo} {genre} in {key}, {inst} sound, {drums}",
+    "{key} {genre}: {tempo}, {inst}, {dyn_phrase}",
+    "a {tempo} {genre} in {key}, {inst} timbre, {dyn_phrase}, {drums}",
+    "{drums_lead} {tempo} {inst} music in {key}, {dyn_phrase}",
+)
 N_CAPTION_TEMPLATES = len(TEMPLATES)
+assert len(RENDERED_TEMPLATES) == N_CAPTION_TEMPLATES
+
+
+def describable(lab: ClipLabels) -> bool:
+    """Whether the labels give every tag and the key, so a caption can name them all: every
+    procedural clip and every rendered repertoire clip (not a loaded recording)."""
+    return (instrument_tag(lab) in INSTRUMENT_WORDS
+            and None not in (lab.tempo, lab.mode, lab.tonic, lab.dynamics, lab.has_drums))
 
 
 def _caption_words(lab: ClipLabels) -> dict[str, str]:
-    first = lab.sections[0].onset + lab.sections[0].duration if lab.sections else math.inf
-    numerals = [c.numeral for c in lab.chords if c.onset < first - 1e-9] or ["I"]
-    return {
+    words = {
         "tempo": TEMPO_WORDS[lab.tempo][0], "bpm": f"{lab.bpm:.0f}", "key": lab.key, "mode": lab.mode,
-        "inst": INSTRUMENT_WORDS[lab.instrument][0] if lab.instrument in INSTRUMENT_WORDS else lab.instrument,
+        "inst": INSTRUMENT_WORDS[instrument_tag(lab)][0],
         "dyn": DYN_ADJ[lab.dynamics][0], "dyn_phrase": DYN_PHRASE[lab.dynamics][0],
         "drums": DRUM_WORDS[bool(lab.has_drums)][0],
         "drums_lead": "drums and" if lab.has_drums else "no drums,",
-        "progression": ("the chords " if len(numerals) > 1 else "the chord ") + "-".join(numerals),
-        "form": lab.structure,
     }
+    if lab.genre != "procedural":
+        return {**words, "genre": lab.genre}
+    first = lab.sections[0].onset + lab.sections[0].duration if lab.sections else math.inf
+    numerals = [c.numeral for c in lab.chords if c.onset < first - 1e-9] or ["I"]
+    chords = ("the chords " if len(numerals) > 1 else "the chord ") + "-".join(numerals)
+    return {**words, "progression": chords, "form": lab.structure}
 
 
 def _generic_caption(lab: ClipLabels, template: int) -> str:
@@ -128,14 +149,22 @@ def _generic_caption(lab: ClipLabels, template: int) -> str:
 def caption(labels: ClipLabels, template: int = 0) -> str:
     """A text description built only from the labels; ``template`` in ``[0, N_CAPTION_TEMPLATES)``.
 
-    Template 0 reads like "a fast, loud square-wave melody in A minor with drums"; the others
-    are paraphrases (for text-audio training pick one per example with :func:`random_caption`).
+    Template 0 reads like "a fast, loud square-wave melody in A minor with drums" (a rendered
+    clip: "a medium-tempo, loud string fiddle tune in D major without drums", its instrument
+    family's word); the others are paraphrases (for text-audio training pick one per example with
+    :func:`random_caption`). Labels without every tag (a loaded recording) get a shorter caption
+    from what they have.
     """
     if not 0 <= template < N_CAPTION_TEMPLATES:
         raise ValueError(f"template must be in [0, {N_CAPTION_TEMPLATES}), got {template}")
-    if labels.genre != "procedural":
+    if not describable(labels):
         return _generic_caption(labels, template)
-    return TEMPLATES[template].format(**_caption_words(labels))
+    return caption_templates(labels)[template].format(**_caption_words(labels))
+
+
+def caption_templates(labels: ClipLabels) -> tuple[str, ...]:
+    """The sentence shapes :func:`caption` fills for these labels (procedural or rendered)."""
+    return TEMPLATES if labels.genre == "procedural" else RENDERED_TEMPLATES
 
 
 def random_caption(labels: ClipLabels, rng: np.random.Generator) -> str:

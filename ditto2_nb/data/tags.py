@@ -78,12 +78,20 @@ def gm_family(name: str | None) -> str | None:
     return GM_FAMILY.get(program)
 
 
+def instrument_tag(labels: ClipLabels) -> str | None:
+    """The instrument as a tag names it: a procedural clip's timbre, or a rendered clip's melody
+    program (``labels.instrument``, a General MIDI name) as its family (``"Violin"`` ->
+    ``"strings"``, :func:`gm_family`); None when unknown."""
+    if labels.genre == "procedural":
+        return labels.instrument
+    return gm_family(labels.instrument) if labels.instrument else None
+
+
 def tag_values(labels: ClipLabels) -> dict[str, str | None]:
     """The five tag values of a clip: its labels, except that a rendered clip's instrument (its
     melody's GM program name in ``labels.instrument``) becomes that program's family
-    (:func:`gm_family`)."""
-    instrument = labels.instrument if labels.genre == "procedural" else gm_family(labels.instrument)
-    return {"instrument": instrument, "tempo": labels.tempo, "mode": labels.mode,
+    (:func:`instrument_tag`)."""
+    return {"instrument": instrument_tag(labels), "tempo": labels.tempo, "mode": labels.mode,
             "drums": "drums" if labels.has_drums else "no drums", "dynamics": labels.dynamics}
 
 
