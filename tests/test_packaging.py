@@ -32,7 +32,7 @@ def test_layout():
 LAYERS = [
     ("core", ["validate", "config", "checkpoints", "metrics", "assets", "train"]),
     ("audio", ["mel", "vocoder", "files", "analysis", "pitch", "neural"]),
-    ("data", ["theory", "labels", "composition", "synthesis", "captions", "tags", "summaries", "cache",
+    ("data", ["theory", "labels", "composition", "synthesis", "tags", "captions", "summaries", "cache",
               "datasets", "corpus", "folder", "scores", "arranging", "rendering", "renditions",
               "repertoire", "sources"]),
     ("diffusion", ["schedule", "precond", "networks", "losses", "samplers", "teacher"]),

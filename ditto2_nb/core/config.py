@@ -205,7 +205,7 @@ PRESETS: dict[str, Preset] = {
     "ci": Preset(
         "ci",
         MelConfig(frames=64),
-        DataConfig(n_train=96, n_heldout=32),
+        DataConfig(n_train=96, n_heldout=32, source="repertoire"),  # 96 / 32 / 96 rendered clips
         NetConfig(channels=(32, 48, 64), blocks=1, emb_dim=64, attn_heads=2),
         TrainConfig(steps=200, batch_size=16, lr=2e-3, warmup=10, ckpt_every=100, ema_decay=0.95),
         DistillConfig(n_grid=18, k_max=2),
