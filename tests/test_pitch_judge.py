@@ -148,6 +148,36 @@ def test_scores_count_octave_errors_unvoiced_frames_and_rests():
     assert np.isnan(pitch_scores(track[:6], target[:6])["false_voicing_on_rests"])  # no rests
 
 
+def test_note_scores_count_each_note_once_whatever_its_length():
+    from ditto2_nb.audio import note_scores
+    from ditto2_nb.core.config import MelConfig
+
+    cfg = MelConfig()  # 16 ms frames
+    step = cfg.hop_length / cfg.sample_rate
+    # a long C (frames 0-39), a short D (40-43), a short E (44-47), past the track: skipped
+    notes = [(0.0, 40 * step, 60), (40 * step, 4 * step, 62), (44 * step, 4 * step, 64), (10.0, 1.0, 65)]
+    track = np.full(48, np.nan)
+    track[:40] = 72.3  # C, an octave up: its pitch class is heard
+    track[40:43] = 61.0  # C#, then a silent frame: D is missed
+    track[44:47] = 64.2  # E on 3 of 4 frames (more than half)
+    s = note_scores(track, notes, cfg)
+    assert s == {"note_accuracy": pytest.approx(2 / 3), "n_notes": 3}
+    # per frame, the long C weighs 40 frames: 43 of 48 sounding frames right (0.896), 2 of 3 notes
+    per_frame = pitch_scores(track, np.r_[np.full(40, 60), np.full(4, 62), np.full(4, 64)])
+    assert per_frame["pitch_class_accuracy"] == pytest.approx(43 / 48)
+    assert np.isnan(note_scores(track, [], cfg)["note_accuracy"])
+    with pytest.raises(ValueError, match=r"one pitch track \[frames\]"):
+        note_scores(track[None], notes, cfg)
+
+
+def test_melody_accuracy_adds_the_notes_when_given():
+    t = np.arange(SR) / SR
+    tone = 0.3 * sum(np.sin(2 * np.pi * k * 440.0 * t) / k for k in (1, 2, 3))  # A4 for 1 s
+    per = melody_accuracy(np.stack([tone, tone]), SR, np.full(len(tone) // 256, 69),
+                          notes=[(0.1, 0.5, 69), (0.6, 0.3, 70)])
+    assert per["note_accuracy"] == [0.5, 0.5] and per["n_notes"] == [2, 2]
+
+
 # ----------------------------------------------------------------------------- bad input
 
 

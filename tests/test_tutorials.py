@@ -202,10 +202,15 @@ EXPECTED = {
                 "decode_pick_sigma_mid": (0.002, 80.0)},
     "T06_ditto_and_ditto2": {"ditto_lib_max_abs_diff": (0.0, 1e-3), "ditto2_lib_max_abs_diff": (0.0, 1e-3),
                              "refine_lib_max_abs_diff": (0.0, 1e-3), "speedup": (1.0, 1e4),
-                             "predicted_speedup": (1.0, 1e4), "decode_from_t05": (0, 1)},
+                             "predicted_speedup": (1.0, 1e4), "decode_from_t05": (0, 1),
+                             # section 8: on the shell exactly, inside the trust region of 0.25
+                             "z_norm_shell": (0.999, 1.001), "z_moved_shell": (0.0, 0.2501),
+                             "shell_draws_std": (0.005, 0.02)},
     "T07_your_own_control": {"brightness_loss_after": (0.0, 10.0)},
     "T08_melody": {"chroma_lib_max_abs_diff": (0.0, 1e-5), "loss_lib_abs_diff": (0.0, 1e-5),
-                   "reference_accuracy": (0.9, 1.0), "keep_level_rms_change_db": (0.0, 3.0)},
+                   "reference_accuracy": (0.9, 1.0), "reference_judge_frame": (0.5, 1.0),
+                   "reference_judge_note": (0.5, 1.0), "reference_pitch_classes": (3, 12),
+                   "keep_level_rms_change_db": (0.0, 3.0)},
 }
 
 
@@ -218,7 +223,10 @@ IMPROVED = {
 
 # Recorded pairs where a higher number is better and steering must have raised it: (after, before).
 RAISED = {
-    "T08_melody": [("accuracy_after", "accuracy_before"), ("accuracy_keep_level", "accuracy_before")],
+    # ci's tiny student makes clips the pitch judge mostly calls unvoiced: the chroma must rise there
+    # (the judge's numbers are the tutorial's headline on laptop)
+    "T08_melody": [("chroma_accuracy_after", "chroma_accuracy_before"),
+                   ("chroma_accuracy_keep_level", "chroma_accuracy_before")],
 }
 
 

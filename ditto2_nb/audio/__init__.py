@@ -27,7 +27,7 @@ from .mel import (
     wave_to_mel,
 )
 from .neural import NeuralVocoder, load_vocoder
-from .pitch import PitchTrack, judge_info, judge_pitch, melody_accuracy, pitch_scores
+from .pitch import PitchTrack, judge_info, judge_pitch, melody_accuracy, note_scores, pitch_scores
 from .vocoder import GriffinLimVocoder, clipped_fraction, spectral_convergence
 
 __all__ = ["MIDDLE_C_HZ", "AudioError", "GriffinLimVocoder", "as_waveform", "clipped_fraction", "check_mel",
@@ -35,5 +35,5 @@ __all__ = ["MIDDLE_C_HZ", "AudioError", "GriffinLimVocoder", "as_waveform", "cli
            "librosa_chroma", "librosa_mel_power", "librosa_power", "load_audio", "mel_filterbank",
            "mel_power", "norm_to_db", "norm_to_power", "power_to_db", "reanalyse_mel", "resample",
            "rms_db", "save_audio", "spectral_convergence", "stft_magnitude", "wave_to_mel",
-           "PitchTrack", "judge_info", "judge_pitch", "melody_accuracy", "pitch_scores",
+           "PitchTrack", "judge_info", "judge_pitch", "melody_accuracy", "note_scores", "pitch_scores",
            "NeuralVocoder", "load_vocoder"]

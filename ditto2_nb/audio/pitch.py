@@ -5,7 +5,8 @@ with the chroma loss (evaluation only, never a loss).
   aperiodicity;
 * :func:`pitch_scores` -- a pitch track against a score: pitch-class and exact accuracy on the
   score's sounding frames, octave errors, unvoiced frames, false voicing on rests (pooled);
-* :func:`melody_accuracy` -- both in one call, one value per example (like a control's ``evaluate``);
+* :func:`note_scores` -- the same, note by note: how many of the score's notes are heard;
+* :func:`melody_accuracy` -- all in one call, one value per example (like a control's ``evaluate``);
 * :func:`judge_info` -- which package, model and weights file a judge runs.
 
 Judges (:data:`JUDGES`): ``"pesto"`` (the default; PESTO, ``pip install pesto-pitch``, model
@@ -349,14 +350,41 @@ def pitch_scores(midi: np.ndarray | torch.Tensor, target: Any, kind: str = "midi
                   "n_sounding": n_s, "n_rests": n_r}
 
 
+def note_scores(midi: np.ndarray | torch.Tensor, notes: Any,
+                cfg: MelConfig | None = None) -> dict[str, float]:
+    """A pitch track ``[frames]`` (NaN = unvoiced) against a score's notes, one note at a time.
+
+    ``notes``: ``(onset_s, duration_s, midi)`` each (:class:`~ditto2_nb.data.Note`, times from the
+    clip's start). A note is **heard** when the track's nearest semitone has the note's pitch class on
+    more than half of the frames it covers (frame ``t`` at ``t * hop_length / sample_rate`` s);
+    notes that cover no frame are skipped. Per note, a long note counts as much as a short one,
+    where per-frame accuracy (:func:`pitch_scores`) weighs notes by their length.
+
+    Returns ``note_accuracy`` (heard / notes, NaN without notes) and ``n_notes``.
+    """
+    c = _cfg(cfg)
+    m = np.asarray(midi.detach().cpu() if isinstance(midi, torch.Tensor) else midi, dtype=np.float64)
+    if m.ndim != 1:
+        raise ValueError(f"note_scores takes one pitch track [frames], got shape {m.shape}")
+    times = np.arange(len(m)) * c.hop_length / c.sample_rate
+    heard = []
+    for onset, duration, pitch in notes:
+        on = (times >= onset) & (times < onset + duration)
+        if on.any():
+            hit = np.isfinite(m[on]) & (np.round(np.nan_to_num(m[on])) % 12 == int(pitch) % 12)
+            heard.append(hit.mean() > 0.5)
+    return {"note_accuracy": float(np.mean(heard)) if heard else math.nan, "n_notes": len(heard)}
+
+
 def melody_accuracy(wave: torch.Tensor | np.ndarray, sample_rate: int, target: Any,
                     cfg: MelConfig | None = None, *, kind: str = "midi",
-                    judge: str = DEFAULT_JUDGE) -> dict[str, list[float]]:
+                    judge: str = DEFAULT_JUDGE, notes: Any = None) -> dict[str, list[float]]:
     """Melody accuracy of audio ``[L]`` or ``[B, L]`` against a score per mel frame (``[frames]`` or
     ``[B, frames]``; ``kind`` as in :func:`pitch_scores`), read by a pretrained pitch judge.
 
     Returns :func:`pitch_scores`'s metrics, one value per example (``{metric: [B values]}``, like
-    a control's ``evaluate``); ``pitch_class_accuracy`` is the headline.
+    a control's ``evaluate``); ``pitch_class_accuracy`` is the headline. With the score's ``notes``
+    (one list for every example) also :func:`note_scores`'s ``note_accuracy`` and ``n_notes``.
     """
     t = _target(target, kind)  # checked before the judge runs
     track = judge_pitch(wave, sample_rate, cfg, judge=judge)
@@ -369,4 +397,6 @@ def melody_accuracy(wave: torch.Tensor | np.ndarray, sample_rate: int, target: A
                          "give one row for all or one per example")
     t = np.broadcast_to(t, track.midi.shape)
     per = [pitch_scores(track.midi[i], t[i], kind) for i in range(len(t))]
+    if notes is not None:
+        per = [p | note_scores(track.midi[i], notes, cfg) for i, p in enumerate(per)]
     return {k: [p[k] for p in per] for k in per[0]}

@@ -193,7 +193,8 @@ LIMITS: dict[str, Limit] = {
     "patience": Limit(int, 0, meaning="iterations without improvement before stopping; 0 = never stop"),
     "min_improvement": Limit(float, 0.0, meaning="smallest loss decrease that counts as one"),
     "reg_weight": Limit(float, 0.0, meaning="weight of the typical-set penalty on the noise"),
-    "trust_radius": Limit(float, 0.0, meaning="largest RMS move of the noise per iteration; 0 = none"),
+    "trust_radius": Limit(float, 0.0, meaning="largest RMS distance of the noise from its start, "
+                                             "|z - z0| <= radius sqrt(D); 0 = none"),
     "seed": Limit(int, 0, MAX_SEED, meaning="random seed"),
     # audio and mels (MelConfig, load_audio, resample)
     "sample_rate": Limit(int, 1, meaning="samples per second (Hz)"),

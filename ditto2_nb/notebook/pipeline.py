@@ -79,7 +79,7 @@ NOTEBOOK_LIMITS: dict[str, str] = {
     "ITERATIONS_LONG": "iterations", "COMPARE_ITERS": "iterations", "DECODE_STEPS": "decode_steps",
     "REFINE_LAST": "refine_last", "REFINE": "refine_last", "LR": "lr", "W": "w", "STEPS": "steps",
     "DITTO_STEPS": "steps", "TEACHER_STEPS": "steps", "CFG_STEPS": "steps", "SAMPLE_STEPS": "steps",
-    "TRAIN_STEPS": "steps", "BATCH": "batch_size", "N_CHORALES": "n_chorales",
+    "TRAIN_STEPS": "steps", "BATCH": "batch_size", "SEEDS": "batch_size", "N_CHORALES": "n_chorales",
 }
 
 
