@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 import torch
 
@@ -57,7 +58,7 @@ def load_solutions(stem: str) -> dict:
 
 def test_every_tutorial_is_listed_in_the_readme():
     readme = (ROOT / "tutorials" / "README.md").read_text()
-    assert len(TUTORIALS) == 9
+    assert len(TUTORIALS) == 10
     for path in TUTORIALS:
         assert path.name in readme, f"tutorials/README.md does not mention {path.name}"
 
@@ -211,6 +212,8 @@ EXPECTED = {
                    "reference_accuracy": (0.9, 1.0), "reference_judge_frame": (0.5, 1.0),
                    "reference_judge_note": (0.5, 1.0), "reference_pitch_classes": (3, 12),
                    "keep_level_rms_change_db": (0.0, 3.0)},
+    "T09_your_melody": {"target_matches_library": (1, 1), "n_notes": (7, 7), "n_notes_inside": (1, 7),
+                        "target_sounding_fraction": (0.5, 1.0)},
 }
 
 
@@ -219,6 +222,7 @@ IMPROVED = {
     "T00_quickstart": [("intensity_mse_after_db2", "intensity_mse_before_db2")],
     "T07_your_own_control": [("brightness_loss_after", "brightness_loss_before"),
                              ("audio_brightness_loss_after", "audio_brightness_loss_before")],
+    "T09_your_melody": [("melody_loss_after", "melody_loss_before")],
 }
 
 # Recorded pairs where a higher number is better and steering must have raised it: (after, before).
@@ -313,6 +317,8 @@ CHECKS = [  # (tutorial stem, check, solution function names)
     ("T07_your_own_control", tutor.check_brightness_loss, ["make_brightness_loss"]),
     ("T08_melody", tutor.check_chroma, ["my_chroma"]),
     ("T08_melody", tutor.check_melody_loss, ["my_melody_loss"]),
+    ("T09_your_melody", tutor.check_typed_notes, ["my_notes"]),
+    ("T09_your_melody", tutor.check_melody_target, ["my_melody_target"]),
 ]
 
 
@@ -1027,3 +1033,79 @@ def test_checks_do_not_accept_a_constant_answer():
                                                                                        requires_grad=True))]:
         with pytest.raises(TutorError):
             check(fn)
+
+
+# ---------------------------------------------------------------------------- T09
+
+
+def test_typed_notes_wrong_answers():
+    sol = load_solutions("T09_your_melody")["my_notes"]
+
+    def shifted(semitones):
+        return lambda text, bpm: [(a, d, m + semitones) for a, d, m in sol(text, bpm)]
+
+    _fails(tutor.check_typed_notes, shifted(12), words="octave numbers are off by one")
+    _fails(tutor.check_typed_notes, shifted(-12), words="octave numbers are off by one")
+    def in_beats(text, bpm):
+        return [(a * bpm / 60, d * bpm / 60, m) for a, d, m in sol(text, bpm)]
+
+    _fails(tutor.check_typed_notes, in_beats, words="in beats")
+    _fails(tutor.check_typed_notes, lambda text, bpm: sol(text, 3600.0 / bpm),
+           words="60 / bpm seconds, not bpm / 60")
+
+    def no_rest_time(text, bpm):
+        return sol(" ".join(tok for tok in text.split() if not tok.startswith("r")), bpm)
+
+    _fails(tutor.check_typed_notes, no_rest_time, words="a rest must move the time on")
+
+    def rests_as_notes(text, bpm):
+        return sol(" ".join("C4" + tok[1:] if tok.startswith("r") else tok for tok in text.split()), bpm)
+
+    _fails(tutor.check_typed_notes, rests_as_notes, words=("Rests ('r') are no notes", "the melody has"))
+
+    def swapped(text, bpm):
+        return sol(text.replace("#", "%").replace("b", "#").replace("%", "b"), bpm)
+
+    _fails(tutor.check_typed_notes, swapped, words="sharps and flats are swapped")
+    def octave_3(text, bpm):  # a note without an octave number read in octave 3
+        def fix(tok):
+            name, colon, beats = tok.partition(":")
+            bare = name != "r" and not name[-1].isdigit()
+            return name + ("3" if bare else "") + colon + beats
+        return sol(" ".join(fix(t) for t in text.split()), bpm)
+
+    _fails(tutor.check_typed_notes, octave_3, words="in octave 4")
+    _fails(tutor.check_typed_notes, lambda text, bpm: 60, words="list of (onset_s, duration_s, midi)")
+
+
+def test_melody_target_wrong_answers():
+    sol = load_solutions("T09_your_melody")["my_melody_target"]
+    _fails(tutor.check_melody_target, lambda n, c, f: np.where(sol(n, c, f) < 0, 0, sol(n, c, f)),
+           words="a rest, -1")
+
+    def as_midi(notes, cfg, frames):
+        times = np.arange(frames) * cfg.hop_length / cfg.sample_rate
+        out = np.full(frames, -1)
+        for onset, duration, midi in notes:
+            out[(times >= onset) & (times < onset + duration)] = midi
+        return out
+
+    _fails(tutor.check_melody_target, as_midi, words="not MIDI numbers")
+
+    def rounded(notes, cfg, frames):
+        step, out = cfg.hop_length / cfg.sample_rate, np.full(frames, -1)
+        for onset, duration, midi in notes:
+            out[int(round(onset / step)): int(round((onset + duration) / step))] = int(midi) % 12
+        return out
+
+    _fails(tutor.check_melody_target, rounded, words="do not round the onset")
+
+    def in_samples(notes, cfg, frames):
+        times, out = np.arange(frames) * cfg.hop_length, np.full(frames, -1)
+        for onset, duration, midi in notes:
+            out[(times >= onset) & (times < onset + duration)] = int(midi) % 12
+        return out
+
+    _fails(tutor.check_melody_target, in_samples, words="t * cfg.hop_length / cfg.sample_rate seconds")
+    _fails(tutor.check_melody_target, lambda n, c, f: sol(n, c, f)[:-1], words="wrong shape")
+    _fails(tutor.check_melody_target, lambda n, c, f: sol(n, c, f) + 0.5, words="whole pitch classes")

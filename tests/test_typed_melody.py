@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ditto2_nb.controls import melody_control, melody_from_text
+from ditto2_nb.controls import melody_control, melody_from_audio, melody_from_text
 from ditto2_nb.core.config import MelConfig
 
 CFG = MelConfig(frames=256)  # 4.1 s at 16 ms per frame
@@ -66,3 +66,46 @@ def test_bad_tempo_and_frames_are_named():
         melody_from_text("C4", CFG, bpm=10)
     with pytest.raises(ValueError, match="frames=0"):
         melody_from_text("C4", CFG, frames=0)
+
+
+# ----------------------------------------------------------------------------- a melody from audio
+
+
+def _played(melody, cfg, seconds: float, sr: int = 16000) -> np.ndarray:
+    """Harmonic tones (three partials) playing a typed melody's notes, ``[seconds * sr]``."""
+    t = np.arange(int(seconds * sr)) / sr
+    wave = np.zeros_like(t)
+    for onset, duration, midi in melody.notes:
+        f, on = 440.0 * 2 ** ((midi - 69) / 12), (t >= onset) & (t < onset + duration)
+        wave[on] += 0.3 * sum(np.sin(2 * np.pi * k * f * t[on]) / k for k in (1, 2, 3))
+    return wave.astype(np.float32)
+
+
+def test_a_played_melody_is_read_back_by_the_pitch_judge():
+    cfg = MelConfig(frames=128)
+    typed = melody_from_text("C5 E5 G5:0.5 r:0.5 A4:1.5", cfg, bpm=120)  # 0-2 s
+    heard = melody_from_audio(_played(typed, cfg, 2.0), 16000, cfg)
+    sounding = typed.pitch_class >= 0
+    assert (heard.pitch_class[sounding] == typed.pitch_class[sounding]).mean() >= 0.9
+    assert (heard.pitch_class[~sounding] < 0).mean() >= 0.9  # the rest stays a rest
+    assert [n.midi for n in heard.notes] == [n.midi for n in typed.notes]
+    assert heard.pitch_class.shape == heard.midi.shape == (128,) and heard.dropped == 0
+    for n in heard.notes:  # notes and per-frame classes agree
+        first = round(n.onset / (cfg.hop_length / cfg.sample_rate))
+        assert heard.pitch_class[first] == n.midi % 12
+    # a shorter recording: the frames after its end are rests; another rate is resampled
+    short = melody_from_audio(_played(typed, cfg, 1.0, sr=22050), 22050, cfg)
+    assert (short.pitch_class[70:] == -1).all() and len(short.notes) == 2
+    # a minimum run length longer than every note: nothing is a note
+    assert not melody_from_audio(_played(typed, cfg, 2.0), 16000, cfg, min_note_frames=64).notes
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"wave": np.zeros((2, 16000))}, r"reads one clip: give wave \[L\] or \[1, L\]"),
+    ({"frames": 0}, r"frames=0 must be at least 1"),
+    ({"min_note_frames": 0}, r"min_note_frames=0 must be at least 1"),
+])
+def test_melody_from_audio_refuses_bad_input(kwargs, match):
+    args = {"wave": np.zeros(16000, dtype=np.float32), "sample_rate": 16000, "cfg": MelConfig(), **kwargs}
+    with pytest.raises(ValueError, match=match):
+        melody_from_audio(**args)

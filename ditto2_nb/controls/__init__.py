@@ -53,6 +53,7 @@ from .melody import (
     chroma_matrix,
     mel_centre_hz,
     melody_control,
+    melody_from_audio,
     melody_from_text,
     pitch_classes_from_mel,
 )
@@ -68,6 +69,7 @@ __all__ = ["INTENSITY_SHAPES", "MIDDLE_C_HZ", "CompositeControl", "Control", "In
            "LoopControl", "MaskedMelControl", "MelodyControl", "StructureControl", "chroma",
            "chroma_agreement", "chroma_matrix", "composite", "continuity", "frame_energy_db", "from_points",
            "inpaint_control", "intensity", "intensity_control", "intensity_target", "loop_control",
-           "mel_centre_hz", "melody_control", "melody_from_text", "TypedMelody", "outpaint_control",
+           "mel_centre_hz", "melody_control", "melody_from_audio", "melody_from_text", "TypedMelody",
+           "outpaint_control",
            "pitch_classes_from_mel",
            "self_similarity", "structure_control", "structure_from_reference", "structure_target"]

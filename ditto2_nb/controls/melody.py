@@ -374,3 +374,41 @@ def melody_from_text(text: str, cfg: MelConfig, bpm: float = 100.0, frames: int 
     midi = _pitch_per_frame(inside, times).astype(np.int64)
     return TypedMelody(np.where(midi > 0, midi % 12, -1).astype(np.int64), midi, inside,
                        len(notes) - len(inside))
+
+
+def melody_from_audio(wave: torch.Tensor | np.ndarray, sample_rate: int, cfg: MelConfig,
+                      frames: int | None = None, min_note_frames: int = 3) -> TypedMelody:
+    """A melody you sing, play or record, as a per-frame target for :func:`melody_control`: the
+    pretrained pitch judge's reading of the audio (:func:`ditto2_nb.audio.judge_pitch`, PESTO).
+
+    ``wave`` ``[L]`` (or ``[1, L]``) at ``sample_rate`` Hz; its first ``frames`` frames (default
+    ``cfg.frames``) are read, frames past its end are rests. A **note** is a run of frames the judge
+    hears on the same nearest semitone for at least ``min_note_frames`` frames; shorter runs
+    (glides, onsets, a wobble) and unvoiced frames become rests, so ``pitch_class`` and ``notes``
+    agree. Returns a :class:`TypedMelody` (``dropped`` = 0)."""
+    from ..audio.pitch import judge_pitch
+
+    frames = cfg.frames if frames is None else int(frames)
+    if frames < 1:
+        raise ValueError(f"frames={frames} must be at least 1")
+    if int(min_note_frames) < 1:
+        raise ValueError(f"min_note_frames={min_note_frames} must be at least 1")
+    w = torch.as_tensor(np.asarray(wave, dtype=np.float32)) if not isinstance(wave, torch.Tensor) else wave
+    if w.ndim == 2 and len(w) == 1:
+        w = w[0]
+    if w.ndim != 1:
+        raise ValueError(f"melody_from_audio reads one clip: give wave [L] or [1, L], got shape "
+                         f"{tuple(w.shape)}")
+    track = judge_pitch(w, sample_rate, cfg).midi[0][:frames]  # [<= frames], NaN = unvoiced
+    semitone = np.zeros(frames, dtype=np.int64)
+    semitone[: len(track)] = np.where(np.isfinite(track), np.round(np.nan_to_num(track)), 0)
+    step = cfg.hop_length / cfg.sample_rate
+    notes, start = [], 0
+    for t in range(1, frames + 1):  # runs of one semitone
+        if t == frames or semitone[t] != semitone[start]:
+            if semitone[start] > 0 and t - start >= int(min_note_frames):
+                notes.append(Note(start * step, (t - start) * step, int(semitone[start])))
+            else:
+                semitone[start:t] = 0
+            start = t
+    return TypedMelody(np.where(semitone > 0, semitone % 12, -1).astype(np.int64), semitone, notes, 0)

@@ -27,13 +27,14 @@ T06 DITTO / DITTO-2    :func:`check_checkpointed`, :func:`check_optimise`, :func
                        :func:`check_refine_last`, :func:`check_predicted_speedup`
 T07 your own control   :func:`check_brightness`, :func:`check_brightness_loss`
 T08 steer a melody     :func:`check_chroma`, :func:`check_melody_loss`
+T09 your own melody    :func:`check_typed_notes`, :func:`check_melody_target`
 =====================  ==========================================================================
 
 :func:`decode_from_t05` is no check: T06 uses it to decode with the settings the student chose in T05.
 
 Modules: :mod:`.checking` (how a check compares and explains), :mod:`.checks_audio` (T01),
 :mod:`.checks_diffusion` (T02, T03), :mod:`.checks_distill` (T04, T05), :mod:`.checks_ditto` (T06),
-:mod:`.checks_control` (T00, T07) and :mod:`.checks_melody` (T08).
+:mod:`.checks_control` (T00, T07) and :mod:`.checks_melody` (T08, T09).
 """
 
 from .checking import TutorError
@@ -64,7 +65,7 @@ from .checks_ditto import (
     check_refine_last,
     decode_from_t05,
 )
-from .checks_melody import check_chroma, check_melody_loss
+from .checks_melody import check_chroma, check_melody_loss, check_melody_target, check_typed_notes
 
 __all__ = [
     "TutorError",
@@ -90,10 +91,12 @@ __all__ = [
     "check_log_compress",
     "check_mel_filterbank",
     "check_melody_loss",
+    "check_melody_target",
     "check_optimise",
     "check_predicted_speedup",
     "check_refine_last",
     "check_swell_target",
+    "check_typed_notes",
     "decode_from_t05",
     "spectral_centroid_hz",
 ]

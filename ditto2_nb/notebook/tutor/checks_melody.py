@@ -1,16 +1,19 @@
 """Checks of T08 (steer a melody): the chroma of a mel (pitch-class templates, log energy, softmax
-per frame) and the melody loss (cross-entropy of the target pitch class on voiced frames)."""
+per frame) and the melody loss (cross-entropy of the target pitch class on voiced frames); and of
+T09 (your own melody): reading typed note names and placing the notes on a clip's frames."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
 from ...audio.mel import norm_to_power
 from ...controls.melody import MelodyControl, chroma, chroma_matrix
 from ...core.config import MelConfig
-from .checking import TutorError, _call, _compare, _gen, _needs_grad, _passed
+from ...data.labels import Note, _pitch_class, _pitch_per_frame
+from .checking import TutorError, _as_tensor, _call, _compare, _gen, _needs_grad, _passed
 
 
 def _random_mels(g: torch.Generator, cfg: MelConfig, b: int = 3, frames: int = 20) -> torch.Tensor:
@@ -152,3 +155,159 @@ def check_melody_loss(fn: Callable) -> None:
                              "or NaN gradient).")
     _passed("your melody loss equals MelodyControl(...).loss (cross-entropy on voiced frames, one value "
             "per example) at two temperatures, and is differentiable")
+
+
+# ----------------------------------------------------------------------------- T09: your own melody
+
+_LETTERS = ("C", "D", "E", "F", "G", "A", "B")
+
+
+def _random_melody_text(g: torch.Generator, n: int = 9) -> str:
+    """Note-name tokens: letters, sharps and flats, octaves 3-6 (some left out: octave 4), lengths
+    (some left out: one beat) and rests."""
+    tokens = []
+    for k in range(n):  # tokens 1-4: no octave, a rest, a sharp, a flat (every rule is exercised)
+        u = torch.rand(4, generator=g).tolist()
+        length = ("", ":0.5", ":2", ":1.5", ":0.25")[int(u[3] * 5)]
+        if k == 2 or (k > 4 and u[0] < 0.15):
+            tokens.append("r" + length)
+            continue
+        letter = _LETTERS[int(u[1] * 7)]
+        acc = {3: "#", 4: "b"}.get(k, ("", "#", "b")[int(u[2] * 3)])
+        octave = "" if k == 1 or u[0] > 0.85 else str(3 + int(u[0] * 4.7))
+        tokens.append(letter + acc + octave + length)
+    return " ".join(tokens)
+
+
+def _notes_of(text: str, beat_s: float, *, octave_shift: int = 0, acc_sign: int = 1,
+              rests_advance: bool = True, seconds: bool = True, default_octave: int = 4) -> np.ndarray:
+    """The library's reading of note names (``controls.melody._note_names``) and typical misreadings:
+    ``[notes, 3]`` (onset, duration, MIDI)."""
+    from ...controls.melody import _SEMITONE
+
+    rows, t = [], 0.0
+    unit = beat_s if seconds else 1.0
+    for token in text.split():
+        name, _, beats = token.partition(":")
+        length = float(beats) if beats else 1.0
+        if name == "r":
+            t += length * unit if rests_advance else 0.0
+            continue
+        letter, rest = name[0], name[1:]
+        acc = rest[:1] if rest[:1] in ("#", "b") else ""
+        octave = int(rest[len(acc):]) if rest[len(acc):] else default_octave
+        midi = 12 * (octave + 1) + _SEMITONE[letter] + acc_sign * {"#": 1, "b": -1, "": 0}[acc] + octave_shift
+        rows.append((t, length * unit, midi))
+        t += length * unit
+    return np.array(rows, dtype=np.float64).reshape(-1, 3)
+
+
+def check_typed_notes(fn: Callable) -> None:
+    """T09: ``fn(text, bpm) -> [(onset_s, duration_s, midi), ...]``: note names read as the library
+    reads them (:func:`ditto2_nb.controls.melody_from_text`): C4 = MIDI 60, ``#``/``b`` one semitone
+    up/down, octave 4 when none is written, ``:beats`` lengths (one beat by default) of ``60 / bpm``
+    seconds each, ``r`` a rest that only advances time."""
+    from ...controls.melody import _note_names
+
+    g = _gen()
+    for _ in range(3):
+        text = _random_melody_text(g)
+        bpm = float(torch.randint(60, 181, (1,), generator=g))
+        beat_s = 60.0 / bpm
+        want = np.array([tuple(n) for n in _note_names(text, beat_s)], dtype=np.float64).reshape(-1, 3)
+        out = _call(fn, text, bpm, what=f"my_notes({text!r}, bpm={bpm:g})")
+        try:
+            got = np.array([tuple(float(v) for v in n) for n in out], dtype=np.float64).reshape(-1, 3)
+        except (TypeError, ValueError):
+            raise TutorError(f"my_notes should return a list of (onset_s, duration_s, midi) triples, got "
+                             f"{str(out)[:80]}") from None
+        what = f"my_notes({text!r}, bpm={bpm:g})"
+        if len(got) != len(want):
+            rests = sum(tok.split(":")[0] == "r" for tok in text.split())
+            extra = (" Rests ('r') are no notes: they only move the time on." if len(got) == len(want) + rests
+                     else "")
+            raise TutorError(f"{what} returned {len(got)} notes; the melody has {len(want)}.{extra}")
+        mistakes = [
+            ("the octave numbers are off by one: C4 is middle C, MIDI 60, so MIDI = 12 * (octave + 1) + "
+             "semitone.", _notes_of(text, beat_s, octave_shift=12)),
+            ("the octave numbers are off by one: C4 is middle C, MIDI 60, so MIDI = 12 * (octave + 1) + "
+             "semitone.", _notes_of(text, beat_s, octave_shift=-12)),
+            ("sharps and flats are swapped: '#' raises a note by one semitone, 'b' lowers it.",
+             _notes_of(text, beat_s, acc_sign=-1)),
+            ("a rest must move the time on by its length, so the next note starts later.",
+             _notes_of(text, beat_s, rests_advance=False)),
+            ("the onsets and durations are in beats: convert them to seconds (one beat lasts 60 / bpm s).",
+             _notes_of(text, beat_s, seconds=False)),
+            ("one beat lasts 60 / bpm seconds, not bpm / 60.", _notes_of(text, bpm / 60.0)),
+            ("a note without an octave number is in octave 4 (the one of middle C).",
+             _notes_of(text, beat_s, default_octave=3)),
+            ("a note without an octave number is in octave 4 (the one of middle C).",
+             _notes_of(text, beat_s, default_octave=5)),
+        ]
+        _compare(torch.from_numpy(got), torch.from_numpy(want), what, rtol=1e-6, atol=1e-6,
+                 mistakes=[(m, torch.from_numpy(v)) for m, v in mistakes if v.shape == want.shape],
+                 hint=" Each row is (onset in s, duration in s, MIDI); print yours next to the melody.")
+    _passed("your note reader agrees with the library's on three random melodies (octaves, sharps and "
+            "flats, lengths, rests, tempo)")
+
+
+def _frame_targets(notes: np.ndarray, cfg: MelConfig, frames: int, *, rest: int = -1,
+                   pitch_class: bool = True, start: str = "at_or_after") -> np.ndarray:
+    """Typical misplacements of notes on frames, ``[frames]`` (the right one: the library's)."""
+    step = cfg.hop_length / cfg.sample_rate
+    times = np.arange(frames) * step
+    out = np.full(frames, rest, dtype=np.int64)
+    for onset, duration, midi in notes:
+        if start == "rounded":
+            first, end = round(onset / step), round((onset + duration) / step)  # frame indices
+            on = (np.arange(frames) >= first) & (np.arange(frames) < end)
+        else:
+            on = (times >= onset) & (times < onset + duration)
+        out[on] = int(midi) % 12 if pitch_class else int(midi)
+    return out
+
+
+def _random_notes(g: torch.Generator, cfg: MelConfig, frames: int) -> np.ndarray:
+    """Consecutive notes (some gaps) at onsets off the frame grid, the last ones past the clip's end."""
+    step = cfg.hop_length / cfg.sample_rate
+    rows, t = [], float(torch.rand(1, generator=g)) * 3 * step
+    while t < (frames + 8) * step:
+        d = (0.5 + 3 * float(torch.rand(1, generator=g))) * 3.3 * step
+        if float(torch.rand(1, generator=g)) < 0.8:
+            rows.append((t, d, 55 + int(torch.randint(0, 30, (1,), generator=g))))
+        t += d
+    return np.array(rows)
+
+
+def check_melody_target(fn: Callable) -> None:
+    """T09: ``fn(notes, cfg, frames) -> [frames]`` integer pitch classes: frame ``t`` (the instant
+    ``t * hop_length / sample_rate`` s) takes the pitch class of the note sounding then
+    (``onset <= time < onset + duration``), -1 where none does; notes past the clip are ignored.
+    As :func:`ditto2_nb.controls.melody_from_text` places a typed melody."""
+    g = _gen()
+    cfgs = (MelConfig(), MelConfig(sample_rate=22_050, hop_length=256))
+    for cfg, frames in zip(cfgs, (int(torch.randint(40, 80, (1,), generator=g)), 64)):
+        notes = _random_notes(g, cfg, frames)
+        times = np.arange(frames) * cfg.hop_length / cfg.sample_rate
+        pitch = _pitch_per_frame([Note(*n[:2], int(n[2])) for n in notes], times)  # the library's placement
+        want = _pitch_class(pitch).astype(np.int64)
+        what = f"my_melody_target(notes, cfg, frames={frames}) at {cfg.sample_rate} Hz, hop {cfg.hop_length}"
+        got = _call(fn, [tuple(n) for n in notes], cfg, frames, what=what)
+        got = _as_tensor(got, what)
+        if got.is_floating_point() and not torch.equal(got, got.round()):
+            raise TutorError(f"{what} should hold whole pitch classes (0-11, -1 = rest), got fractions.")
+        mistakes = [
+            ("a frame without a note is a rest, -1 (0 would be the pitch class C).",
+             _frame_targets(notes, cfg, frames, rest=0)),
+            ("the target holds pitch classes, MIDI % 12 (0 = C ... 11 = B), not MIDI numbers.",
+             _frame_targets(notes, cfg, frames, pitch_class=False)),
+            ("a note sounds on the frames whose instant t * hop_length / sample_rate lies in [onset, "
+             "onset + duration): compare times, do not round the onset to the nearest frame.",
+             _frame_targets(notes, cfg, frames, start="rounded")),
+        ]
+        _compare(got.long(), torch.from_numpy(want), what, rtol=0, atol=0.5,
+                 mistakes=[(m, torch.from_numpy(v)) for m, v in mistakes],
+                 hint=" Frame t is the instant t * cfg.hop_length / cfg.sample_rate seconds.",
+                 shape_hint=f" One value per frame: [{frames}].")
+    _passed("your target puts every note on the right frames with its pitch class, rests at -1, at two "
+            "frame rates")
