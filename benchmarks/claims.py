@@ -63,7 +63,7 @@ import torch
 
 from ditto2_nb import clap
 from ditto2_nb.audio import GriffinLimVocoder, judge_info, load_vocoder, melody_accuracy, reanalyse_mel
-from ditto2_nb.audio.neural import vocoder_file
+from ditto2_nb.audio.neural import vocoder_choice, vocoder_file
 from ditto2_nb.controls import (
     INTENSITY_SHAPES,
     intensity_control,
@@ -406,21 +406,10 @@ GRIFFIN_LIM = "Griffin-Lim (32 iterations) + look-ahead limiter at 0.98"
 
 
 def default_vocoder(preset: str) -> tuple[str, str]:
-    """(``"neural"`` or ``"griffin_lim"``, why): the preset's default vocoder is the trained one when
-    ``benchmarks/results/vocoder_<preset>.json`` (benchmarks/vocoder.py) made it the default and
-    the preset's vocoder file exists (:func:`~ditto2_nb.audio.neural.vocoder_file`); else
-    Griffin-Lim."""
-    result = OUT / f"vocoder_{preset}.json"
-    if not result.is_file():
-        return "griffin_lim", f"no {result.name} (the trained vocoder was never benchmarked on {preset})"
-    chosen = json.loads(result.read_text()).get("default")
-    if chosen != "neural":
-        return "griffin_lim", f"{result.name} names {chosen!r} the default"
-    try:
-        path = vocoder_file(preset)
-    except (ckpt.CheckpointError, ValueError) as e:
-        return "griffin_lim", f"{result.name} names the trained vocoder, but its file is missing ({e})"
-    return "neural", f"{result.name} names the trained vocoder the default; its file {path.name} exists"
+    """(``"neural"`` or ``"griffin_lim"``, why): the preset's default vocoder, as the library picks it
+    (:func:`~ditto2_nb.audio.neural.vocoder_choice`: the trained one when ``benchmarks/vocoder.py``'s
+    verdict beside its file names it, for these very weights)."""
+    return vocoder_choice(preset)
 
 
 class ProtocolVocoder:

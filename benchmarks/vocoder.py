@@ -63,14 +63,15 @@ import numpy as np
 import torch
 
 from ditto2_nb.audio import GriffinLimVocoder, clipped_fraction, rms_db, spectral_convergence, wave_to_mel
-from ditto2_nb.audio.neural import load_vocoder, mrstft_distance, vocoder_file
+from ditto2_nb.audio.neural import load_vocoder, mrstft_distance, vocoder_file, write_choice
 from ditto2_nb.audio.pitch import judge_info, melody_accuracy
 from ditto2_nb.core import checkpoints as ckpt
 from ditto2_nb.core.assets import machine
 from ditto2_nb.core.config import get_preset
 from ditto2_nb.data.repertoire import render_repertoire, repertoire_sizes
 
-RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
 OTHER_RESOLUTIONS = ((2048, 512), (512, 128), (256, 64))
 RTF_LIMIT = 0.5  # DITTO-2's real-time factor at batch 1 the default vocoder must keep
 
@@ -278,7 +279,7 @@ def main(argv=None) -> dict:
             methods[name][case + "_min"] = round(min(values), 5)  # the least disturbed run
     ratios = [n / g for n, g in zip(times["neural"]["rtf_batch1"], times["griffin_lim"]["rtf_batch1"])]
     neural_meta = vocoders["neural"].meta
-    root = Path(__file__).resolve().parents[1]
+    root = ROOT
     shown = path.resolve().relative_to(root) if path.resolve().is_relative_to(root) else path
     methods["neural"] |= {"file": str(shown), "sha256": ckpt.sha256(path),
                           "parameters": neural_meta.get("parameters"), "steps": neural_meta.get("steps"),
@@ -333,6 +334,9 @@ def main(argv=None) -> dict:
     out = Path(a.out) if a.out else RESULTS / f"vocoder_{p.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
+    if a.out is None:  # the verdict beside the vocoder file: the library's default follows it
+        evidence = str(out.resolve().relative_to(ROOT)) if out.resolve().is_relative_to(ROOT) else str(out)
+        write_choice(path, result["default"], evidence, result["verdict"]["rule"])
     print(json.dumps({k: result[k] for k in ("default", "verdict")}, indent=1))
     print(f"wrote {out}")
     return result

@@ -412,20 +412,26 @@ def test_melody_claim_uses_the_judge_and_older_results_the_chroma():
 
 
 def test_vocoder_choice_follows_the_benchmark_and_the_file(tmp_path, monkeypatch):
-    """Griffin-Lim unless vocoder_<preset>.json names the trained vocoder the default and its file
-    exists; the choice enters the evaluation string and (for a trained vocoder) the fingerprints."""
+    """Griffin-Lim unless the verdict beside the preset's vocoder file (benchmarks/vocoder.py's)
+    names the trained vocoder, for these very weights; the choice enters the evaluation string and
+    (for a trained vocoder) the fingerprints."""
+    from ditto2_nb.audio import neural
+
     claims = _claims_module()
-    monkeypatch.setattr(claims, "OUT", tmp_path)
-    assert claims.default_vocoder("ci")[0] == "griffin_lim"  # no benchmark file
-    (tmp_path / "vocoder_ci.json").write_text(json.dumps({"default": "griffin_lim"}))
-    assert claims.default_vocoder("ci") == ("griffin_lim", "vocoder_ci.json names 'griffin_lim' the default")
-    (tmp_path / "vocoder_ci.json").write_text(json.dumps({"default": "neural"}))
-    monkeypatch.setattr(claims, "vocoder_file", lambda preset: (_ for _ in ()).throw(
-        claims.ckpt.CheckpointError("no vocoder for preset 'ci'")))
-    name, why = claims.default_vocoder("ci")
-    assert name == "griffin_lim" and "file is missing" in why
-    monkeypatch.setattr(claims, "vocoder_file", lambda preset: tmp_path / "vocoder_ci.safetensors")
+    assert claims.default_vocoder("ci") == ("griffin_lim", "no trained vocoder for preset 'ci'")
+    voc = claims.ckpt.save(tmp_path / "vocoder_ci.safetensors", {"w": torch.zeros(1)}, {"kind": "vocoder"})
+    monkeypatch.setattr(neural, "vocoder_file", lambda preset: voc)
+    assert "never benchmarked" in claims.default_vocoder("ci")[1]
+    neural.write_choice(voc, "griffin_lim", "vocoder_ci.json", "rule")
+    assert claims.default_vocoder("ci") == (
+        "griffin_lim", "vocoder_ci.choice.json: the benchmark kept Griffin-Lim (vocoder_ci.json)")
+    neural.write_choice(voc, "neural", "vocoder_ci.json", "rule")
     assert claims.default_vocoder("ci")[0] == "neural"
+    claims.ckpt.save(voc, {"w": torch.ones(1)}, {"kind": "vocoder"})  # retrained: the verdict is stale
+    assert "other weights" in claims.default_vocoder("ci")[1]
+    with pytest.raises(ValueError, match="'neural' or 'griffin_lim'"):
+        neural.write_choice(voc, "hifigan", "x", "y")
+    monkeypatch.setattr(claims, "vocoder_file", lambda preset: tmp_path / "vocoder_ci.safetensors")
     gl = claims.protocol_vocoder("ci", CI.mel, "griffin_lim")
     assert gl.key == "" and gl.description == claims.GRIFFIN_LIM and gl.record["asked"] == "griffin_lim"
     assert gl.evaluation.startswith(claims.EVALUATION) and "pitch judge pesto" in gl.evaluation

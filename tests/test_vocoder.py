@@ -199,3 +199,22 @@ def test_generated_mels_guard_judges_both_vocoders(trained, waves):
         ratio = r["spectral_convergence"]["median"] / r["true_mels_spectral_convergence"]["median"]
         assert r["generated_over_true"] == pytest.approx(ratio, rel=1e-3)
         assert r["passes"] == (r["generated_over_true"] <= 1.5 and r["clipped_fraction"]["mean"] == 0)
+
+
+def test_the_preset_default_follows_the_verdict_beside_the_file(trained, tmp_path, monkeypatch):
+    """preset_vocoder: the trained vocoder only when benchmarks/vocoder.py's verdict beside its file
+    names it for these very weights; Griffin-Lim (the preset's mel settings) otherwise."""
+    import shutil
+
+    from ditto2_nb.audio import GriffinLimVocoder, NeuralVocoder, neural, preset_vocoder
+
+    path = tmp_path / "vocoder_ci.safetensors"
+    shutil.copy(trained[0], path)
+    monkeypatch.setattr(neural, "vocoder_file", lambda preset: path)
+    assert isinstance(preset_vocoder("ci"), GriffinLimVocoder)  # never benchmarked
+    neural.write_choice(path, "neural", "benchmarks/results/vocoder_ci.json", "the rule")
+    voc = preset_vocoder("ci")
+    assert isinstance(voc, NeuralVocoder) and voc.choice.startswith("neural: vocoder_ci.choice.json")
+    neural.write_choice(path, "griffin_lim", "benchmarks/results/vocoder_ci.json", "the rule")
+    gl = preset_vocoder("ci")
+    assert isinstance(gl, GriffinLimVocoder) and gl.cfg == CI and "kept Griffin-Lim" in gl.choice

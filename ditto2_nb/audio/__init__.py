@@ -26,7 +26,7 @@ from .mel import (
     stft_magnitude,
     wave_to_mel,
 )
-from .neural import NeuralVocoder, load_vocoder
+from .neural import NeuralVocoder, load_vocoder, preset_vocoder, vocoder_choice
 from .pitch import PitchTrack, judge_info, judge_pitch, melody_accuracy, note_scores, pitch_scores
 from .vocoder import GriffinLimVocoder, clipped_fraction, spectral_convergence
 
@@ -36,4 +36,4 @@ __all__ = ["MIDDLE_C_HZ", "AudioError", "GriffinLimVocoder", "as_waveform", "cli
            "mel_power", "norm_to_db", "norm_to_power", "power_to_db", "reanalyse_mel", "resample",
            "rms_db", "save_audio", "spectral_convergence", "stft_magnitude", "wave_to_mel",
            "PitchTrack", "judge_info", "judge_pitch", "melody_accuracy", "note_scores", "pitch_scores",
-           "NeuralVocoder", "load_vocoder"]
+           "NeuralVocoder", "load_vocoder", "preset_vocoder", "vocoder_choice"]

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -442,3 +443,54 @@ def load_vocoder(path: str | Path | None = None, *, preset: str = "laptop",
     ckpt.load_state(net, tensors, path)
     net = net.to(device).eval().requires_grad_(False)
     return NeuralVocoder(net, ceiling, meta)
+
+
+# ----------------------------------------------------------------------------- the preset's default
+
+def choice_file(path: str | Path) -> Path:
+    """Where a vocoder file's measured verdict against Griffin-Lim lives: ``<name>.choice.json``
+    beside it (written by ``benchmarks/vocoder.py``, tied to the file's SHA-256)."""
+    return Path(path).with_suffix(".choice.json")
+
+
+def write_choice(path: str | Path, default: str, evidence: str, rule: str) -> Path:
+    """Record which vocoder ``benchmarks/vocoder.py`` made the default for the vocoder file ``path``
+    (``default``: "neural" or "griffin_lim"), with the result file it comes from and its rule."""
+    if default not in ("neural", "griffin_lim"):
+        raise ValueError(f"default must be 'neural' or 'griffin_lim', got {default!r}")
+    side = choice_file(path)
+    side.write_text(json.dumps({"default": default, "weights_sha256": ckpt.sha256(path),
+                                "evidence": evidence, "rule": rule}, indent=1) + "\n")
+    return side
+
+
+def vocoder_choice(preset: str = "laptop") -> tuple[str, str]:
+    """(``"neural"`` or ``"griffin_lim"``, why): the preset's default vocoder is its trained one
+    (:func:`vocoder_file`) when the verdict beside it (:func:`choice_file`, measured on these very
+    weights) names it; else Griffin-Lim."""
+    try:
+        path = vocoder_file(preset)
+    except ckpt.CheckpointError:
+        return "griffin_lim", f"no trained vocoder for preset {preset!r}"
+    side = choice_file(path)
+    if not side.is_file():
+        return "griffin_lim", f"{path.name} was never benchmarked against Griffin-Lim (no {side.name})"
+    verdict = json.loads(side.read_text())
+    if verdict.get("weights_sha256") != ckpt.sha256(path):
+        return "griffin_lim", f"{side.name} was measured on other weights than today's {path.name}"
+    if verdict.get("default") != "neural":
+        return "griffin_lim", f"{side.name}: the benchmark kept Griffin-Lim ({verdict.get('evidence')})"
+    return "neural", f"{side.name}: the benchmark chose the trained vocoder ({verdict.get('evidence')})"
+
+
+def preset_vocoder(preset: str = "laptop", device: str | torch.device = "cpu"):
+    """The preset's default vocoder, ready to call on mels: :class:`NeuralVocoder` or
+    :class:`~ditto2_nb.audio.vocoder.GriffinLimVocoder` (32 iterations) by :func:`vocoder_choice`;
+    its ``choice`` attribute says which and why."""
+    name, why = vocoder_choice(preset)
+    if name == "neural":
+        voc = load_vocoder(preset=preset, device=device)
+    else:
+        voc = GriffinLimVocoder(get_preset(preset).mel)
+    voc.choice = f"{name}: {why}"
+    return voc
