@@ -206,7 +206,8 @@ EXPECTED = {
                              "predicted_speedup": (1.0, 1e4), "decode_from_t05": (0, 1),
                              # section 8: on the shell exactly, inside the trust region of 0.25
                              "z_norm_shell": (0.999, 1.001), "z_moved_shell": (0.0, 0.2501),
-                             "shell_draws_std": (0.005, 0.02)},
+                             "shell_draws_std": (0.005, 0.02),
+                             "seeds": (4, 4), "refine_better_seeds": (0, 4)},  # section 7, over seeds
     "T07_your_own_control": {"brightness_loss_after": (0.0, 10.0)},
     "T08_melody": {"chroma_lib_max_abs_diff": (0.0, 1e-5), "loss_lib_abs_diff": (0.0, 1e-5),
                    "reference_accuracy": (0.9, 1.0), "reference_judge_frame": (0.5, 1.0),
