@@ -53,7 +53,7 @@ EXPECTED = {
     "07_ditto2": {"nfe_ratio_ditto_over_ditto2": (10, 100), "cost_ratio_ditto_over_ditto2": (10, 100),
                   "reg_norm_gap_ratio": (0.0, 1.0), "trust_moved": (0.0, 0.26),
                   # a refinement iteration runs M = 2 student passes where the surrogate runs one
-                  "refine_over_surrogate_iteration": (1.0, 6.0)},
+                  "refine_over_surrogate_iteration": (1.0, 6.0), "refine_best_helped_seeds_ctm": (0, 3)},
     "08_controls_gallery": {"intensity_ratio": (0.0, 0.7), "structure_ratio": (0.0, 0.8),
                             "melody_accuracy_after": (0.3, 1.0)},
     # the crossfaded loop (mid-overlap cut) must not jump at its seam: the notebook's own threshold
