@@ -116,7 +116,12 @@ PROTOCOL = {"ditto_steps": 20, "ditto_sampler": "euler", "cfg_w": 2.0, "checkpoi
             "headline_ditto2": HEADLINE, "fd_embedder": "attr-clf",
             "vocoder": "Griffin-Lim (32 iterations) + look-ahead limiter at 0.98",  # main(): the one used
             "melody_metric": MELODY_METRIC}
-TEXT_METHODS = ("conditional_teacher", "conditional_ctm", "unconditional_ctm", "unconditional_ctm_clap")
+TEXT_METHODS = ("conditional_teacher", "conditional_ctm", "unconditional_ctm", "unconditional_ctm_clap",
+                "unconditional_ctm_clap_views")
+# A remedy tried for the text control's reward hacking, reported beside the claim's row (which stays
+# the headline's plain MiniCLAP loss, fixed before): the loss averaged over TEXT_VIEWS random views
+# of the mel per iteration (gain, noise, crop: the scorer's training augmentations).
+TEXT_VIEWS = 4
 
 
 # ----------------------------------------------------------------------------- targets and noise
@@ -356,7 +361,7 @@ COMPUTE_SECONDS: list[float] = []  # wall time of every chunk this result is mad
 MODEL_OF = {"teacher": "teacher", "ditto": "teacher", "ditto_ckpt": "teacher", "ctm_2step": "ctm",
             **{k: v[0] for k, v in DITTO2.items()}, "conditional_teacher": "teacher",
             "conditional_ctm": "ctm", "unconditional_ctm": "ctm_uncond",
-            "unconditional_ctm_clap": "ctm_uncond"}
+            "unconditional_ctm_clap": "ctm_uncond", "unconditional_ctm_clap_views": "ctm_uncond"}
 
 
 def _model_paths(preset: str):
@@ -395,7 +400,11 @@ def fingerprints(preset: str, vocoder: str = "") -> dict[str, str]:
     out = {key: weights[kind] for key, kind in MODEL_OF.items()}
     for key in DITTO2:
         out[key] += "|" + json.dumps(DITTO2[key][1], sort_keys=True) if DITTO2[key][1] else ""
-    out["unconditional_ctm_clap"] += "|" + json.dumps(DITTO2[HEADLINE][1], sort_keys=True)
+    clap_file = resolve_model_file("miniclap", preset, False, "")
+    scorer = "|clap=" + (ckpt.sha256(clap_file)[:16] if clap_file.is_file() else "none")  # the loss's scorer
+    for key in ("unconditional_ctm_clap", "unconditional_ctm_clap_views"):
+        out[key] += "|" + json.dumps(DITTO2[HEADLINE][1], sort_keys=True) + scorer
+    out["unconditional_ctm_clap_views"] += f"|views={TEXT_VIEWS}"
     return {k: v + (f"|vocoder={vocoder}" if vocoder else "") for k, v in out.items()}
 
 
@@ -622,6 +631,7 @@ def text_stage(held, cfg, vocoder, a, first: int, run: Path) -> dict:
     iters = max(1, round(70 * a.scale))
     opt = ditto2_config(HEADLINE, OptimConfig(iterations=iters, lr=PROTOCOL["lr"], snapshot_every=0))
     control = clap.clap_control(scorer, prompts, cfg)
+    views = clap.clap_control(scorer, prompts, cfg, augment=TEXT_VIEWS, augment_seed=0)
 
     def make(key):
         if key == "conditional_teacher":
@@ -636,7 +646,8 @@ def text_stage(held, cfg, vocoder, a, first: int, run: Path) -> dict:
         if key == "unconditional_ctm":
             with torch.no_grad():
                 return StudentDecoder(st)(z0, 2)
-        return ditto2(st, control.loss, z0, None, decode_steps=2, cfg=opt).x0
+        steer = views if key == "unconditional_ctm_clap_views" else control
+        return ditto2(st, steer.loss, z0, None, decode_steps=2, cfg=opt).x0
 
     def run_one(key):
         t0 = time.perf_counter()

@@ -113,6 +113,8 @@ METHOD_NAMES = {"teacher": "teacher, no optimisation (S = 20, w = 2)", "ctm_2ste
                 "conditional_ctm": "conditional CTM + tags (2 steps)",
                 "unconditional_ctm": "unconditional CTM, no optimisation (2 steps)",
                 "unconditional_ctm_clap": "unconditional CTM + MiniCLAP, DITTO-2 (the headline's configuration)",
+                "unconditional_ctm_clap_views": "the same over 4 random views of the mel per step (a remedy "
+                                                "tried for reward hacking)",
                 "real_clips": "the prompts' own real clips (vocoded)"}
 
 

@@ -215,6 +215,28 @@ def test_clap_control_errors(trained):
     assert "self-score only" in c.describe()
 
 
+def test_clap_control_averages_over_random_views_of_the_mel(trained):
+    """augment = K: the loss is the mean over K augmented views (the scorer's training augmentations),
+    reproducible from its seed, differentiable; 0 is the plain loss."""
+    mel = (torch.rand(2, CFG.n_mels, CFG.frames, generator=torch.Generator().manual_seed(4)) * 2 - 1)
+    text = "a loud square-wave melody with drums"
+    plain = clap.clap_control(trained, text, CFG)
+    assert torch.equal(clap.clap_control(trained, text, CFG, augment=0).loss(mel), plain.loss(mel))
+    a, b = (clap.clap_control(trained, text, CFG, augment=4, augment_seed=7) for _ in range(2))
+    la = a.loss(mel)
+    assert torch.equal(la, b.loss(mel))  # the same seed, the same views
+    assert not torch.allclose(la, plain.loss(mel)) and la.shape == (2,)
+    assert not torch.equal(a.loss(mel), la)  # each call draws new views
+    other = clap.clap_control(trained, text, CFG, augment=4, augment_seed=8).loss(mel)
+    assert not torch.equal(other, la)
+    x = mel.clone().requires_grad_(True)
+    a.loss(x).sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match=r"augment=.* must be a whole number of views"):
+            clap.clap_control(trained, text, CFG, augment=bad)
+
+
 def test_ditto2_optimises_text_adherence_through_a_student():
     from ditto2_nb.core.config import MelConfig, NetConfig
     from ditto2_nb.distill import ConsistencyModel

@@ -27,15 +27,26 @@ class ClapControl(Control):
     ``evaluate(wave)`` scores decoded audio ``[B, L]``: ``clap_score`` with the independent
     ``evaluator`` (re-analysed audio) and ``self_score``, the loss scorer's own view of the same
     audio (the gap between them shows how much the optimiser fitted its own judge).
+
+    ``augment`` > 0: the loss is the mean over that many random views of the mel per call (a gain
+    of +-3 dB, additive noise, a crop to 80-100 % of the frames: the augmentations the scorer was
+    trained with, :func:`~ditto2_nb.clap.training.augment_mel`), drawn from a generator seeded with
+    ``augment_seed``. An optimiser then has to please the scorer on every view, not exploit one
+    exact input: *expectation over transformation*, a remedy for reward hacking.
     """
 
     scorer: Any
     prompts: tuple[str, ...]
     evaluator: Any = None
+    augment: int = 0
+    augment_seed: int = 0
     name: ClassVar[str] = "text"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "prompts", tuple(check_texts(list(self.prompts))))
+        if isinstance(self.augment, bool) or not isinstance(self.augment, int) or self.augment < 0:
+            raise ValueError(f"augment={self.augment!r} must be a whole number of views >= 0 (0 = none)")
+        object.__setattr__(self, "_views", torch.Generator().manual_seed(int(self.augment_seed)))
         with torch.no_grad():
             text = self.scorer.embed_text(list(self.prompts)).detach()
         object.__setattr__(self, "_text", text)
@@ -48,9 +59,17 @@ class ClapControl(Control):
         return self.scorer.embed_audio(self.check(mel))
 
     def loss(self, mel: torch.Tensor) -> torch.Tensor:
-        a = self.feature(mel)
-        t = _broadcast(self.text_embedding.to(a), len(a))
-        return 1.0 - (a * t).sum(-1)
+        if not self.augment:
+            a = self.feature(mel)
+            return 1.0 - (a * _broadcast(self.text_embedding.to(a), len(a))).sum(-1)
+        from .training import ClapRecipe, augment_mel  # the scorer's own training augmentations
+
+        mel, view = self.check(mel), ClapRecipe()
+        per_view = []
+        for _ in range(self.augment):
+            a = self.scorer.embed_audio(augment_mel(mel, self._views, view, self.cfg))  # type: ignore[attr-defined]
+            per_view.append(1.0 - (a * _broadcast(self.text_embedding.to(a), len(a))).sum(-1))
+        return torch.stack(per_view).mean(0)
 
     def evaluate(self, wave: torch.Tensor | np.ndarray) -> dict[str, list[float]]:
         w = as_waveform(torch.as_tensor(wave)).detach().cpu()
@@ -74,13 +93,14 @@ class ClapControl(Control):
 
 
 def clap_control(scorer: Any, prompts: Sequence[str] | str, cfg: MelConfig, *, evaluator: Any = None,
-                 frames: int | None = None) -> ClapControl:
+                 frames: int | None = None, augment: int = 0, augment_seed: int = 0) -> ClapControl:
     """Text control from a scorer and one prompt (shared) or one prompt per example.
 
     ``evaluator`` (a second, independently trained scorer such as ``load_miniclap(evaluator=True)``)
-    is only used by ``evaluate``; it must not be the loss scorer itself.
+    is only used by ``evaluate``; it must not be the loss scorer itself. ``augment``: random views
+    of the mel the loss averages over (see :class:`ClapControl`; 0 = the plain loss).
     """
     if evaluator is not None and evaluator is scorer:
         raise ValueError("the evaluator must be a different scorer from the one used as the loss")
     prompts = check_texts(prompts)
-    return ClapControl(cfg, frames or cfg.frames, scorer, tuple(prompts), evaluator)
+    return ClapControl(cfg, frames or cfg.frames, scorer, tuple(prompts), evaluator, augment, augment_seed)
