@@ -835,6 +835,42 @@ def data_section(r: dict) -> list[str]:
             f"{r['waves_mels']['clips_per_s']:.0f} |"]
 
 
+def real_music_section(sigma: dict | None, width: dict | None) -> list[str] | None:
+    """The 4-s real-music configuration's measured choices: sigma_data and the first level's width."""
+    if sigma is None and width is None:
+        return None
+    out = ["### The 4-s real-music teacher's configuration (benchmarks/sigma_data.py, benchmarks/teacher_width.py)", ""]
+    if sigma is not None:
+        c = sigma["candidates"]
+        out += [f"sigma_data, {sigma['steps']} steps of the unconditional teacher per candidate on "
+                f"{sigma['preset']}'s {sigma['data']} data ({sigma['machine']}); denoising MSE in data units at "
+                "each noise level (the same noise for both) and the normalised FD (mel-stats) of Heun samples. "
+                f"Rule: {sigma['rule']}.", "",
+                "| sigma_data | " + " | ".join(f"MSE at {s}" for s in c["0.5"]["denoising_mse"]) + " | FD (norm.) |",
+                "|---" * (len(c["0.5"]["denoising_mse"]) + 2) + "|"]
+        for name, m in c.items():
+            out.append(f"| {m['sigma_data']:g} ({name}) | " + " | ".join(f"{v:.4g}" for v in m["denoising_mse"].values())
+                       + f" | {m['fd']['fd_norm']:.2f} |")
+        out.append("")
+    if width is not None:
+        c = width["candidates"]
+        out += [f"The first level's width, {width['steps']} steps of the unconditional teacher per candidate "
+                f"({width['mel']['n_mels']} mels x {width['mel']['frames']} frames, {width['machine']}): the noise "
+                "the denoiser leaves (MSE / sigma^2: 1 = none removed) and the samples' roughness against the real "
+                f"clips' (mean absolute step between neighbouring frames and bins, as a ratio: 1 = as smooth as "
+                f"real). Rule: {width['rule']}. **Adopt the wider net: {'yes' if width['adopt_wide'] else 'no'}** "
+                f"({width['why']}).", "",
+                "| channels | parameters | s/step | " + " | ".join(f"left at {s}" for s in c["preset"]["noise_left"])
+                + " | frame-step ratio | bin-step ratio | FD (norm.) |",
+                "|---" * (len(c["preset"]["noise_left"]) + 6) + "|"]
+        for m in c.values():
+            smp = m["samples"]
+            out.append(f"| {tuple(m['channels'])} | {m['parameters'] / 1e6:.2f} M | {m['seconds_per_step']:.3f} | "
+                       + " | ".join(f"{v:.3f}" for v in m["noise_left"].values())
+                       + f" | {smp['frame_step_ratio']:.2f} | {smp['bin_step_ratio']:.2f} | {smp['fd']['fd_norm']:.2f} |")
+    return out
+
+
 def train_memory_section(r: dict) -> list[str]:
     return ["### Training memory (benchmarks/bench_train_memory.py)", "",
             "Peak resident memory of training each laptop model (a short run in a fresh process; "
@@ -863,7 +899,8 @@ SOURCES = {"claims": "benchmarks/claims.py", "teacher": "benchmarks/eval_teacher
            "profile": "benchmarks/profile_ditto2.py", "lr-sweep": "benchmarks/lr_sweep.py",
            "speed": "benchmarks/speed.py", "memory": "benchmarks/bench_ditto.py",
            "clap": "benchmarks/eval_clap.py", "train-memory": "benchmarks/bench_train_memory.py",
-           "data": "benchmarks/bench_data.py"}
+           "data": "benchmarks/bench_data.py",
+           "real-music": "benchmarks/sigma_data.py and benchmarks/teacher_width.py"}
 
 
 def result_sections() -> dict[str, list[str] | None]:
@@ -909,6 +946,7 @@ def result_sections() -> dict[str, list[str] | None]:
         s["memory"] = memory_section(r)
     if (r := _load("clap_laptop.json")) is not None:
         s["clap"] = clap_section(r)
+    s["real-music"] = real_music_section(_load("sigma_data_laptop4s.json"), _load("teacher_width_laptop4s.json"))
     if (r := _load("train_memory_laptop.json")) is not None:
         s["train-memory"] = train_memory_section(r)
     if (r := _load("data.json")) is not None:
