@@ -104,3 +104,19 @@ def test_unconditional_from_conditional_is_the_null_tag_mode():
         torch.testing.assert_close(uncond(x, sigma), cond(x, sigma, None), atol=1e-5, rtol=1e-5)
         assert (cond(x, sigma, torch.ones(2, len(cond.cfg.tag_vocab), dtype=torch.long))
                 - uncond(x, sigma)).abs().max() > 1e-3
+
+
+def test_the_attribute_classifier_trains_inside_an_evaluation():
+    """train_attribute_classifier fits under torch.no_grad (evaluations call it there) and gives
+    the same classifier as outside it."""
+    from ditto2_nb.core import metrics
+    from ditto2_nb.data import tag_vocab
+
+    g = torch.Generator().manual_seed(0)
+    mels = torch.rand(32, 8, 16, generator=g) * 2 - 1
+    tags = torch.stack([torch.randint(1, n, (32,), generator=g) for n in tag_vocab()], 1)
+    with torch.no_grad():
+        inside = metrics.train_attribute_classifier(mels, tags, tag_vocab(), steps=5)
+    outside = metrics.train_attribute_classifier(mels, tags, tag_vocab(), steps=5)
+    for a, b in zip(inside.state_dict().values(), outside.state_dict().values()):
+        assert torch.equal(a, b)

@@ -131,13 +131,14 @@ def train_attribute_classifier(mels: torch.Tensor, tags: torch.Tensor, vocab: tu
     gen = torch.Generator().manual_seed(seed)
     clf = AttributeClassifier(mels.shape[1], vocab)
     opt = torch.optim.Adam(clf.parameters(), lr=lr)
-    for _ in range(steps):
-        idx = torch.randint(len(mels), (batch,), generator=gen)
-        logits = clf(mels[idx])
-        loss = sum(F.cross_entropy(lg, tags[idx, k]) for k, lg in enumerate(logits))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    with torch.enable_grad():  # the caller may be under torch.no_grad (an evaluation)
+        for _ in range(steps):
+            idx = torch.randint(len(mels), (batch,), generator=gen)
+            logits = clf(mels[idx])
+            loss = sum(F.cross_entropy(lg, tags[idx, k]) for k, lg in enumerate(logits))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
     return clf.eval()
 
 
