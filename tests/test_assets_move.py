@@ -33,3 +33,19 @@ def test_a_preset_with_another_mel_config_is_refused(tmp_path):
         move_to_preset(src, "gpu", tmp_path / "b.safetensors")
     with pytest.raises(ValueError, match="unknown preset 'laptop9'"):
         move_to_preset(src, "laptop9", tmp_path / "b.safetensors")
+
+
+def test_sidecars_measured_on_the_weights_come_along(tmp_path):
+    """A decode or vocoder verdict measured on these weights is carried to the new file (re-tied to
+    its SHA-256); one measured on other weights is left behind."""
+    import json
+
+    src, _ = _file(tmp_path)
+    src.with_suffix(".decode.json").write_text(json.dumps({"weights_sha256": ckpt.sha256(src),
+                                                           "decode": {"sigma_mid": 0.05}}))
+    src.with_suffix(".choice.json").write_text(json.dumps({"weights_sha256": "0" * 64, "default": "neural"}))
+    out = move_to_preset(src, "laptop4s", tmp_path / "b.safetensors")
+    carried = json.loads(out.with_suffix(".decode.json").read_text())
+    assert carried == {"weights_sha256": ckpt.sha256(out), "decode": {"sigma_mid": 0.05},
+                       "carried_from": "a.safetensors"}
+    assert not out.with_suffix(".choice.json").exists()  # stale: measured on other weights

@@ -11,6 +11,7 @@ commands that reproduce each model.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 from pathlib import Path
@@ -130,7 +131,9 @@ def move_to_preset(src: str | Path, preset: str, out: str | Path) -> Path:
     and the ``--preset`` of its reproduce command renamed (for a configuration trained under a
     working name, e.g. ``laptop4s``, that becomes a shipped preset), with a fresh model card.
     The preset's configuration must be the one the file was trained with: its mel and network
-    config are compared and a difference is refused, naming the field."""
+    config are compared and a difference is refused, naming the field. Sidecars measured on these
+    very weights (``<name>.decode.json``, ``<name>.choice.json``) come along, re-tied to the new
+    file's SHA-256 (the weights are bit-identical) and marked ``carried_from``."""
     _known_preset(preset)
     tensors, meta = ckpt.read(src)
     old = meta.get("preset")
@@ -144,4 +147,13 @@ def move_to_preset(src: str | Path, preset: str, out: str | Path) -> Path:
     meta["moved_from_preset"] = old
     ckpt.save(out, tensors, meta)
     Path(out).with_suffix(".md").write_text(model_card(Path(out).name, meta))
+    old_sha, new_sha = ckpt.sha256(src), ckpt.sha256(out)
+    for suffix in SIDECARS:
+        side = Path(src).with_suffix(suffix)
+        if side.is_file() and (settings := json.loads(side.read_text())).get("weights_sha256") == old_sha:
+            settings |= {"weights_sha256": new_sha, "carried_from": Path(src).name}
+            Path(out).with_suffix(suffix).write_text(json.dumps(settings, indent=1) + "\n")
     return Path(out)
+
+
+SIDECARS = (".decode.json", ".choice.json")  # measured on a file's weights, tied to its SHA-256
