@@ -329,9 +329,11 @@ def render_repertoire(cfg: MelConfig, split: str = "train", n: int = 96, *, seed
         return hit
     out = _render(cfg, split, n, seed, names, renderer, sf, renditions_per_piece, clips_per_rendition,
                   workers, cache_dir, progress)
-    out = out._replace(waves=np.stack(out.waves))
+    # 16-bit PCM, the form the cache keeps: the first call returns the very waveforms later calls
+    # read back (a training resumed on a cache hit sees the same data as the run it resumes)
+    pcm = np.round(np.clip(np.stack(out.waves), -1, 1) * 32767).astype(np.int16)
+    out = out._replace(waves=pcm.astype(np.float32) / 32767.0)
     if use_cache:
-        pcm = np.round(np.clip(out.waves, -1, 1) * 32767).astype(np.int16)
         manifest = {"key": key, "n": len(out.labels), "summary": _summary_to_json(out.summary)}
         _save_cache(path, {"waves_pcm16": pcm, "info_json": _json_bytes(out.info),
                            **_labels_to_arrays(out.labels)}, manifest)
