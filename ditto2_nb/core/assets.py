@@ -98,9 +98,10 @@ def model_card(name: str, meta: dict) -> str:
     tr, hist = meta.get("train", {}), meta.get("history", {})
     loss = hist.get("loss", [])
     k = max(len(loss) // 20, 1)
+    data = meta.get("data_description") or meta.get("training_data") or "the preset procedural training set"
     lines = [f"# {name}", "",
              f"* kind: {meta.get('kind')} (preset `{meta.get('preset')}`)",
-             f"* data: {meta.get('data_description', 'the preset procedural training set')}",
+             f"* data: {data}",
              f"* training: {meta.get('steps')} steps of batch {tr.get('batch_size')}, Adam lr "
              f"{tr.get('lr')}, EMA {tr.get('ema_decay')}, seed {tr.get('seed')}",
              f"* time: {float(meta.get('train_seconds', 0)) / 60:.1f} min on {meta.get('machine')}"
