@@ -414,13 +414,6 @@ VOCODERS = ("default", "griffin_lim", "neural")
 GRIFFIN_LIM = "Griffin-Lim (32 iterations) + look-ahead limiter at 0.98"
 
 
-def default_vocoder(preset: str) -> tuple[str, str]:
-    """(``"neural"`` or ``"griffin_lim"``, why): the preset's default vocoder, as the library picks it
-    (:func:`~ditto2_nb.audio.neural.vocoder_choice`: the trained one when ``benchmarks/vocoder.py``'s
-    verdict beside its file names it, for these very weights)."""
-    return vocoder_choice(preset)
-
-
 class ProtocolVocoder:
     """The claims' vocoder (:func:`protocol_vocoder`): mel -> audio through the limiter, without
     autograd (evaluation only), with ``name`` ("griffin_lim" / "neural"), ``description`` (for
@@ -447,13 +440,13 @@ class ProtocolVocoder:
 
 
 def protocol_vocoder(preset: str, cfg, choice: str = "default") -> ProtocolVocoder:
-    """The vocoder the claims hear their outputs through: ``choice`` "default"
-    (:func:`default_vocoder`), "griffin_lim" (32 iterations) or "neural" (the preset's trained
-    vocoder; a ``CheckpointError`` naming the training command when it has none). Both end in the
-    same look-ahead limiter at 0.98."""
+    """The vocoder the claims hear their outputs through: ``choice`` "default" (the library's
+    :func:`~ditto2_nb.audio.neural.vocoder_choice`), "griffin_lim" (32 iterations) or "neural" (the
+    preset's trained vocoder; a ``CheckpointError`` naming the training command when it has none).
+    Both end in the same look-ahead limiter at 0.98."""
     if choice not in VOCODERS:
         raise ValueError(f"vocoder {choice!r}: choose one of {VOCODERS}")
-    name, why = default_vocoder(preset) if choice == "default" else (choice, "asked for (--vocoder)")
+    name, why = vocoder_choice(preset) if choice == "default" else (choice, "asked for (--vocoder)")
     if name == "griffin_lim":
         voc = GriffinLimVocoder(cfg)
         return ProtocolVocoder(voc, name, GRIFFIN_LIM, "", {"name": name, "asked": choice, "why": why,

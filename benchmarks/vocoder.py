@@ -72,6 +72,11 @@ from ditto2_nb.data.repertoire import render_repertoire, repertoire_sizes
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
+
+
+def _shown(path: Path) -> str:
+    """A path as the results name it: relative to the repository when inside it."""
+    return str(path.resolve().relative_to(ROOT)) if path.resolve().is_relative_to(ROOT) else str(path)
 OTHER_RESOLUTIONS = ((2048, 512), (512, 128), (256, 64))
 RTF_LIMIT = 0.5  # DITTO-2's real-time factor at batch 1 the default vocoder must keep
 
@@ -279,9 +284,7 @@ def main(argv=None) -> dict:
             methods[name][case + "_min"] = round(min(values), 5)  # the least disturbed run
     ratios = [n / g for n, g in zip(times["neural"]["rtf_batch1"], times["griffin_lim"]["rtf_batch1"])]
     neural_meta = vocoders["neural"].meta
-    root = ROOT
-    shown = path.resolve().relative_to(root) if path.resolve().is_relative_to(root) else path
-    methods["neural"] |= {"file": str(shown), "sha256": ckpt.sha256(path),
+    methods["neural"] |= {"file": _shown(path), "sha256": ckpt.sha256(path),
                           "parameters": neural_meta.get("parameters"), "steps": neural_meta.get("steps"),
                           "train_seconds": neural_meta.get("train_seconds"),
                           "trained_on": neural_meta.get("machine"), "design": neural_meta.get("design"),
@@ -335,8 +338,7 @@ def main(argv=None) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
     if a.out is None:  # the verdict beside the vocoder file: the library's default follows it
-        evidence = str(out.resolve().relative_to(ROOT)) if out.resolve().is_relative_to(ROOT) else str(out)
-        write_choice(path, result["default"], evidence, result["verdict"]["rule"])
+        write_choice(path, result["default"], _shown(out), result["verdict"]["rule"])
     print(json.dumps({k: result[k] for k in ("default", "verdict")}, indent=1))
     print(f"wrote {out}")
     return result

@@ -190,7 +190,7 @@ def test_claims_benchmark_writes_the_protocol_schema(tmp_path):
     assert all("judge" not in m for m in r["controls"]["intensity"]["methods"].values())
     assert r["claims"][1]["metrics"]["melody"] == "pitch judge pitch_class_accuracy"
     # the vocoder: Griffin-Lim on ci unless the preset has a trained default vocoder
-    expected = claims.default_vocoder("ci")[0]
+    expected = claims.vocoder_choice("ci")[0]
     assert pr["vocoder_choice"]["name"] == expected and pr["vocoder_choice"]["asked"] == "default"
     assert (pr["vocoder"] == claims.GRIFFIN_LIM) == (expected == "griffin_lim")
     assert r["evaluation"].startswith("griffin-lim-32" if expected == "griffin_lim" else "trained neural")
@@ -418,17 +418,17 @@ def test_vocoder_choice_follows_the_benchmark_and_the_file(tmp_path, monkeypatch
     from ditto2_nb.audio import neural
 
     claims = _claims_module()
-    assert claims.default_vocoder("ci") == ("griffin_lim", "no trained vocoder for preset 'ci'")
+    assert claims.vocoder_choice("ci") == ("griffin_lim", "no trained vocoder for preset 'ci'")
     voc = claims.ckpt.save(tmp_path / "vocoder_ci.safetensors", {"w": torch.zeros(1)}, {"kind": "vocoder"})
     monkeypatch.setattr(neural, "vocoder_file", lambda preset: voc)
-    assert "never benchmarked" in claims.default_vocoder("ci")[1]
+    assert "never benchmarked" in claims.vocoder_choice("ci")[1]
     neural.write_choice(voc, "griffin_lim", "vocoder_ci.json", "rule")
-    assert claims.default_vocoder("ci") == (
+    assert claims.vocoder_choice("ci") == (
         "griffin_lim", "vocoder_ci.choice.json: the benchmark kept Griffin-Lim (vocoder_ci.json)")
     neural.write_choice(voc, "neural", "vocoder_ci.json", "rule")
-    assert claims.default_vocoder("ci")[0] == "neural"
+    assert claims.vocoder_choice("ci")[0] == "neural"
     claims.ckpt.save(voc, {"w": torch.ones(1)}, {"kind": "vocoder"})  # retrained: the verdict is stale
-    assert "other weights" in claims.default_vocoder("ci")[1]
+    assert "other weights" in claims.vocoder_choice("ci")[1]
     with pytest.raises(ValueError, match="'neural' or 'griffin_lim'"):
         neural.write_choice(voc, "hifigan", "x", "y")
     monkeypatch.setattr(claims, "vocoder_file", lambda preset: tmp_path / "vocoder_ci.safetensors")

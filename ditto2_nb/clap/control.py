@@ -59,15 +59,14 @@ class ClapControl(Control):
         return self.scorer.embed_audio(self.check(mel))
 
     def loss(self, mel: torch.Tensor) -> torch.Tensor:
-        if not self.augment:
-            a = self.feature(mel)
-            return 1.0 - (a * _broadcast(self.text_embedding.to(a), len(a))).sum(-1)
         from .training import ClapRecipe, augment_mel  # the scorer's own training augmentations
 
-        mel, view = self.check(mel), ClapRecipe()
+        mel = self.check(mel)
+        views = [augment_mel(mel, self._views, ClapRecipe(), self.cfg)  # type: ignore[attr-defined]
+                 for _ in range(self.augment)] or [mel]
         per_view = []
-        for _ in range(self.augment):
-            a = self.scorer.embed_audio(augment_mel(mel, self._views, view, self.cfg))  # type: ignore[attr-defined]
+        for x in views:
+            a = self.scorer.embed_audio(x)
             per_view.append(1.0 - (a * _broadcast(self.text_embedding.to(a), len(a))).sum(-1))
         return torch.stack(per_view).mean(0)
 

@@ -192,11 +192,11 @@ def train_clap(preset: str | Preset = "laptop", evaluator: bool = False, out: st
                     progress=progress, device=dev)
     ema_model = ema.model.cpu().eval()
     metrics, record = quick_metrics(ema_model, p), training_record(p, ds)
+    whose = "the evaluators' own clips" if evaluator else "the training clips"
     card = {**meta, "steps": tcfg.steps, "train_seconds": round(hist.seconds, 1),
             "peak_rss_mb": round(peak_rss_mb()), "machine": machine(), "history": hist.to_dict(),
             "parameters": count_parameters(ema_model), "metrics": metrics,
-            **({} if p.data.source == "procedural" and evaluator else record),  # (its seeds are its own)
-            "data_description": _clips_words(p, record, evaluator) + f"; {recipe.captions_per_clip} "
+            **record, "data_description": f"{record['training_data']} ({whose}); {recipe.captions_per_clip} "
                                 + ("evaluator-wording captions per clip (attribute lists)"
                                    if recipe.net.text == "words" else
                                    "captions per clip embedded once by frozen all-MiniLM-L6-v2"),
@@ -205,15 +205,6 @@ def train_clap(preset: str | Preset = "laptop", evaluator: bool = False, out: st
     export_ema(out, ema_model, card)
     _extend_card(out, card)
     return out
-
-
-def _clips_words(p: Preset, record: dict[str, str], evaluator: bool) -> str:
-    if p.data.source == "procedural":
-        n = p.data.n_train
-        return (f"{n} procedural clips (seeds from {ds_seed(p, evaluator)}), "
-                f"{p.mel.frames} frames of {p.mel.n_mels} mels")
-    split = "the evaluators' own pieces" if evaluator else "the training pieces"
-    return f"{record['training_data']} ({split})"
 
 
 def ds_seed(p: Preset, evaluator: bool) -> int:

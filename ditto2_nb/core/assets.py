@@ -127,6 +127,9 @@ def machine() -> str:
     return f"{os.cpu_count()} CPU cores ({platform.machine()}, {isa}), {gpu}, torch {torch.__version__}"
 
 
+SIDECARS = (".decode.json", ".choice.json")  # measured on a file's weights, tied to its SHA-256
+
+
 def move_to_preset(src: str | Path, preset: str, out: str | Path) -> Path:
     """Write the model file ``src`` as ``preset``'s: the same weights, its metadata's ``preset``
     and the ``--preset`` of its reproduce command renamed (for a configuration trained under a
@@ -156,5 +159,3 @@ def move_to_preset(src: str | Path, preset: str, out: str | Path) -> Path:
             Path(out).with_suffix(suffix).write_text(json.dumps(settings, indent=1) + "\n")
     return Path(out)
 
-
-SIDECARS = (".decode.json", ".choice.json")  # measured on a file's weights, tied to its SHA-256

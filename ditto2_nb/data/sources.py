@@ -37,8 +37,9 @@ def training_record(preset: Preset, ds: MelDataset) -> dict[str, str]:
     if n_rendered:
         pieces = len({lab.source for lab in ds.labels if lab.genre != "procedural"})
         parts.append(f"{n_rendered} rendered repertoire clips ({pieces} pieces)")
-    if len(ds) - n_rendered:
-        parts.append(f"{len(ds) - n_rendered} procedural clips (seed {preset.data.seed})")
+    if len(ds) - n_rendered:  # its seed range: the training clips', or the evaluators' own
+        first = next(lab.seed for lab in ds.labels if lab.genre == "procedural")
+        parts.append(f"{len(ds) - n_rendered} procedural clips (seeds from {first})")
     words = " + ".join(parts) + f", {preset.mel.frames} frames of {preset.mel.n_mels} mels"
     digest = hashlib.sha256(ds.mels.numpy().astype(np.float32).tobytes()).hexdigest()[:16]
     return {"training_data": f"{SOURCE_WORDS[preset.data.source]}: {words}", "training_data_sha256": digest}
