@@ -179,27 +179,31 @@ def _random_melody_text(g: torch.Generator, n: int = 9) -> str:
     return " ".join(tokens)
 
 
-def _notes_of(text: str, beat_s: float, *, octave_shift: int = 0, acc_sign: int = 1,
-              rests_advance: bool = True, seconds: bool = True, default_octave: int = 4) -> np.ndarray:
-    """The library's reading of note names (``controls.melody._note_names``) and typical misreadings:
-    ``[notes, 3]`` (onset, duration, MIDI)."""
-    from ...controls.melody import _SEMITONE
-
-    rows, t = [], 0.0
-    unit = beat_s if seconds else 1.0
+def _rewritten(text: str, token_fn) -> str:
+    """The melody with each ``name:beats`` token's name passed through ``token_fn`` (None drops the
+    token): how a misreading of the notation reads the same melody."""
+    out = []
     for token in text.split():
-        name, _, beats = token.partition(":")
-        length = float(beats) if beats else 1.0
-        if name == "r":
-            t += length * unit if rests_advance else 0.0
-            continue
-        letter, rest = name[0], name[1:]
-        acc = rest[:1] if rest[:1] in ("#", "b") else ""
-        octave = int(rest[len(acc):]) if rest[len(acc):] else default_octave
-        midi = 12 * (octave + 1) + _SEMITONE[letter] + acc_sign * {"#": 1, "b": -1, "": 0}[acc] + octave_shift
-        rows.append((t, length * unit, midi))
-        t += length * unit
-    return np.array(rows, dtype=np.float64).reshape(-1, 3)
+        name, colon, beats = token.partition(":")
+        if (new := token_fn(name)) is not None:
+            out.append(new + colon + beats)
+    return " ".join(out)
+
+
+def _read(melody: str, beat_s: float) -> np.ndarray:
+    """The library's reading of note names (:func:`ditto2_nb.controls.melody_from_text`'s):
+    ``[notes, 3]`` rows of (onset s, duration s, MIDI)."""
+    from ...controls.melody import _note_names
+
+    return np.array([tuple(n) for n in _note_names(melody, beat_s)], dtype=np.float64).reshape(-1, 3)
+
+
+def _swapped_accidentals(name: str) -> str:
+    return name.replace("#", "%").replace("b", "#").replace("%", "b")
+
+
+def _bare_octave(octave: int):
+    return lambda name: name if name == "r" or name[-1].isdigit() else name + str(octave)
 
 
 def check_typed_notes(fn: Callable) -> None:
@@ -207,14 +211,15 @@ def check_typed_notes(fn: Callable) -> None:
     reads them (:func:`ditto2_nb.controls.melody_from_text`): C4 = MIDI 60, ``#``/``b`` one semitone
     up/down, octave 4 when none is written, ``:beats`` lengths (one beat by default) of ``60 / bpm``
     seconds each, ``r`` a rest that only advances time."""
-    from ...controls.melody import _note_names
-
+    octave = ("the octave numbers are off by one: C4 is middle C, MIDI 60, so MIDI = 12 * (octave + 1) "
+              "+ semitone.")
+    default = "a note without an octave number is in octave 4 (the one of middle C)."
     g = _gen()
     for _ in range(3):
         text = _random_melody_text(g)
         bpm = float(torch.randint(60, 181, (1,), generator=g))
         beat_s = 60.0 / bpm
-        want = np.array([tuple(n) for n in _note_names(text, beat_s)], dtype=np.float64).reshape(-1, 3)
+        want = _read(text, beat_s)
         out = _call(fn, text, bpm, what=f"my_notes({text!r}, bpm={bpm:g})")
         try:
             got = np.array([tuple(float(v) for v in n) for n in out], dtype=np.float64).reshape(-1, 3)
@@ -227,22 +232,17 @@ def check_typed_notes(fn: Callable) -> None:
             extra = (" Rests ('r') are no notes: they only move the time on." if len(got) == len(want) + rests
                      else "")
             raise TutorError(f"{what} returned {len(got)} notes; the melody has {len(want)}.{extra}")
-        mistakes = [
-            ("the octave numbers are off by one: C4 is middle C, MIDI 60, so MIDI = 12 * (octave + 1) + "
-             "semitone.", _notes_of(text, beat_s, octave_shift=12)),
-            ("the octave numbers are off by one: C4 is middle C, MIDI 60, so MIDI = 12 * (octave + 1) + "
-             "semitone.", _notes_of(text, beat_s, octave_shift=-12)),
+        mistakes = [  # each misreading read by the library itself, on a rewritten melody or tempo
+            (octave, want + [0, 0, 12]), (octave, want - [0, 0, 12]),
             ("sharps and flats are swapped: '#' raises a note by one semitone, 'b' lowers it.",
-             _notes_of(text, beat_s, acc_sign=-1)),
+             _read(_rewritten(text, _swapped_accidentals), beat_s)),
             ("a rest must move the time on by its length, so the next note starts later.",
-             _notes_of(text, beat_s, rests_advance=False)),
+             _read(_rewritten(text, lambda n: None if n == "r" else n), beat_s)),
             ("the onsets and durations are in beats: convert them to seconds (one beat lasts 60 / bpm s).",
-             _notes_of(text, beat_s, seconds=False)),
-            ("one beat lasts 60 / bpm seconds, not bpm / 60.", _notes_of(text, bpm / 60.0)),
-            ("a note without an octave number is in octave 4 (the one of middle C).",
-             _notes_of(text, beat_s, default_octave=3)),
-            ("a note without an octave number is in octave 4 (the one of middle C).",
-             _notes_of(text, beat_s, default_octave=5)),
+             _read(text, 1.0)),
+            ("one beat lasts 60 / bpm seconds, not bpm / 60.", _read(text, bpm / 60.0)),
+            (default, _read(_rewritten(text, _bare_octave(3)), beat_s)),
+            (default, _read(_rewritten(text, _bare_octave(5)), beat_s)),
         ]
         _compare(torch.from_numpy(got), torch.from_numpy(want), what, rtol=1e-6, atol=1e-6,
                  mistakes=[(m, torch.from_numpy(v)) for m, v in mistakes if v.shape == want.shape],
